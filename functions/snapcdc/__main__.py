@@ -1,0 +1,3 @@
+from snapcdc.local.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""The pipeline's Athena statements, one function per template in ``sql/``.
+
+Each function validates its parameters against the contract and renders its template. The
+rendered SQL is what Athena runs in AWS and what the embedded DuckDB engine runs here.
+
+Result shapes (what readers of the result CSV rely on):
+
+- ``check_export``: one row ``row_count, duplicate_keys, duplicate_sample, empty_keys, ragged_rows``.
+- ``delta`` and ``first_load``: ``op`` (INSERT / UPDATE / DELETE) then the new version's
+  columns in file order; DELETE rows carry the old row's values.
+
+>>> print(drop_export_table("snapcdc_tenant", "test_table__v1"), end="")
+DROP TABLE IF EXISTS `snapcdc_tenant`.`test_table__v1`
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from snapcdc.contract import ContractError, TableConfig, TableSchema
+from snapcdc.contract import validate_glue_name as validate_name
+from snapcdc.sqlrender import render
+
+# Every export table gets one more column than the file declares: OpenCSVSerde drops fields
+# past the last column silently, so a row with too many fields shows up as a value here.
+EXTRA_COLUMN = "_snapcdc_extra"
+
+CHECK_COLUMNS = ("row_count", "duplicate_keys", "duplicate_sample", "empty_keys", "ragged_rows")
+OPS = ("INSERT", "UPDATE", "DELETE")
+
+
+def create_database(database: str) -> str:
+    return render("create_database", database=validate_name(database, "database"))
+
+
+def create_export_table(
+    database: str, table: str, columns: Sequence[str], location: str, config: TableConfig
+) -> str:
+    """An external table over every object under ``location`` (an ``s3://`` prefix)."""
+    return render(
+        "create_export_table",
+        database=validate_name(database, "database"),
+        table=validate_name(table, "table"),
+        columns=list(columns),
+        extra_column=EXTRA_COLUMN,
+        location=location,
+        delimiter=config.delimiter,
+        quote=config.quote,
+        escape=config.escape,
+        header=config.header,
+    )
+
+
+def check_export(database: str, table: str, schema: TableSchema) -> str:
+    return render(
+        "check_export",
+        database=validate_name(database, "database"),
+        table=validate_name(table, "table"),
+        columns=list(schema.columns),
+        key=list(schema.key),
+        extra_column=EXTRA_COLUMN,
+    )
+
+
+def delta(
+    database: str,
+    prev_table: str,
+    prev: TableSchema,
+    new_table: str,
+    new: TableSchema,
+) -> str:
+    """INSERT/UPDATE/DELETE rows that turn ``prev_table``'s rows into ``new_table``'s."""
+    return render(
+        "delta",
+        database=validate_name(database, "database"),
+        prev_table=validate_name(prev_table, "table"),
+        new_table=validate_name(new_table, "table"),
+        **delta_columns(prev, new),
+    )
+
+
+def delta_columns(prev: TableSchema, new: TableSchema) -> dict[str, object]:
+    """How the columns of two versions line up, matched by name (case-insensitively).
+
+    A column present on one side only compares as NULL on the other, so every row kept
+    across a column change becomes an UPDATE carrying the new row's values.
+    """
+    if [k.lower() for k in prev.key] != [k.lower() for k in new.key]:
+        raise ContractError(f"key changed from {list(prev.key)} to {list(new.key)}")
+    prev_by = {c.lower(): c for c in prev.columns}
+    new_by = {c.lower(): c for c in new.columns}
+    keys = {k.lower() for k in new.key}
+    compared = []  # (prev name or None, new name or None) for every non-key column
+    for folded in list(new_by) + [f for f in prev_by if f not in new_by]:
+        if folded not in keys:
+            compared.append((prev_by.get(folded), new_by.get(folded)))
+    return {
+        "key": [(prev_by[k.lower()], k) for k in new.key],
+        "compared": compared,
+        # output columns: the new version's, each with its name on the previous side (or None)
+        "output": [(prev_by.get(c.lower()), c) for c in new.columns],
+    }
+
+
+def first_load(database: str, table: str, schema: TableSchema) -> str:
+    return render(
+        "first_load",
+        database=validate_name(database, "database"),
+        table=validate_name(table, "table"),
+        columns=list(schema.columns),
+    )
+
+
+def drop_export_table(database: str, table: str) -> str:
+    return render(
+        "drop_export_table",
+        database=validate_name(database, "database"),
+        table=validate_name(table, "table"),
+    )

@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS {{ database | hive_ident }}.{{ table | hive_ident }}
