@@ -5,7 +5,8 @@ rendered SQL is what Athena runs in AWS and what the embedded DuckDB engine runs
 
 Result shapes (what readers of the result CSV rely on):
 
-- ``check_export``: one row ``row_count, duplicate_keys, duplicate_sample, empty_keys, ragged_rows``.
+- ``check_export``: one row ``row_count, duplicate_keys, duplicate_sample, empty_keys,
+  ragged_rows``.
 - ``delta`` and ``first_load``: ``op`` (INSERT / UPDATE / DELETE) then the new version's
   columns in file order; DELETE rows carry the old row's values.
 
@@ -36,7 +37,14 @@ def create_database(database: str) -> str:
 def create_export_table(
     database: str, table: str, columns: Sequence[str], location: str, config: TableConfig
 ) -> str:
-    """An external table over every object under ``location`` (an ``s3://`` prefix)."""
+    """An external table over every object under ``location`` (an ``s3://`` prefix).
+
+    An escape character equal to the quote character means RFC 4180 doubled quotes, which
+    OpenCSVSerde understands anyway, so it is rendered as "no escape character".
+    """
+    escape = None if config.escape == config.quote else config.escape
+    if escape is not None and escape == config.delimiter:
+        raise ContractError(f"escape and delimiter must differ, both are {escape!r}")
     return render(
         "create_export_table",
         database=validate_name(database, "database"),
@@ -46,7 +54,7 @@ def create_export_table(
         location=location,
         delimiter=config.delimiter,
         quote=config.quote,
-        escape=config.escape,
+        escape=escape,
         header=config.header,
     )
 
@@ -75,6 +83,8 @@ def delta(
         database=validate_name(database, "database"),
         prev_table=validate_name(prev_table, "table"),
         new_table=validate_name(new_table, "table"),
+        prev_columns=list(prev.columns),
+        new_columns=list(new.columns),
         **delta_columns(prev, new),
     )
 

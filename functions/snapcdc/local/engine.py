@@ -1,0 +1,583 @@
+"""An embedded Athena: the pipeline's Athena SQL executed on DuckDB.
+
+What it does, statement by statement:
+
+- ``CREATE DATABASE``: a DuckDB schema.
+- ``CREATE EXTERNAL TABLE`` (OpenCSVSerde, STRING columns): the definition is remembered;
+  nothing is read yet. Files are resolved **at query time**, as Athena lists S3 when a query
+  runs: the table's ``LOCATION`` goes through ``resolve_location`` to local files, objects whose
+  name starts with ``_`` or ``.`` are skipped (Hive's hidden files), ``.gz`` files are gunzipped.
+  The rows are then read exactly as Athena's OpenCSVSerde reads them (see
+  :mod:`snapcdc.local.engine_opencsv`) into an in-memory DuckDB table, which is reused while the
+  files stay the same (same paths, sizes and modification times).
+- ``DROP TABLE``: forgets the definition and the rows.
+- ``SELECT`` / ``WITH``: transpiled with sqlglot from Athena (Trino) to DuckDB and run.
+
+Results come out as Athena writes them to S3: a CSV file with a header row, every value in
+double quotes, NULL as an empty unquoted field, ``\\n`` line ends, column names lowercased (Trino
+folds identifiers). Errors raise :class:`EngineError` with an Athena-like one-line message
+(``TABLE_NOT_FOUND: ...``, ``HIVE_BAD_DATA: ...``).
+
+Where Athena's result cannot be reproduced exactly (a line end other than the file's, a NUL
+byte, bytes that are not UTF-8, an unsupported SerDe or property) the engine raises instead of
+computing something Athena would not.
+
+>>> import tempfile, pathlib
+>>> tmp = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (tmp / "e.csv").write_text("k;v\\nPK1;a\\nPK2;\\n")
+>>> engine = AthenaEngine(mapping_resolver({"s3://bucket/t/": [tmp / "e.csv"]}))
+>>> _ = engine.execute("CREATE DATABASE d")
+>>> _ = engine.execute(
+...     "CREATE EXTERNAL TABLE d.t (k STRING, v STRING) "
+...     "ROW FORMAT SERDE 'org.apache.hadoop.hive.serde2.OpenCSVSerde' "
+...     "WITH SERDEPROPERTIES ('separatorChar' = ';') LOCATION 's3://bucket/t/' "
+...     "TBLPROPERTIES ('skip.header.line.count' = '1')")
+>>> result = engine.execute('SELECT "K", v FROM d.t ORDER BY k', output_path=tmp / "r.csv")
+>>> print((tmp / "r.csv").read_text(), end="")
+"k","v"
+"PK1","a"
+"PK2",""
+>>> (result.columns, result.row_count, result.statement_type)
+(('k', 'v'), 2, 'DML')
+"""
+
+# DuckDB SQL is assembled here from identifiers and literals quoted by _q / _lit only.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError
+
+from snapcdc.local.engine_ddl import CreateDatabase, DdlError, DropTable, ExternalTable, parse_ddl
+from snapcdc.local.engine_opencsv import NO_ESCAPE, regular_line_patterns, split_line
+
+Resolver = Callable[[str], Sequence[str | os.PathLike[str]]]
+
+# Where the rows of external tables live; user databases never get this name.
+STORAGE_SCHEMA = "snapcdc_engine_storage"
+DEFAULT_DATABASE = "default"
+COMPRESSED_SUFFIXES = {".gz": "gzip", ".zst": "zstd"}
+UNSUPPORTED_SUFFIXES = (".bz2", ".snappy", ".lz4", ".deflate", ".zip")
+
+
+class EngineError(RuntimeError):
+    """A statement failed; ``str(error)`` is a one-line Athena-like reason."""
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))
+
+    @property
+    def error_type(self) -> str:
+        """The leading category (``TABLE_NOT_FOUND``, ``HIVE_BAD_DATA``, ...)."""
+        head = str(self).split(":", 1)[0]
+        return head if head.isupper() or "_" in head else "GENERIC_INTERNAL_ERROR"
+
+
+@dataclass
+class QueryResult:
+    """What one statement produced.
+
+    ``rows`` holds the result in memory when no ``output_path`` was given (for tests and small
+    results); otherwise the CSV file is the result.
+    """
+
+    statement_type: str  # 'DDL' or 'DML'
+    columns: tuple[str, ...] = ()
+    row_count: int = 0
+    data_scanned_bytes: int = 0
+    output_path: Path | None = None
+    rows: list[tuple[Any, ...]] | None = None
+
+
+def file_resolver(location: str) -> list[str]:
+    """Default resolver: a ``file://`` URI or a plain directory/file path, listed recursively.
+
+    ``s3://`` locations need a resolver that knows where the objects are, e.g.
+    :func:`mapping_resolver` in tests or the emulator's S3-backed one.
+    """
+    if location.startswith("s3://"):
+        raise EngineError(f"HIVE_FILESYSTEM_ERROR: no resolver configured for {location}")
+    path = Path(location.removeprefix("file://"))
+    if path.is_file():
+        return [str(path)]
+    if not path.is_dir():
+        return []
+    return sorted(str(p) for p in path.rglob("*") if p.is_file())
+
+
+def mapping_resolver(mapping: Mapping[str, Iterable[str | os.PathLike[str]]]) -> Resolver:
+    """A resolver from a fixed ``{location: [local files]}`` mapping (tests, ``snapcdc diff``).
+
+    Trailing slashes do not matter; an unknown location holds no files, like an empty prefix.
+    """
+    table = {k.rstrip("/"): [str(p) for p in v] for k, v in mapping.items()}
+
+    def resolve(location: str) -> list[str]:
+        return list(table.get(location.rstrip("/"), []))
+
+    return resolve
+
+
+@dataclass
+class _Loaded:
+    """An external table's rows, materialized from a given set of files."""
+
+    signature: tuple[tuple[str, int, int], ...]
+    scanned_bytes: int
+
+
+@dataclass
+class _Catalog:
+    databases: set[str] = field(default_factory=lambda: {DEFAULT_DATABASE})
+    tables: dict[tuple[str, str], ExternalTable] = field(default_factory=dict)
+
+
+class AthenaEngine:
+    """Run Athena SQL on DuckDB; see the module docstring for the semantics.
+
+    ``resolve_location`` maps a table's LOCATION URI to local file paths (default:
+    :func:`file_resolver`). ``max_cached_tables`` bounds how many tables' rows stay in memory
+    between queries. The engine may be shared between threads: statements run one at a time
+    (DuckDB still uses all cores for each).
+    """
+
+    def __init__(
+        self,
+        resolve_location: Resolver | None = None,
+        *,
+        max_cached_tables: int = 16,
+        threads: int | None = None,
+    ):
+        self._resolve = resolve_location or file_resolver
+        self._max_cached = max_cached_tables
+        self._lock = threading.RLock()
+        self._catalog = _Catalog()
+        self._loaded: OrderedDict[tuple[str, str], _Loaded] = OrderedDict()
+        self._con = duckdb.connect(":memory:")
+        if threads:
+            self._con.execute(f"SET threads = {int(threads)}")
+        # Athena promises no row order without ORDER BY; not keeping one lets DuckDB stream.
+        self._con.execute("SET preserve_insertion_order = false")
+        self._con.execute(f'CREATE SCHEMA "{STORAGE_SCHEMA}"')
+        self._con.execute(f'CREATE SCHEMA IF NOT EXISTS "{DEFAULT_DATABASE}"')
+
+    # -- public API -------------------------------------------------------------------------
+
+    def execute(
+        self,
+        sql: str,
+        database: str | None = None,
+        output_path: str | os.PathLike[str] | None = None,
+    ) -> QueryResult:
+        """Run one statement; write the result CSV to ``output_path`` when given."""
+        statement = _parse_one(sql)
+        database = (database or DEFAULT_DATABASE).lower()
+        out = Path(output_path) if output_path is not None else None
+        with self._lock:
+            if isinstance(statement, exp.Query):
+                return self._query(statement, database, out)
+            try:
+                ddl = parse_ddl(statement)
+            except DdlError as exc:
+                raise EngineError(str(exc)) from None
+            self._ddl(ddl, database)
+            if out is not None:
+                # Athena writes a (here empty) text result for DDL too.
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(b"")
+            return QueryResult(statement_type="DDL", output_path=out)
+
+    def tables(self) -> dict[tuple[str, str], ExternalTable]:
+        """The external tables defined so far, by ``(database, table)``."""
+        with self._lock:
+            return dict(self._catalog.tables)
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()
+
+    def __enter__(self) -> AthenaEngine:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- DDL ----------------------------------------------------------------------------------
+
+    def _ddl(self, ddl: CreateDatabase | DropTable | ExternalTable, database: str) -> None:
+        catalog = self._catalog
+        if isinstance(ddl, CreateDatabase):
+            if ddl.database in catalog.databases:
+                if not ddl.if_not_exists:
+                    raise EngineError(
+                        f"AlreadyExistsException: Database {ddl.database} already exists"
+                    )
+                return
+            self._con.execute(f"CREATE SCHEMA {_q(ddl.database)}")
+            catalog.databases.add(ddl.database)
+        elif isinstance(ddl, ExternalTable):
+            db = ddl.database or database
+            self._require_database(db)
+            key = (db, ddl.table)
+            if key in catalog.tables:
+                if not ddl.if_not_exists:
+                    raise EngineError(
+                        f"AlreadyExistsException: Table {db}.{ddl.table} already exists"
+                    )
+                return
+            catalog.tables[key] = ddl
+        elif isinstance(ddl, DropTable):
+            db = ddl.database or database
+            key = (db, ddl.table)
+            if key not in catalog.tables:
+                if not ddl.if_exists:
+                    raise EngineError(f"SemanticException: Table not found {db}.{ddl.table}")
+                return
+            del catalog.tables[key]
+            self._unload(key)
+
+    def _require_database(self, database: str) -> None:
+        if database not in self._catalog.databases:
+            raise EngineError(f"SCHEMA_NOT_FOUND: Schema '{database}' does not exist")
+
+    # -- queries --------------------------------------------------------------------------------
+
+    def _query(self, query: exp.Query, database: str, out: Path | None) -> QueryResult:
+        self._require_database(database)
+        scanned = sum(self._ensure_loaded(key) for key in self._referenced_tables(query, database))
+        try:
+            sql = query.sql(dialect="duckdb")
+        except sqlglot.errors.SqlglotError as exc:
+            raise EngineError(f"NOT_SUPPORTED: {exc}") from None
+        con = self._con
+        try:
+            con.execute(f"SET schema = {_lit(database)}")
+            relation = con.sql(sql)
+            columns = tuple(c.lower() for c in relation.columns)
+            if out is None:
+                rows = relation.fetchall()
+                return QueryResult("DML", columns, len(rows), scanned, None, rows)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            aliases = ", ".join(_q(c) for c in columns)
+            (count,) = con.execute(
+                f"COPY (SELECT * FROM ({sql}) AS _result({aliases})) TO {_lit(str(out))} "
+                "(FORMAT csv, HEADER true, FORCE_QUOTE *, NEW_LINE '\\n')"
+            ).fetchone()
+            return QueryResult("DML", columns, int(count), scanned, out, None)
+        except duckdb.Error as exc:
+            raise EngineError(_duckdb_message(exc)) from None
+
+    def _referenced_tables(self, query: exp.Query, database: str) -> list[tuple[str, str]]:
+        """Catalog tables a query reads; unknown tables raise like Athena does."""
+        ctes = {cte.alias_or_name.lower() for cte in query.find_all(exp.CTE)}
+        keys: list[tuple[str, str]] = []
+        for table in query.find_all(exp.Table):
+            if not table.name:  # table functions, VALUES, ...
+                continue
+            name = table.name.lower()
+            db = table.db.lower() if table.db else None
+            if db is None and name in ctes:
+                continue
+            key = (db or database, name)
+            if key not in self._catalog.tables:
+                if key[0] not in self._catalog.databases:
+                    raise EngineError(f"SCHEMA_NOT_FOUND: Schema '{key[0]}' does not exist")
+                raise EngineError(
+                    f"TABLE_NOT_FOUND: Table 'awsdatacatalog.{key[0]}.{key[1]}' does not exist"
+                )
+            if key not in keys:
+                keys.append(key)
+        return keys
+
+    # -- reading external tables ------------------------------------------------------------------
+
+    def _ensure_loaded(self, key: tuple[str, str]) -> int:
+        """Make the table's rows current; return the bytes its files hold (data scanned)."""
+        table = self._catalog.tables[key]
+        files = self._files(table)
+        signature = tuple((f, *_stat(f)) for f in files)
+        loaded = self._loaded.get(key)
+        if loaded is None or loaded.signature != signature:
+            self._materialize(key, table, files)
+            loaded = _Loaded(signature, sum(size for _, size, _ in signature))
+            self._loaded[key] = loaded
+        self._loaded.move_to_end(key)
+        while len(self._loaded) > self._max_cached:
+            oldest = next(iter(self._loaded))
+            if oldest == key:
+                break
+            self._unload(oldest)
+        return loaded.scanned_bytes
+
+    def _files(self, table: ExternalTable) -> list[str]:
+        try:
+            paths = [str(p) for p in self._resolve(table.location)]
+        except EngineError:
+            raise
+        except Exception as exc:  # a resolver failing is an S3 error to the caller
+            raise EngineError(
+                f"HIVE_FILESYSTEM_ERROR: cannot list {table.location}: {exc}"
+            ) from None
+        files = []
+        for path in sorted(paths):
+            name = os.path.basename(path)
+            if name.startswith(("_", ".")):
+                continue
+            if name.lower().endswith(UNSUPPORTED_SUFFIXES):
+                raise EngineError(
+                    f"NOT_SUPPORTED: compression of {name} is not supported by the embedded engine"
+                )
+            files.append(path)
+        return files
+
+    def _materialize(self, key: tuple[str, str], table: ExternalTable, files: list[str]) -> None:
+        storage = _storage_name(key)
+        con = self._con
+        n = len(table.columns)
+        column_list = ", ".join(_q(c) for c in table.columns)
+        try:
+            if files:
+                con.execute(f"CREATE OR REPLACE TABLE {storage} AS {_split_sql(table, files)}")
+                irregular = con.execute(
+                    f"SELECT rowid, _raw FROM {storage} WHERE _raw IS NOT NULL"
+                ).fetchall()
+                if irregular:
+                    self._fix_irregular(storage, table, irregular)
+            else:
+                fields = ", ".join(f"NULL::VARCHAR AS c{i}" for i in range(n))
+                con.execute(
+                    f"CREATE OR REPLACE TABLE {storage} AS "
+                    f"SELECT NULL::VARCHAR AS _raw, {fields} LIMIT 0"
+                )
+            con.execute(
+                f"CREATE OR REPLACE VIEW {_q(key[0])}.{_q(key[1])} ({column_list}) AS "
+                f"SELECT {', '.join(f'c{i}' for i in range(n))} FROM {storage}"
+            )
+        except duckdb.Error as exc:
+            con.execute(f"DROP TABLE IF EXISTS {storage}")
+            raise EngineError(_read_error(exc, table)) from None
+
+    def _fix_irregular(
+        self, storage: str, table: ExternalTable, rows: list[tuple[int, str]]
+    ) -> None:
+        """Tier 3: lines the SQL tiers leave alone, split in Python exactly like Trino."""
+        n = len(table.columns)
+        fmt = table.csv
+        assignments = ", ".join(f"c{i} = ?" for i in range(n))
+        params = [
+            [*split_line(raw, n, fmt.separator, fmt.quote, fmt.escape), rowid]
+            for rowid, raw in rows
+        ]
+        self._con.executemany(f"UPDATE {storage} SET {assignments} WHERE rowid = ?", params)
+
+    def _unload(self, key: tuple[str, str]) -> None:
+        self._loaded.pop(key, None)
+        self._con.execute(f"DROP VIEW IF EXISTS {_q(key[0])}.{_q(key[1])}")
+        self._con.execute(f"DROP TABLE IF EXISTS {_storage_name(key)}")
+
+
+def _split_sql(table: ExternalTable, files: list[str]) -> str:
+    """The SELECT that reads ``files`` line by line and splits each line (tiers 1 and 2).
+
+    Lines needing tier 3 keep their text in ``_raw`` and get their fields afterwards.
+    """
+    fmt = table.csv
+    n = len(table.columns)
+    sep, quote = _lit(fmt.separator), _lit(fmt.quote)
+    specials = [f"contains(line, {_lit(c)})" for c in (fmt.quote, fmt.escape) if c != NO_ESCAPE]
+    regular, field_re, pair_re = regular_line_patterns(fmt)
+    compression = {_compression(f) for f in files}
+    # Every line as one column: no delimiter can occur (a NUL byte would fail the read), no
+    # quoting; empty lines come through as NULL, which OpenCSVSerde also makes a row of NULLs.
+    reads = []
+    for comp in sorted(compression):
+        group = [f for f in files if _compression(f) == comp]
+        reads.append(
+            f"SELECT line FROM read_csv([{', '.join(_lit(f) for f in group)}], "
+            "columns = {'line': 'VARCHAR'}, delim = '\\0', quote = '', escape = '', "
+            f"header = false, auto_detect = false, skip = {table.header_lines}, "
+            f"compression = {_lit(comp)})"
+        )
+    lines = " UNION ALL ".join(reads)
+    decoded = (
+        f"list_transform(regexp_extract_all({sep} || line, {_lit(field_re)}, 1), "
+        f"lambda x: CASE WHEN starts_with(x, {quote}) "
+        f"THEN regexp_replace(x[2:-2], {_lit(pair_re)}, '\\1', 'g') ELSE x END)"
+    )
+    fields = ", ".join(f"f[{i + 1}] AS c{i}" for i in range(n))
+    return f"""
+        SELECT CASE WHEN tier = 3 THEN line END AS _raw, {fields}
+        FROM (
+            SELECT line, tier,
+                CASE tier
+                    WHEN 1 THEN string_split(line, {sep})
+                    WHEN 2 THEN {decoded}
+                END AS f
+            FROM (
+                SELECT line,
+                    CASE
+                        WHEN line IS NULL THEN 0
+                        WHEN NOT ({" OR ".join(specials)}) THEN 1
+                        WHEN regexp_full_match(line, {_lit(regular)}) THEN 2
+                        ELSE 3
+                    END AS tier
+                FROM ({lines})
+            )
+        )
+    """
+
+
+def _compression(path: str) -> str:
+    suffix = Path(path).suffix.lower()
+    return COMPRESSED_SUFFIXES.get(suffix, "none")
+
+
+def _stat(path: str) -> tuple[int, int]:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise EngineError(f"HIVE_FILESYSTEM_ERROR: cannot read {path}: {exc.strerror}") from None
+    return st.st_size, st.st_mtime_ns
+
+
+def _parse_one(sql: str) -> exp.Expression:
+    if not isinstance(sql, str) or not sql.strip():
+        raise EngineError("INVALID_INPUT: empty statement")
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="athena") if s is not None]
+    except ParseError as exc:
+        errors = exc.errors[0] if exc.errors else {}
+        where = f"line {errors.get('line', 1)}:{errors.get('col', 1)}: " if errors else ""
+        raise EngineError(f"SYNTAX_ERROR: {where}{errors.get('description', str(exc))}") from None
+    if len(statements) != 1:
+        raise EngineError("INVALID_INPUT: Only one sql statement is allowed")
+    statement = statements[0]
+    if isinstance(statement, exp.Command):
+        raise EngineError(
+            f"NOT_SUPPORTED: statement not supported by the embedded engine: {sql.strip()[:60]}"
+        )
+    return statement
+
+
+def _storage_name(key: tuple[str, str]) -> str:
+    return f"{_q(STORAGE_SCHEMA)}.{_q(key[0] + '.' + key[1])}"
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _duckdb_message(exc: duckdb.Error) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, duckdb.CatalogException):
+        return f"SEMANTIC_ERROR: {first}"
+    if isinstance(exc, duckdb.BinderException | duckdb.ParserException):
+        return f"SYNTAX_ERROR: {first}"
+    return f"GENERIC_INTERNAL_ERROR: {first}"
+
+
+def _read_error(exc: duckdb.Error, table: ExternalTable) -> str:
+    text = str(exc)
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    where = f"table {table.database}.{table.table} at {table.location}"
+    file = next(
+        (
+            ln.split("=", 1)[1].strip()
+            for ln in text.splitlines()
+            if ln.strip().startswith("file =")
+        ),
+        None,
+    )
+    if file:
+        where += f" (file {os.path.basename(file)})"
+    lowered = text.lower()
+    if "gzip" in lowered or "zlib" in lowered or "compress" in lowered:
+        return f"HIVE_CURSOR_ERROR: cannot decompress {where}: {first}"
+    if "unicode" in lowered or "utf" in lowered:
+        return f"HIVE_BAD_DATA: {where} is not valid UTF-8 text"
+    if "expected number of columns" in lowered:
+        return (
+            f"HIVE_BAD_DATA: {where} contains a NUL byte, which the embedded engine does not read"
+        )
+    if "invalid state" in lowered or "new_line" in lowered or "newline" in lowered:
+        return (
+            f"NOT_SUPPORTED: {where} mixes line terminators (e.g. a lone carriage return), "
+            "which the embedded engine does not read"
+        )
+    return f"HIVE_CURSOR_ERROR: cannot read {where}: {first}"
+
+
+def read_athena_csv(path: str | os.PathLike[str]) -> tuple[list[str], list[list[str | None]]]:
+    """Read a result file as Athena wrote it: ``(header, rows)`` with NULL as ``None``.
+
+    An unquoted empty field is NULL, a quoted one is the empty string (Python's csv module
+    cannot tell them apart before 3.12, hence this small reader).
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "r.csv"
+    >>> _ = p.write_text('"op","a","b"\\n"INSERT","say ""hi""\\nthere",\\n')
+    >>> read_athena_csv(p)
+    (['op', 'a', 'b'], [['INSERT', 'say "hi"\\nthere', None]])
+    """
+    records = parse_athena_csv(Path(path).read_text(encoding="utf-8"))
+    if not records:
+        return [], []
+    return [h or "" for h in records[0]], records[1:]
+
+
+def parse_athena_csv(text: str) -> list[list[str | None]]:
+    """Split Athena CSV text into records (see :func:`read_athena_csv`)."""
+    records: list[list[str | None]] = []
+    record: list[str | None] = []
+    i, n = 0, len(text)
+    while i < n:
+        if text[i] == '"':
+            parts, j = [], i + 1
+            while True:
+                k = text.find('"', j)
+                if k < 0:
+                    raise ValueError(f"unterminated quoted field at offset {i}")
+                if text.startswith('""', k):
+                    parts.append(text[j : k + 1])
+                    j = k + 2
+                    continue
+                parts.append(text[j:k])
+                i = k + 1
+                break
+            record.append("".join(parts))
+        else:
+            j = i
+            while j < n and text[j] not in ",\n":
+                j += 1
+            record.append(text[i:j] or None)
+            i = j
+        if i >= n:
+            break
+        if text[i] == ",":
+            i += 1
+            if i >= n or text[i] == "\n":
+                record.append(None)
+        if i < n and text[i] == "\n":
+            records.append(record)
+            record = []
+            i += 1
+        elif i < n and text[i] != "," and text[i - 1] != ",":
+            raise ValueError(f"unexpected {text[i]!r} after a field at offset {i}")
+    if record:
+        records.append(record)
+    return records

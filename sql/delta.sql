@@ -1,0 +1,37 @@
+{#-
+  The operations that turn the previous version's rows into the new version's: one full outer
+  join on the key, one row per changed key. Non-key columns are matched by name and compared
+  NULL-safely; a column present on one side only compares as NULL, so when columns are added
+  or removed every kept row is an UPDATE and the target converges to the new shape.
+  Output: op, then the new version's columns in file order; a DELETE carries the old values
+  (NULL for a column the old version did not have).
+-#}
+SELECT
+  CASE
+    WHEN p._snapcdc_side IS NULL THEN 'INSERT'
+    WHEN n._snapcdc_side IS NULL THEN 'DELETE'
+    ELSE 'UPDATE'
+  END AS op,
+{% for prev_name, new_name in output %}
+  {% if prev_name is none %}
+  n.{{ new_name | ident }}{% if not loop.last %},{% endif +%}
+  {% else %}
+  CASE WHEN n._snapcdc_side IS NULL THEN p.{{ prev_name | ident }} ELSE n.{{ new_name | ident }} END AS {{ new_name | ident }}{% if not loop.last %},{% endif +%}
+  {% endif %}
+{% endfor %}
+FROM (
+  SELECT {% for name in prev_columns %}{{ name | ident }}, {% endfor %}1 AS _snapcdc_side
+  FROM {{ database | ident }}.{{ prev_table | ident }}
+) AS p
+FULL OUTER JOIN (
+  SELECT {% for name in new_columns %}{{ name | ident }}, {% endfor %}1 AS _snapcdc_side
+  FROM {{ database | ident }}.{{ new_table | ident }}
+) AS n
+  ON {% for prev_name, new_name in key %}p.{{ prev_name | ident }} = n.{{ new_name | ident }}{% if not loop.last %} AND {% endif %}{% endfor %}
+
+WHERE p._snapcdc_side IS NULL
+  OR n._snapcdc_side IS NULL
+{% for prev_name, new_name in compared %}
+  OR {% if prev_name is none %}NULL{% else %}p.{{ prev_name | ident }}{% endif %} IS DISTINCT FROM {% if new_name is none %}NULL{% else %}n.{{ new_name | ident }}{% endif %}
+
+{% endfor %}
