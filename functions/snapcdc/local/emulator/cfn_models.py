@@ -1,0 +1,293 @@
+"""What moto's CloudFormation lacks for this stack, filled in where moto looks for it.
+
+moto creates a resource by looking up a model class for its ``Type``; unknown types are
+skipped and every ``!Ref`` to them resolves to nothing. Three gaps matter here:
+
+- ``AWS::Athena::WorkGroup`` and ``AWS::Glue::Database`` have no model: :class:`AthenaWorkGroup`
+  and :class:`GlueDatabase` create them in moto's Athena and Glue backends from the template's
+  properties, and ``!Ref`` gives their name as in AWS.
+- ``AWS::StepFunctions::StateMachine`` is created in the plain Step Functions backend, which
+  does not execute anything, and ignores ``Definition``, ``DefinitionS3Location`` and
+  ``DefinitionSubstitutions``. :func:`installed` replaces its creation so the state machine
+  lands in the executing backend with the substituted definition, under the same ARN.
+
+Everything is driven by the deployed template; nothing here knows this stack's resources.
+
+>>> substitute('{"Resource": "${Fn}", "Next": "${Missing}"}', {"Fn": "arn:x"})
+'{"Resource": "arn:x", "Next": "${Missing}"}'
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from unittest import mock
+
+from moto.core.common_models import CloudFormationModel
+
+SUBSTITUTION_RE = re.compile(r"\$\{([A-Za-z0-9_.:\-]+)\}")
+
+
+def substitute(definition: str, substitutions: dict[str, Any]) -> str:
+    """Apply ``DefinitionSubstitutions`` like CloudFormation: ``${Name}`` -> value.
+
+    Unknown names are left as they are (Step Functions then rejects or ignores them).
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in substitutions:
+            return match.group(0)
+        value = substitutions[name]
+        return value if isinstance(value, str) else json.dumps(value)
+
+    return SUBSTITUTION_RE.sub(replace, definition)
+
+
+class AthenaWorkGroup(CloudFormationModel):
+    """``AWS::Athena::WorkGroup`` -> moto Athena ``CreateWorkGroup``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.name
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "Name"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::Athena::WorkGroup"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr in ("CreationTime",)
+
+    def get_cfn_attribute(self, attribute_name: str) -> Any:
+        from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+        if attribute_name == "CreationTime":
+            return "1970-01-01T00:00:00Z"
+        raise UnformattedGetAttTemplateException()
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> AthenaWorkGroup:
+        from moto.athena.models import athena_backends
+
+        props = cloudformation_json.get("Properties", {})
+        name = props.get("Name", resource_name)
+        athena_backends[account_id][region_name].create_work_group(
+            name=name,
+            configuration=json.loads(json.dumps(props.get("WorkGroupConfiguration", {}))),
+            description=props.get("Description", ""),
+            tags=props.get("Tags", []),
+        )
+        return cls(name)
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+    ) -> AthenaWorkGroup:
+        cls.delete_from_cloudformation_json(
+            original_resource.name, cloudformation_json, account_id, region_name
+        )
+        return cls.create_from_cloudformation_json(
+            new_resource_name, cloudformation_json, account_id, region_name
+        )
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+    ) -> None:
+        from moto.athena.models import athena_backends
+
+        athena_backends[account_id][region_name].delete_work_group(resource_name)
+
+    def is_created(self) -> bool:
+        return True
+
+
+class GlueDatabase(CloudFormationModel):
+    """``AWS::Glue::Database`` -> moto Glue ``CreateDatabase``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.name
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return ""
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::Glue::Database"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return False
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> GlueDatabase:
+        from moto.glue.models import glue_backends
+
+        database_input = dict(cloudformation_json.get("Properties", {}).get("DatabaseInput", {}))
+        # Glue stores names in lowercase; CloudFormation generates one when none is given.
+        name = str(database_input.get("Name") or resource_name).lower()
+        database_input["Name"] = name
+        glue_backends[account_id][region_name].create_database(name, database_input)
+        return cls(name)
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+    ) -> GlueDatabase:
+        return original_resource
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+    ) -> None:
+        from moto.glue.models import glue_backends
+
+        glue_backends[account_id][region_name].delete_database(resource_name)
+
+    def is_created(self) -> bool:
+        return True
+
+
+def state_machine_definition(props: dict[str, Any], read_s3: Any) -> str:
+    """The definition a state machine resource declares, substitutions applied.
+
+    ``read_s3(bucket, key)`` fetches ``DefinitionS3Location`` (the packaged template form).
+    """
+    if "DefinitionString" in props:
+        definition = props["DefinitionString"]
+    elif "Definition" in props:
+        definition = json.dumps(props["Definition"])
+    elif "DefinitionS3Location" in props:
+        location = props["DefinitionS3Location"]
+        definition = read_s3(location["Bucket"], location["Key"])
+    else:
+        raise ValueError(
+            "state machine has none of DefinitionString, Definition, DefinitionS3Location"
+        )
+    return substitute(definition, props.get("DefinitionSubstitutions") or {})
+
+
+def _create_state_machine(
+    cls: Any,
+    resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
+    **kwargs: Any,
+) -> Any:
+    from moto.s3.models import s3_backends
+    from moto.stepfunctions.responses import get_backend
+
+    def read_s3(bucket: str, key: str) -> str:
+        return s3_backends[account_id]["aws"].get_object(bucket, key).value.decode()
+
+    props = cloudformation_json["Properties"]
+    name = props.get("StateMachineName", resource_name)
+    tags = [{"key": t["Key"], "value": t["Value"]} for t in props.get("Tags", [])]
+    # The backend the Step Functions API answers from: the executing one under mock_aws config.
+    return get_backend(account_id, region_name).create_state_machine(
+        name=name,
+        definition=state_machine_definition(props, read_s3),
+        roleArn=props.get("RoleArn", ""),
+        tags=tags,
+        loggingConfiguration=props.get("LoggingConfiguration"),
+        tracingConfiguration=props.get("TracingConfiguration"),
+        sm_type=props.get("StateMachineType", "STANDARD"),
+    )
+
+
+def _delete_state_machine(
+    cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+) -> None:
+    from moto.stepfunctions.responses import get_backend
+
+    get_backend(account_id, region_name).delete_state_machine(resource_name)
+
+
+_STATE_MACHINE_ATTRS = ("Arn", "Name", "StateMachineName", "DefinitionString", "RoleArn", "Tags")
+
+
+def _state_machine_attribute(self: Any, attribute_name: str, original: Any = None) -> Any:
+    if attribute_name == "Arn":
+        return self.arn
+    if attribute_name == "StateMachineRevisionId":
+        return getattr(self, "revision_id", None) or self.arn
+    return original(self, attribute_name)
+
+
+def refresh_model_registry() -> None:
+    """moto caches its type -> model map; rebuild it so the models above are found."""
+    from moto.cloudformation import parsing
+
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()
+
+
+@contextmanager
+def installed() -> Iterator[None]:
+    """Make moto's CloudFormation create what it otherwise skips, while the block runs."""
+    from moto.stepfunctions.models import StateMachine
+
+    refresh_model_registry()
+    original_attribute = StateMachine.get_cfn_attribute
+    with (
+        mock.patch.object(
+            StateMachine, "create_from_cloudformation_json", classmethod(_create_state_machine)
+        ),
+        mock.patch.object(
+            StateMachine, "delete_from_cloudformation_json", classmethod(_delete_state_machine)
+        ),
+        mock.patch.object(
+            StateMachine,
+            "get_cfn_attribute",
+            lambda self, name: _state_machine_attribute(self, name, original_attribute),
+        ),
+        mock.patch.object(
+            StateMachine,
+            "has_cfn_attr",
+            classmethod(
+                lambda cls, attr: attr in (*_STATE_MACHINE_ATTRS, "StateMachineRevisionId")
+            ),
+        ),
+    ):
+        yield

@@ -1,0 +1,158 @@
+"""One emulated AWS account running a CloudFormation stack in this process.
+
+:class:`Emulator` starts moto, installs the bridges for what moto does not do by itself, and
+deploys the template like ``aws cloudformation package`` + ``deploy`` would:
+
+==========================  =================================================================
+gap in moto                 bridged by
+==========================  =================================================================
+Lambda invoke (no docker)   :mod:`.lambdas`: the handler in ``functions/`` runs in process
+Athena runs no query        :mod:`.athena`: the DuckDB engine runs it, results land in S3
+CFN skips some resources    :mod:`.cfn_models`: Athena workgroup, Glue database, executable
+                            state machine with ``DefinitionSubstitutions``
+CFN ignores bucket          :func:`.cfn.apply_bucket_notifications`
+notifications
+S3 -> EventBridge -> SFN    :mod:`.eventbridge`: the S3 event as AWS sends it, rule matching,
+                            ``StartExecution`` without a name
+unnamed executions          :mod:`.stepfunctions`: a UUID name like AWS
+no Kinesis ESM poller       :mod:`.kinesis`: polls shards, batches, retries, bisects, DLQ
+==========================  =================================================================
+
+Every bridge reads its configuration from the deployed stack (rule patterns and targets,
+mapping settings, function environment), never from a copy of it.
+
+Usage::
+
+    with Emulator(Path("cfn.yaml"), parameters={"QueryPollSeconds": "1"}) as aws:
+        aws.client("s3").put_object(Bucket=aws.stack.physical_id("ImportBucket"), ...)
+        aws.settle()
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import boto3
+
+from snapcdc.local.emulator import cfn, cfn_models, stepfunctions
+from snapcdc.local.emulator.athena import AthenaBridge, EngineLike
+from snapcdc.local.emulator.eventbridge import EventBridgeBridge
+from snapcdc.local.emulator.kinesis import KinesisPoller
+from snapcdc.local.emulator.lambdas import LambdaRuntime
+from snapcdc.local.emulator.s3files import S3Files
+
+log = logging.getLogger(__name__)
+
+MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+ARTIFACTS_BUCKET = "snapcdc-local-artifacts"
+
+
+def default_engine_factory(resolve_location: Callable[[str], list[str]]) -> EngineLike:
+    from snapcdc.local.engine import AthenaEngine
+
+    return AthenaEngine(resolve_location)
+
+
+class Emulator:
+    """moto + bridges + the deployed stack; a context manager (see the module docstring)."""
+
+    def __init__(
+        self,
+        template: Path,
+        *,
+        parameters: dict[str, str] | None = None,
+        stack_name: str = "snapcdc",
+        region: str = "us-east-1",
+        engine_factory: Callable[[Callable[[str], list[str]]], EngineLike] = default_engine_factory,
+        athena_workers: int = 1,
+        poll_kinesis_in_background: bool = True,
+    ) -> None:
+        self.template_path = Path(template)
+        self.parameters = dict(parameters or {})
+        self.stack_name = stack_name
+        self.region = region
+        self.engine_factory = engine_factory
+        self.athena_workers = athena_workers
+        self.poll_kinesis_in_background = poll_kinesis_in_background
+        self._exit = ExitStack()
+        self.stack: cfn.Stack
+        self.lambdas: LambdaRuntime
+        self.events: EventBridgeBridge
+        self.athena: AthenaBridge
+        self.kinesis: KinesisPoller
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def __enter__(self) -> Emulator:
+        try:
+            self._start()
+        except BaseException:
+            self._exit.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._exit.close()
+
+    def _start(self) -> None:
+        from moto import mock_aws
+
+        enter = self._exit.enter_context
+        # Lambdas write their environment into os.environ; give it back afterwards.
+        enter(mock.patch.dict(os.environ, {"AWS_DEFAULT_REGION": self.region}))
+        enter(mock_aws(config=MOTO_CONFIG))
+        account_id = boto3.client("sts", region_name=self.region).get_caller_identity()["Account"]
+        scratch = Path(enter(tempfile.TemporaryDirectory(prefix="snapcdc-emulator-")))
+
+        enter(cfn_models.installed())
+        enter(stepfunctions.installed())
+        self.lambdas = enter(LambdaRuntime().installed())
+        self.events = enter(EventBridgeBridge().installed())
+        files = S3Files(scratch / "s3", self.region)
+        self.athena = enter(
+            AthenaBridge(
+                self.engine_factory, files.resolve, self.region, account_id, self.athena_workers
+            ).installed()
+        )
+
+        template = cfn.load_template(self.template_path)
+        self.client("s3").create_bucket(Bucket=ARTIFACTS_BUCKET)
+        packaged = cfn.package(template, self.template_path.parent, ARTIFACTS_BUCKET, self.region)
+        self.stack = cfn.deploy(packaged, self.stack_name, self.region, self.parameters)
+        cfn.apply_bucket_notifications(self.stack)
+
+        self.kinesis = KinesisPoller(self.region)
+        self.kinesis.discover()
+        if self.poll_kinesis_in_background:
+            self.kinesis.start()
+            self._exit.callback(self.kinesis.stop)
+
+    # -- use -----------------------------------------------------------------------------
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, region_name=self.region)
+
+    def settle(self, timeout: float = 600.0) -> list[dict[str, Any]]:
+        """Wait until no execution runs and every Kinesis consumer has caught up.
+
+        Returns every execution (oldest first). Raises TimeoutError past ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        sfn = self.client("stepfunctions")
+        while True:
+            executions = stepfunctions.wait_until_idle(sfn, max(1.0, deadline - time.monotonic()))
+            self.kinesis.drain(timeout=max(1.0, deadline - time.monotonic()))
+            # Draining may not start executions, but settle only when both are quiet together.
+            again = stepfunctions.list_all_executions(sfn)
+            if all(e["status"] in stepfunctions.TERMINAL for e in again) and len(again) == len(
+                executions
+            ):
+                return again

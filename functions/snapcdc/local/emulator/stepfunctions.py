@@ -1,0 +1,155 @@
+"""Step Functions executions in moto: the one gap bridged here, and reading executions back.
+
+Gap: moto's executing backend names an execution started without a name ``None`` (so a second
+unnamed start collides with the first). AWS gives it a UUID; :func:`installed` does the same.
+EventBridge starts executions without a name, so this matters for every upload.
+
+The rest reads what the Step Functions API returns: which executions run, waiting for them,
+and :func:`history_rows`, the execution history as (state, type, seconds, error) rows.
+
+>>> rows = history_rows([
+...     {"type": "ExecutionStarted", "timestamp": 0},
+...     {"type": "TaskStateEntered", "timestamp": 1, "stateEnteredEventDetails": {"name": "Check"}},
+...     {"type": "TaskFailed", "timestamp": 3,
+...      "taskFailedEventDetails": {"error": "Boom", "cause": "x"}},
+...     {"type": "TaskStateExited", "timestamp": 3, "stateExitedEventDetails": {"name": "Check"}},
+... ])
+>>> [(r.state, r.type, r.seconds, r.error) for r in rows]
+[('Check', 'Task', 2.0, 'Boom: x')]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from unittest import mock
+
+TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+
+@contextmanager
+def installed() -> Iterator[None]:
+    """Unnamed ``StartExecution`` gets a UUID name, as in AWS, while the block runs."""
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    original = StepFunctionsParserBackend.start_execution
+
+    def start_execution(
+        self: Any, state_machine_arn: str, name: Any = None, *args: Any, **kwargs: Any
+    ) -> Any:
+        return original(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
+
+    with mock.patch.object(StepFunctionsParserBackend, "start_execution", start_execution):
+        yield
+
+
+def list_all_executions(sfn: Any) -> list[dict[str, Any]]:
+    """Every execution of every state machine, oldest first."""
+    executions = []
+    for page in sfn.get_paginator("list_state_machines").paginate():
+        for machine in page["stateMachines"]:
+            for epage in sfn.get_paginator("list_executions").paginate(
+                stateMachineArn=machine["stateMachineArn"]
+            ):
+                executions.extend(epage["executions"])
+    return sorted(executions, key=lambda e: e["startDate"])
+
+
+def wait_until_idle(sfn: Any, timeout: float, poll: float = 0.05) -> list[dict[str, Any]]:
+    """Wait until no execution is RUNNING and return all; TimeoutError past ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        executions = list_all_executions(sfn)
+        running = [e for e in executions if e["status"] not in TERMINAL]
+        if not running:
+            return executions
+        if time.monotonic() > deadline:
+            names = ", ".join(e["name"] for e in running)
+            raise TimeoutError(f"executions still running after {timeout:.0f}s: {names}")
+        time.sleep(poll)
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One state of an execution: its name, type, how long it ran and the error it raised."""
+
+    state: str
+    type: str
+    seconds: float
+    error: str | None
+
+
+def _seconds(value: Any) -> float:
+    return value.timestamp() if isinstance(value, dt.datetime) else float(value)
+
+
+def _details(event: dict[str, Any]) -> dict[str, Any]:
+    for name, value in event.items():
+        if name.endswith("EventDetails") and isinstance(value, dict):
+            return value
+    return {}
+
+
+def history_rows(events: Iterable[dict[str, Any]]) -> list[HistoryRow]:
+    """Fold ``GetExecutionHistory`` events into one row per state entered."""
+    rows: list[HistoryRow] = []
+    open_states: list[tuple[str, str, float, list[str]]] = []  # name, type, entered, errors
+    execution_errors: list[str] = []
+    for event in events:
+        kind, details = event["type"], _details(event)
+        if kind.endswith("StateEntered"):
+            open_states.append(
+                (
+                    details.get("name", "?"),
+                    kind[: -len("StateEntered")],
+                    _seconds(event["timestamp"]),
+                    [],
+                )
+            )
+        elif kind.endswith("StateExited") and open_states:
+            name = details.get("name")
+            index = next(
+                (i for i in range(len(open_states) - 1, -1, -1) if open_states[i][0] == name), -1
+            )
+            state, state_type, entered, errors = open_states.pop(index)
+            rows.append(
+                HistoryRow(
+                    state,
+                    state_type,
+                    round(_seconds(event["timestamp"]) - entered, 3),
+                    "; ".join(errors) or None,
+                )
+            )
+        elif "error" in details and (kind.endswith("Failed") or kind.endswith("TimedOut")):
+            text = details["error"] + (f": {details['cause']}" if details.get("cause") else "")
+            if kind == "ExecutionFailed":
+                execution_errors.append(text)
+            elif open_states:
+                open_states[-1][3].append(text)
+    last = (
+        max((_seconds(e["timestamp"]) for e in events), default=0.0)
+        if isinstance(events, list)
+        else 0.0
+    )
+    for state, state_type, entered, errors in open_states:  # states the execution failed in
+        rows.append(
+            HistoryRow(
+                state,
+                state_type,
+                round(last - entered, 3),
+                "; ".join(errors + execution_errors) or None,
+            )
+        )
+    return rows
+
+
+def execution_history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
+        events.extend(page["events"])
+    return events
