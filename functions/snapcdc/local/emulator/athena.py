@@ -180,6 +180,7 @@ class AthenaBridge:
         self._engine_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="athena")
         self._futures: dict[str, Any] = {}
+        self._known_databases: set[str] = set()
         self._scratch = tempfile.TemporaryDirectory(prefix="snapcdc-athena-")
 
     @property
@@ -377,6 +378,7 @@ class AthenaBridge:
                 s3.head_bucket(Bucket=bucket)
             except Exception:
                 raise RuntimeError(f"Unable to verify/create output bucket {bucket}") from None
+            self._sync_databases()
             result = self.engine.execute(
                 execution.query, database=execution.database, output_path=str(local)
             )
@@ -398,6 +400,16 @@ class AthenaBridge:
         finally:
             execution.completed = time.time()
             local.unlink(missing_ok=True)
+
+    def _sync_databases(self) -> None:
+        """Athena sees every Glue database, also those created outside Athena (CloudFormation)."""
+        from moto.glue.models import glue_backends
+
+        for name in list(glue_backends[self.account_id][self.region].databases):
+            # Glue names are lowercase letters, digits and '_'; anything else never reaches SQL.
+            if name not in self._known_databases and re.fullmatch(r"[a-z0-9_]{1,255}", name):
+                self.engine.execute(f"CREATE DATABASE IF NOT EXISTS `{name}`")
+                self._known_databases.add(name)
 
     def _result_rows(self, execution: QueryExecution) -> list[list[str | None]]:
         if execution.rows is None:

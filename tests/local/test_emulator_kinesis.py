@@ -1,0 +1,110 @@
+"""The Kinesis event source mapping poller against the plumbing stack's consumer.
+
+The mapping (tests/local/plumbing/cfn.yaml): BatchSize 4, bisect on error, 2 retries,
+ReportBatchItemFailures, on-failure destination an SQS queue; the stream has 2 shards.
+"""
+
+from __future__ import annotations
+
+import json
+
+from boto3.dynamodb.types import TypeDeserializer
+
+
+def put(aws, partition_key, **data):
+    return aws.client("kinesis").put_record(
+        StreamName=aws.stack.physical_id("Stream"),
+        PartitionKey=partition_key,
+        Data=json.dumps(data).encode(),
+    )
+
+
+def applied(aws, partition_key):
+    item = (
+        aws.client("dynamodb")
+        .get_item(
+            TableName=aws.stack.physical_id("Table"), Key={"pk": {"S": f"order#{partition_key}"}}
+        )
+        .get("Item")
+    )
+    return [int(n) for n in TypeDeserializer().deserialize(item["ns"])] if item else []
+
+
+def dlq_messages(aws):
+    sqs = aws.client("sqs")
+    url = sqs.get_queue_url(QueueName=aws.stack.physical_id("DeadLetterQueue").rsplit("/", 1)[-1])[
+        "QueueUrl"
+    ]
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    for message in messages:
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return [json.loads(m["Body"]) for m in messages]
+
+
+def test_records_are_applied_in_order_per_shard_in_batches(plumbing):
+    before = plumbing.kinesis.invocations
+    keys = [f"order-{i}" for i in range(6)]
+    for n in range(5):
+        for key in keys:
+            put(plumbing, key, id=f"{key}-{n}", n=n)
+    plumbing.settle()
+    assert all(applied(plumbing, key) == [0, 1, 2, 3, 4] for key in keys)
+    # 30 records in batches of at most 4 over two shards: at least 8 invocations.
+    assert plumbing.kinesis.invocations - before >= 8
+
+
+def test_a_batch_item_failure_is_retried_from_that_record(plumbing):
+    for n in range(3):
+        put(plumbing, "flaky", id=f"flaky-{n}", n=n, flaky=(n == 1))
+    plumbing.settle()
+    assert applied(plumbing, "flaky") == [0, 1, 2]
+    assert dlq_messages(plumbing) == []
+
+
+def test_a_poison_record_goes_to_the_dlq_and_the_rest_is_applied(plumbing):
+    responses = [put(plumbing, "poison", id=f"poison-{n}", n=n, poison=(n == 2)) for n in range(4)]
+    plumbing.settle()
+    assert applied(plumbing, "poison") == [0, 1, 3]
+    [message] = dlq_messages(plumbing)
+    poison = responses[2]
+    assert message["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert message["requestContext"]["functionArn"].endswith(plumbing.stack.physical_id("Consumer"))
+    assert message["requestContext"]["approximateInvokeCount"] == 3  # first try + 2 retries
+    assert message["responseContext"]["functionError"] == "Unhandled"
+    info = message["KinesisBatchInfo"]
+    assert (
+        info["shardId"],
+        info["startSequenceNumber"],
+        info["endSequenceNumber"],
+        info["batchSize"],
+    ) == (
+        poison["ShardId"],
+        poison["SequenceNumber"],
+        poison["SequenceNumber"],
+        1,
+    )
+    assert info["streamArn"].endswith(plumbing.stack.physical_id("Stream"))
+
+
+def test_the_consumer_event_is_shaped_like_lambdas(plumbing):
+    seen = []
+
+    def spy(event, context, handler):
+        seen.append(event)
+        return handler(event, context)
+
+    consumer = plumbing.stack.physical_id("Consumer")
+    plumbing.lambdas.overrides[consumer] = spy
+    try:
+        response = put(plumbing, "shape", id="shape-0", n=0)
+        plumbing.settle()
+    finally:
+        del plumbing.lambdas.overrides[consumer]
+    [record] = [r for event in seen for r in event["Records"]]
+    assert record["eventID"] == f"{response['ShardId']}:{response['SequenceNumber']}"
+    assert record["eventSource"] == "aws:kinesis" and record["eventName"] == "aws:kinesis:record"
+    assert record["eventSourceARN"].endswith(f"stream/{plumbing.stack.physical_id('Stream')}")
+    assert record["kinesis"]["partitionKey"] == "shape"
+    assert record["kinesis"]["sequenceNumber"] == response["SequenceNumber"]
+    assert isinstance(record["kinesis"]["approximateArrivalTimestamp"], float)
+    assert record["invokeIdentityArn"].startswith("arn:aws:iam::")
