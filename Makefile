@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint demo clean
+.PHONY: install test lint checkov lambda package demo clean
 
 install: $(STAMP)
 
@@ -18,12 +18,36 @@ $(STAMP): pyproject.toml
 lint: install
 	$(BIN)/ruff check functions tests scripts
 	$(BIN)/ruff format --check functions tests scripts
+	$(BIN)/cfn-lint cfn.yaml
 
-test: lint
+# checkov pins an old boto3, so it gets its own venv (installed once, ~15 s).
+CHECKOV_VENV  := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+
+$(CHECKOV_STAMP):
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov>=3.2,<4'
+	touch $(CHECKOV_STAMP)
+
+checkov: $(CHECKOV_STAMP)
+	$(CHECKOV_VENV)/bin/checkov -f cfn.yaml --framework cloudformation --quiet --compact --skip-download
+
+test: lint checkov
 	$(BIN)/pytest -q
 
 demo: install
 	$(BIN)/snapcdc diff --demo data
 
+# The Lambda artifact: functions/snapcdc minus local/, the SQL templates, arm64 wheels.
+lambda: install
+	$(BIN)/python scripts/build_lambda.py build/lambda
+
+# Upload the artifact and the state machine definition; deploy build/packaged.yaml.
+S3_PREFIX ?= snapcdc
+package: lambda
+	@test -n "$(S3_BUCKET)" || { echo "usage: make package S3_BUCKET=<artifact bucket> [S3_PREFIX=snapcdc]"; exit 2; }
+	aws cloudformation package --template-file cfn.yaml --s3-bucket $(S3_BUCKET) \
+		--s3-prefix $(S3_PREFIX) --output-template-file build/packaged.yaml
+
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) build dist .pytest_cache .ruff_cache
