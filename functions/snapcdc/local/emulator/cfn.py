@@ -55,29 +55,47 @@ def zip_excluded(relative: str) -> bool:
     return in_excluded_dir or parts[-1] in ZIP_EXCLUDED_FILES or parts[-1].endswith(".pyc")
 
 
-def zip_directory(directory: Path) -> bytes:
-    """The deployment package for ``directory``, deterministic (sorted, fixed timestamps)."""
+def zip_directory(directory: Path, prefix: str = "") -> bytes:
+    """The deployment package for ``directory``, deterministic (sorted, fixed timestamps).
+
+    ``prefix`` goes in front of every name (``snapcdc/`` to zip a package as itself).
+    """
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(directory.rglob("*")):
             relative = path.relative_to(directory).as_posix()
             if path.is_file() and not zip_excluded(relative):
-                info = zipfile.ZipInfo(relative, date_time=(1980, 1, 1, 0, 0, 0))
+                info = zipfile.ZipInfo(prefix + relative, date_time=(1980, 1, 1, 0, 0, 0))
                 info.external_attr = 0o644 << 16
                 archive.writestr(info, path.read_bytes())
     return buffer.getvalue()
 
 
-def package(template: dict[str, Any], base_dir: Path, bucket: str, region: str) -> dict[str, Any]:
-    """Upload local artifacts the template names and point the template at them."""
+def package(
+    template: dict[str, Any],
+    base_dir: Path,
+    bucket: str,
+    region: str,
+    lambda_code: Path | None = None,
+) -> dict[str, Any]:
+    """Upload local artifacts the template names and point the template at them.
+
+    ``lambda_code``: a package directory zipped for every function whose ``Code`` is a local
+    path, instead of that path. The emulator runs handlers from the source in this process, so
+    it uploads that source rather than a build output (``build/lambda``) that may not exist.
+    """
     s3 = boto3.client("s3", region_name=region)
     packaged = json.loads(json.dumps(template))
+    source_zip = zip_directory(lambda_code, prefix=f"{lambda_code.name}/") if lambda_code else None
     for logical_id, resource in packaged.get("Resources", {}).items():
         props = resource.get("Properties") or {}
         kind = resource.get("Type")
         if kind == "AWS::Lambda::Function" and isinstance(props.get("Code"), str):
-            source = _local(base_dir, props["Code"], logical_id)
-            body = zip_directory(source) if source.is_dir() else source.read_bytes()
+            if source_zip is not None:
+                body = source_zip
+            else:
+                source = _local(base_dir, props["Code"], logical_id)
+                body = zip_directory(source) if source.is_dir() else source.read_bytes()
             key = f"{hashlib.md5(body).hexdigest()}.zip"  # noqa: S324 - a content name, as the CLI does
             s3.put_object(Bucket=bucket, Key=key, Body=body)
             props["Code"] = {"S3Bucket": bucket, "S3Key": key}

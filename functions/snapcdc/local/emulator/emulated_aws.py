@@ -74,6 +74,7 @@ class Emulator:
         engine_factory: Callable[[Callable[[str], list[str]]], EngineLike] = default_engine_factory,
         athena_workers: int = 1,
         poll_kinesis_in_background: bool = True,
+        lambda_code: Path | None = None,
     ) -> None:
         self.template_path = Path(template)
         self.parameters = dict(parameters or {})
@@ -82,6 +83,7 @@ class Emulator:
         self.engine_factory = engine_factory
         self.athena_workers = athena_workers
         self.poll_kinesis_in_background = poll_kinesis_in_background
+        self.lambda_code = lambda_code
         self._exit = ExitStack()
         self.stack: cfn.Stack
         self.lambdas: LambdaRuntime
@@ -125,7 +127,9 @@ class Emulator:
 
         template = cfn.load_template(self.template_path)
         self.client("s3").create_bucket(Bucket=ARTIFACTS_BUCKET)
-        packaged = cfn.package(template, self.template_path.parent, ARTIFACTS_BUCKET, self.region)
+        packaged = cfn.package(
+            template, self.template_path.parent, ARTIFACTS_BUCKET, self.region, self.lambda_code
+        )
         self.stack = cfn.deploy(packaged, self.stack_name, self.region, self.parameters)
         cfn.apply_bucket_notifications(self.stack)
 

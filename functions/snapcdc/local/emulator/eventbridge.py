@@ -164,9 +164,43 @@ class EventBridgeBridge:
             log.error(
                 "EventBridge rule %s -> %s failed: %s", rule.name, target["Arn"], delivery.error
             )
+            dead_letter = (target.get("DeadLetterConfig") or {}).get("Arn")
+            if dead_letter:
+                try:
+                    send_to_dead_letter_queue(dead_letter, event, rule, target, exc)
+                except Exception:  # lost, as in AWS when the DLQ is unusable; keep the log
+                    log.exception("could not send the event to %s", dead_letter)
         with self._lock:
             self.deliveries.append(delivery)
         return delivery
+
+
+def send_to_dead_letter_queue(
+    queue_arn: str, event: dict[str, Any], rule: Any, target: dict[str, Any], exc: Exception
+) -> None:
+    """What EventBridge sends to a target's dead-letter queue: the event, the reason as attributes.
+
+    (No retries first: the emulator's failures are not transient, so ``RetryPolicy`` is moot.)
+    """
+    import boto3
+
+    _, _, _, region, account, name = queue_arn.split(":")
+    sqs = boto3.client("sqs", region_name=region)
+    url = sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
+    attributes = {
+        "RULE_ARN": getattr(rule, "arn", ""),
+        "TARGET_ARN": target["Arn"],
+        "ERROR_CODE": code,
+        "ERROR_MESSAGE": str(exc)[:1000],
+    }
+    sqs.send_message(
+        QueueUrl=url,
+        MessageBody=json.dumps(event),
+        MessageAttributes={
+            k: {"DataType": "String", "StringValue": v or "-"} for k, v in attributes.items()
+        },
+    )
 
 
 def start_execution(state_machine_arn: str, execution_input: str, region: str) -> str:
