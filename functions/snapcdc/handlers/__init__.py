@@ -1,0 +1,16 @@
+"""Lambda entry points: thin wrappers that read settings, make clients and call one function.
+
+``Handler`` in cfn.yaml is ``snapcdc.handlers.<module>.handler`` for each module here.
+"""
+
+HANDLERS = (
+    "route",
+    "register",
+    "plan",
+    "query",
+    "check",
+    "publish",
+    "finish",
+    "mark_failed",
+    "consumer",
+)

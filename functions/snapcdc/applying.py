@@ -1,0 +1,111 @@
+"""Applying ops to the target table, idempotently, and reading a table back.
+
+Target item per row (partition key ``pk`` = ``tenant/table#rowkey``, so a table's rows spread
+over many partitions)::
+
+    {"pk": "tenant/test_table#PK1", "table_id": "tenant/test_table", "row_key": "PK1",
+     "version": "20201230_V0002", "op": "UPDATE", "deleted": false,
+     "row": {"PK": "PK1", "COL_1": "...", "COL_2": null}, "applied_at": "..."}
+
+Every write is conditional on ``attribute_not_exists(pk) OR version <= :v``: an op never makes
+a row older than the newest version applied to it, so replays and late retries are harmless. A
+DELETE writes a tombstone (``deleted: true``) instead of removing the item, so a replayed older
+INSERT cannot bring the row back. A refused (stale) op is skipped, not an error.
+
+>>> row_key(["PK1"])
+'PK1'
+>>> row_key(["a", "b|c"])
+'["a","b|c"]'
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from snapcdc.aws import client
+from snapcdc.dynamo import from_item, to_item, to_value
+from snapcdc.errors import OpError
+from snapcdc.leases import iso, utc_now
+from snapcdc.queries import OPS
+
+
+def row_key(values: list[str | None]) -> str:
+    """A row's key as text: the value itself for one key column, a JSON array for several."""
+    if len(values) == 1:
+        return "" if values[0] is None else values[0]
+    return json.dumps(values, separators=(",", ":"), ensure_ascii=False)
+
+
+def target_pk(table_id: str, key: str) -> str:
+    return f"{table_id}#{key}"
+
+
+def validate_op(op: Any) -> dict[str, Any]:
+    """Raise OpError unless ``op`` is a snapcdc op record (see ``snapcdc.publishing``)."""
+    if not isinstance(op, dict):
+        raise OpError(f"op record must be a JSON object, got {type(op).__name__}")
+    for name in ("op", "table_id", "version"):
+        if not isinstance(op.get(name), str) or not op[name]:
+            raise OpError(f"op record without {name}: {str(op)[:200]}")
+    if op["op"] not in OPS:
+        raise OpError(f"unknown op {op['op']!r} (expected one of {OPS})")
+    if not isinstance(op.get("key"), dict) or not op["key"]:
+        raise OpError(f"op record without key values: {str(op)[:200]}")
+    if not isinstance(op.get("row"), dict):
+        raise OpError(f"op record without row values: {str(op)[:200]}")
+    return op
+
+
+def apply_op(table_name: str, op: dict[str, Any]) -> str:
+    """Apply one op; returns ``applied`` or ``stale`` (a newer version is already there)."""
+    op = validate_op(op)
+    key = row_key(list(op["key"].values()))
+    deleted = op["op"] == "DELETE"
+    item = {
+        "pk": target_pk(op["table_id"], key),
+        "table_id": op["table_id"],
+        "row_key": key,
+        "version": op["version"],
+        "op": op["op"],
+        "deleted": deleted,
+        "applied_at": iso(utc_now()),
+    }
+    if not deleted:
+        item["row"] = op["row"]
+    try:
+        client("dynamodb").put_item(
+            TableName=table_name,
+            Item=to_item(item),
+            ConditionExpression="attribute_not_exists(pk) OR version <= :v",
+            ExpressionAttributeValues={":v": to_value(op["version"])},
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return "stale"
+        raise
+    return "applied"
+
+
+def read_items(table_name: str, table_id: str) -> list[dict[str, Any]]:
+    """Every item of one table, tombstones included (a filtered Scan: fine for inspection)."""
+    paginator = client("dynamodb").get_paginator("scan")
+    items = []
+    for page in paginator.paginate(
+        TableName=table_name,
+        FilterExpression="table_id = :t",
+        ExpressionAttributeValues={":t": {"S": table_id}},
+        ConsistentRead=True,
+    ):
+        items.extend(from_item(item) for item in page["Items"])
+    return sorted(items, key=lambda item: item["row_key"])
+
+
+def read_rows(table_name: str, table_id: str) -> list[dict[str, Any]]:
+    """The table's current rows (column -> value), tombstones excluded, ordered by key.
+
+    >>> # read_rows("target", "tenant/test_table") -> [{"PK": "PK1", "COL_1": ...}, ...]
+    """
+    return [item["row"] for item in read_items(table_name, table_id) if not item["deleted"]]

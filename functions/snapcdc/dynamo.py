@@ -1,0 +1,70 @@
+"""Plain Python values <-> DynamoDB attribute values.
+
+Numbers come back from DynamoDB as Decimal; they are turned into int (or float) so results can
+go straight into JSON (Step Functions state, logs).
+
+>>> to_item({"n": 3, "s": "x", "none": None, "m": {"a": None}})
+{'n': {'N': '3'}, 's': {'S': 'x'}, 'none': {'NULL': True}, 'm': {'M': {'a': {'NULL': True}}}}
+>>> from_item({"n": {"N": "3"}, "l": {"L": [{"N": "1.5"}]}})
+{'n': 3, 'l': [1.5]}
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+_SERIALIZER = TypeSerializer()
+_DESERIALIZER = TypeDeserializer()
+
+
+def to_item(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _SERIALIZER.serialize(_to_dynamo(v)) for k, v in values.items()}
+
+
+def to_value(value: Any) -> dict[str, Any]:
+    return _SERIALIZER.serialize(_to_dynamo(value))
+
+
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _from_dynamo(_DESERIALIZER.deserialize(v)) for k, v in item.items()}
+
+
+def _to_dynamo(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {k: _to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_dynamo(v) for v in value]
+    return value
+
+
+def _from_dynamo(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list | set):
+        return [_from_dynamo(v) for v in value]
+    return value
+
+
+def update_expression(values: dict[str, Any]) -> dict[str, Any]:
+    """UpdateItem arguments that SET every field of ``values`` (names and values as placeholders).
+
+    >>> update_expression({"status": "FAILED"})["UpdateExpression"]
+    'SET #f0 = :v0'
+    """
+    names, vals, sets = {}, {}, []
+    for i, (name, value) in enumerate(values.items()):
+        names[f"#f{i}"] = name
+        vals[f":v{i}"] = to_value(value)
+        sets.append(f"#f{i} = :v{i}")
+    return {
+        "UpdateExpression": "SET " + ", ".join(sets),
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": vals,
+    }

@@ -1,0 +1,95 @@
+"""S3 "Object Created" events as EventBridge delivers them, and the execution name for one.
+
+S3 URL-encodes object keys in its notifications (``a b+c`` arrives as ``a+b%2Bc``), and keys
+in EventBridge events have been seen encoded the same way, so the key is decoded with
+``unquote_plus``. Keys that follow the export contract only use letters, digits, ``_ - . /``,
+which no encoding changes, so decoding can never turn a valid key into another one.
+
+>>> ev = object_event({"id": "e1", "time": "2020-12-30T10:00:00Z", "detail": {
+...     "bucket": {"name": "imports"},
+...     "object": {"key": "tenant/t/V1/a+b.csv.gz", "size": 79, "etag": "x", "sequencer": "0A"}}})
+>>> (ev.bucket, ev.key, ev.raw_key, ev.sequencer)
+('imports', 'tenant/t/V1/a b.csv.gz', 'tenant/t/V1/a+b.csv.gz', '0A')
+>>> parts = parse_key_parts("tenant/test_table/20201230_V0001/x.csv.gz")
+>>> execution_name(parts, "0055AED6DCD90281E5")
+'tenant-test_table-20201230_V0001-0055AED6DCD90281E5'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_plus
+
+
+class EventError(ValueError):
+    """The input is not an S3 Object Created event."""
+
+
+@dataclass(frozen=True)
+class ObjectEvent:
+    bucket: str
+    key: str  # decoded
+    raw_key: str  # as the event carried it
+    size: int
+    etag: str
+    sequencer: str  # unique per object event; identical in a duplicate delivery
+    version_id: str
+    event_id: str
+    event_time: str
+
+
+def object_event(event: Any) -> ObjectEvent:
+    """Read the fields snapcdc uses from an EventBridge S3 event; raise EventError if absent."""
+    try:
+        detail = event["detail"]
+        raw_key = detail["object"]["key"]
+        bucket = detail["bucket"]["name"]
+    except (KeyError, TypeError):
+        raise EventError(f"not an S3 Object Created event: {str(event)[:200]}") from None
+    obj = detail["object"]
+    event_id = str(event.get("id", ""))
+    return ObjectEvent(
+        bucket=str(bucket),
+        key=unquote_plus(str(raw_key)),
+        raw_key=str(raw_key),
+        size=int(obj.get("size") or 0),
+        etag=str(obj.get("etag", "")),
+        # Every S3 object event has a sequencer; fall back to the event id for hand-made events.
+        sequencer=str(obj.get("sequencer") or event_id or "none"),
+        version_id=str(obj.get("version-id", "")),
+        event_id=event_id,
+        event_time=str(event.get("time", "")),
+    )
+
+
+def parse_key_parts(key: str) -> tuple[str, str, str, str]:
+    """``tenant, table, version, file`` of a key without validating them (for records of bad keys).
+
+    >>> parse_key_parts("only/two")
+    ('only', 'two', '', '')
+    """
+    parts = key.split("/", 3)
+    parts += [""] * (4 - len(parts))
+    return parts[0], parts[1], parts[2], parts[3]
+
+
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+MAX_EXECUTION_NAME = 80
+
+
+def execution_name(parts: tuple[str, str, str, str], sequencer: str) -> str:
+    """A readable Step Functions execution name, unique per object event.
+
+    Only characters Step Functions accepts; longer than 80 characters it is cut and ends in a
+    hash of the full name, so it stays unique and deterministic (a redelivered event maps to the
+    same name, which Step Functions then refuses as a duplicate).
+    """
+    tenant, table, version, _ = parts
+    name = "-".join(_NAME_UNSAFE.sub("_", p) or "_" for p in (tenant, table, version, sequencer))
+    if len(name) <= MAX_EXECUTION_NAME:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+    return f"{name[: MAX_EXECUTION_NAME - 17]}-{digest}"

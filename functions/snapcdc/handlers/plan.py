@@ -1,0 +1,38 @@
+"""Plan: first load, delta or skip, and the Athena statements (see ``snapcdc.planning``).
+
+Event: ``{"upload": <Register's output>, "execution_arn": ...}``.
+"""
+
+from aws_lambda_powertools import Logger
+
+from snapcdc.aws import client
+from snapcdc.leases import iso, utc_now
+from snapcdc.planning import plan_upload
+from snapcdc.registry import get_head, update_upload
+from snapcdc.settings import Settings
+
+logger = Logger()
+
+
+@logger.inject_lambda_context
+def handler(event, context):
+    settings = Settings.from_env().require("registry_table")
+    upload = event["upload"]
+    head = get_head(upload["table_id"], table_name=settings.registry_table)
+    plan = plan_upload(client("s3"), upload, head, settings.glue_database_prefix)
+    update_upload(
+        upload["table_id"],
+        upload["sk"],
+        {
+            "status": "RUNNING",
+            "action": plan["action"],
+            "reason": plan["reason"],
+            "updated_at": iso(utc_now()),
+        },
+        table_name=settings.registry_table,
+    )
+    logger.info(
+        "planned",
+        extra={"action": plan["action"], "statements": [q["name"] for q in plan["queries"]]},
+    )
+    return plan

@@ -1,0 +1,30 @@
+"""Query: start an Athena statement (``action: start``) or report its state (``action: poll``).
+
+Raises QueryFailed with Athena's StateChangeReason when the statement failed.
+Event: ``{"action": "start", "query": {name, kind, sql}, "index": 0, "execution_arn": ...}``
+or ``{"action": "poll", "query": {...}, "status": <previous status>}``.
+"""
+
+from aws_lambda_powertools import Logger
+
+from snapcdc.athena import poll_query, start_query
+from snapcdc.aws import client
+from snapcdc.settings import Settings
+
+logger = Logger()
+
+
+@logger.inject_lambda_context
+def handler(event, context):
+    settings = Settings.from_env()
+    athena = client("athena")
+    if event["action"] == "start":
+        status = start_query(
+            athena, event["query"], event["execution_arn"], int(event["index"]), settings
+        )
+    elif event["action"] == "poll":
+        status = poll_query(athena, event["status"], event["query"])
+    else:
+        raise ValueError(f"unknown action {event['action']!r}: expected 'start' or 'poll'")
+    logger.info("statement", extra=status)
+    return status

@@ -1,0 +1,134 @@
+"""The end of a pipeline run: SUCCEEDED / SKIPPED with counts, or FAILED with a readable reason.
+
+>>> readable_cause({"Error": "QueryFailed", "Cause": '{"errorMessage": "boom", "errorType": "X"}'})
+'boom'
+>>> readable_cause({"Error": "DynamoDB.AmazonDynamoDBException", "Cause": "throttled"})
+'throttled'
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from snapcdc.events import EventError, object_event, parse_key_parts
+from snapcdc.leases import iso, lock_holder
+from snapcdc.registry import advance_head, update_upload, upload_sk
+from snapcdc.settings import Settings
+
+
+def finish(
+    state: dict[str, Any], execution_arn: str, settings: Settings, now: datetime
+) -> dict[str, Any]:
+    """Record SUCCEEDED (and advance the head) or SKIPPED; return the summary."""
+    upload, plan = state["upload"], state["plan"]
+    summary: dict[str, Any] = {
+        "table_id": upload["table_id"],
+        "version": upload["version"],
+        "key": upload["key"],
+        "sequencer": upload["sequencer"],
+        "action": plan["action"],
+        "reason": plan.get("reason", ""),
+    }
+    if plan["action"] == "skip":
+        summary["status"] = "SKIPPED"
+    else:
+        queries = state.get("queries") or []
+        progress = state.get("publish") or {}
+        check = next((q.get("check") for q in queries if q.get("kind") == "check"), None) or {}
+        summary.update(
+            status="SUCCEEDED",
+            inserts=int(progress.get("inserts", 0)),
+            updates=int(progress.get("updates", 0)),
+            deletes=int(progress.get("deletes", 0)),
+            records_published=int(progress.get("records", 0)),
+            rows_read=int(check.get("row_count", 0)),
+            query_ids=[q["query_id"] for q in queries],
+            bytes_scanned=sum(int(q.get("bytes_scanned", 0)) for q in queries),
+        )
+        summary["head_advanced"] = advance_head(
+            upload["table_id"],
+            upload["version"],
+            {
+                "schema": plan["schema"],
+                "config": plan["config"],
+                "location": plan["location"],
+                "applied_at": iso(now),
+                "applied_key": upload["key"],
+                "execution_arn": execution_arn,
+            },
+            table_name=settings.registry_table,
+        )
+        if not summary["head_advanced"]:
+            # Only possible when this run's lease was taken over by a later version; the
+            # consumer's version check keeps the target right, the head stays at the later one.
+            summary["reason"] += "; head not advanced: a later version was applied meanwhile"
+    update_upload(
+        upload["table_id"],
+        upload["sk"],
+        {**{k: v for k, v in summary.items() if k not in ("table_id", "key", "sequencer")},
+         "finished_at": iso(now), "updated_at": iso(now)},
+        table_name=settings.registry_table,
+    )  # fmt: skip
+    return summary
+
+
+def readable_cause(error: dict[str, Any]) -> str:
+    """Step Functions' Cause of a Lambda error is the error as JSON; keep its errorMessage."""
+    cause = error.get("Cause") or ""
+    try:
+        parsed = json.loads(cause)
+    except (TypeError, ValueError):
+        return str(cause)
+    if isinstance(parsed, dict) and "errorMessage" in parsed:
+        return str(parsed["errorMessage"])
+    return str(cause)
+
+
+def _upload_ref(state: dict[str, Any]) -> tuple[str, str] | None:
+    """``(table_id, sk)`` of the run's upload record, from the registered upload or the event."""
+    upload = state.get("upload")
+    if isinstance(upload, dict) and upload.get("table_id") and upload.get("sk"):
+        return upload["table_id"], upload["sk"]
+    event = state.get("event")
+    try:
+        obj = object_event(event if isinstance(event, dict) else state)
+    except EventError:
+        return None
+    tenant, table, _, _ = parse_key_parts(obj.key)
+    return f"{tenant}/{table}", upload_sk(obj.key, obj.sequencer)
+
+
+def mark_failed(
+    state: dict[str, Any], execution_arn: str, settings: Settings, now: datetime
+) -> dict[str, Any]:
+    """Record FAILED with the error; return the lock to release and the error for the Fail state."""
+    error = state.get("error") or {}
+    name = str(error.get("Error") or "Unknown")
+    cause = readable_cause(error)
+    ref = _upload_ref(state)
+    table_id = ref[0] if ref else ""
+    if name == "TableLocked" and table_id:
+        holder = lock_holder(settings.lock_table, table_id)
+        if holder:
+            cause = (
+                f"table {table_id} locked by {holder.get('held_by')} "
+                f"(lease until {holder.get('expires_at')}); {cause}"
+            )
+    if ref:
+        update_upload(
+            ref[0],
+            ref[1],
+            {
+                "status": "FAILED",
+                "error": f"{name}: {cause}",
+                "error_type": name,
+                "execution_arn": execution_arn,
+                "failed_at": iso(now),
+                "updated_at": iso(now),
+            },
+            table_name=settings.registry_table,
+        )
+    # "-" never matches a lock, so the release step is a harmless no-op without a table.
+    return {"lock_id": table_id or "-", "error": name, "cause": cause[:32000]}

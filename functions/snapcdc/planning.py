@@ -1,0 +1,156 @@
+"""Planning one version: first load, delta against the last applied version, or skip.
+
+The plan is the ordered list of Athena statements the state machine runs one by one::
+
+    create_database, drop_new_table, create_new_table, [create_previous_table],
+    check_export, delta | first_load, [drop_previous_table]
+
+The new version's table is dropped and recreated (a failed earlier attempt may have left it with
+an older definition); the previous version's table is recreated only if it is missing, with the
+configuration and schema recorded in the table's head when that version was applied. It is
+dropped after the delta; the new one stays as the next delta's previous table.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zlib
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from snapcdc import queries
+from snapcdc.contract import (
+    ContractError,
+    ExportRef,
+    TableConfig,
+    TableSchema,
+    export_table_name,
+    glue_database,
+    parse_export_key,
+)
+
+HEADER_RANGE_BYTES = 64 * 1024
+MAX_HEADER_BYTES = 1024 * 1024
+
+
+def read_table_config(s3: Any, bucket: str, ref: ExportRef) -> TableConfig:
+    """The table's ``_table.json``, or the defaults (header row, ``,``) when there is none."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=ref.config_key)["Body"].read()
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
+            return TableConfig()
+        raise
+    try:
+        return TableConfig.from_json(body)
+    except ContractError as exc:
+        raise ContractError(f"s3://{bucket}/{ref.config_key}: {exc}") from None
+
+
+def read_header(s3: Any, bucket: str, key: str, config: TableConfig) -> list[str]:
+    """The column names in the export's first line: ranged GETs of the gzip, decompressed as
+    they arrive, until the first newline (only the first few KiB are read)."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    text = b""
+    start = 0
+    while b"\n" not in text:
+        if start >= MAX_HEADER_BYTES:
+            raise ContractError(f"no header line in the first {MAX_HEADER_BYTES} bytes of {key}")
+        end = start + HEADER_RANGE_BYTES - 1
+        try:
+            chunk = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end}")[
+                "Body"
+            ].read()
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "InvalidRange":
+                break  # read past the end: the file is one line without a newline
+            raise
+        try:
+            text += inflater.decompress(chunk)
+        except zlib.error as exc:
+            raise ContractError(f"export {key} is not gzip-compressed: {exc}") from None
+        if len(chunk) < HEADER_RANGE_BYTES or inflater.eof:
+            break
+        start += len(chunk)
+    first_line = text.split(b"\n", 1)[0].rstrip(b"\r")
+    if not first_line.strip():
+        raise ContractError(
+            f"export {key} is empty or starts with a blank line; expected a header row"
+        )
+    try:
+        line = first_line.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ContractError(f"the header row of {key} is not UTF-8") from None
+    reader = csv.reader(
+        io.StringIO(line),
+        delimiter=config.delimiter,
+        quotechar=config.quote,
+        escapechar=config.escape,
+        doublequote=config.escape is None,
+    )
+    return [name.strip() for name in next(reader)]
+
+
+def plan_upload(
+    s3: Any, upload: dict[str, Any], head: dict[str, Any] | None, database_prefix: str
+) -> dict[str, Any]:
+    """The plan for one registered upload, given the table's head record (or None)."""
+    ref = parse_export_key(upload["key"])
+    bucket = upload["bucket"]
+    last = (head or {}).get("last_applied_version")
+    if last and ref.version <= last:
+        return {
+            "action": "skip",
+            "reason": f"version {ref.version} is not after the last applied version {last}",
+            "last_applied_version": last,
+            "queries": [],
+        }
+    config = read_table_config(s3, bucket, ref)
+    header = read_header(s3, bucket, ref.key, config) if config.header else None
+    schema = config.resolve(header)
+    database = glue_database(database_prefix, ref.tenant)
+    table = export_table_name(ref.table, ref.version)
+    location = f"s3://{bucket}/{ref.version_prefix}"
+    statements = [
+        ("create_database", "ddl", queries.create_database(database)),
+        ("drop_new_table", "ddl", queries.drop_export_table(database, table)),
+        (
+            "create_new_table",
+            "ddl",
+            queries.create_export_table(database, table, schema.columns, location, config),
+        ),
+    ]
+    plan: dict[str, Any] = {
+        "database": database,
+        "table": table,
+        "location": location,
+        "schema": schema.to_dict(),
+        "config": config.to_dict(),
+    }
+    if last:
+        prev = TableSchema.from_dict(head["schema"])
+        prev_config = TableConfig.from_dict(head["config"])
+        prev_table = export_table_name(ref.table, last)
+        statements += [
+            (
+                "create_previous_table",
+                "ddl",
+                queries.create_export_table(
+                    database, prev_table, prev.columns, head["location"], prev_config
+                ),
+            ),
+            ("check_export", "check", queries.check_export(database, table, schema)),
+            ("delta", "ops", queries.delta(database, prev_table, prev, table, schema)),
+            ("drop_previous_table", "ddl", queries.drop_export_table(database, prev_table)),
+        ]
+        plan.update(action="delta", previous_version=last, reason=f"delta against {last}")
+    else:
+        statements += [
+            ("check_export", "check", queries.check_export(database, table, schema)),
+            ("first_load", "ops", queries.first_load(database, table, schema)),
+        ]
+        plan.update(action="first_load", reason="no version of this table was applied yet")
+    plan["queries"] = [{"name": n, "kind": k, "sql": sql} for n, k, sql in statements]
+    return plan

@@ -1,0 +1,199 @@
+"""Publishing the computed ops to Kinesis, one page per Lambda invocation.
+
+A page streams the ops result CSV from its byte cursor, turns each row into a Kinesis record,
+sends them with PutRecords in batches within Kinesis' limits, retries only the records Kinesis
+refused (bounded, with backoff), and returns before the invocation runs out of time. The state
+machine calls it again with the returned cursor until ``done``.
+
+Record format (JSON, one per row)::
+
+    {"op": "UPDATE", "tenant": "tenant", "table": "test_table", "table_id": "tenant/test_table",
+     "version": "20201230_V0002", "key": {"PK": "PK2"}, "row": {"PK": "PK2", "COL_1": "...", ...},
+     "source": "tenant/test_table/20201230_V0002/export2.csv.gz"}
+
+``row`` holds every column of the new version by its original name (Athena lowercases the
+result header, so names come from the schema, by position); NULL is ``null``. A DELETE carries
+the old row's values. Partition key: ``tenant/table|rowkey`` (a SHA-256 when longer than 256).
+
+>>> partition_key("tenant/t", "PK1")
+'tenant/t|PK1'
+>>> len(partition_key("tenant/t", "x" * 300))
+64
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from snapcdc.applying import row_key
+from snapcdc.contract import TableSchema
+from snapcdc.errors import PublishFailed, ResultFormatError
+from snapcdc.queries import OPS
+from snapcdc.resultcsv import iter_records
+
+MAX_BATCH_RECORDS = 500
+MAX_BATCH_BYTES = 5 * 1024 * 1024
+MAX_RECORD_BYTES = 1024 * 1024
+MAX_PARTITION_KEY = 256
+
+
+def partition_key(table_id: str, key: str) -> str:
+    text = f"{table_id}|{key}"
+    if len(text) <= MAX_PARTITION_KEY:
+        return text
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def ops_status(queries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The status of the statement whose result holds the ops (kind ``ops``)."""
+    found = [q for q in queries if q.get("kind") == "ops"]
+    if len(found) != 1:
+        raise ResultFormatError(f"expected one ops statement among the queries, found {len(found)}")
+    return found[0]
+
+
+@dataclass
+class Batch:
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    size: int = 0
+    end: int = 0  # cursor just past the batch's last record
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OPS, 0))
+
+    def fits(self, entry_size: int) -> bool:
+        return len(self.entries) < MAX_BATCH_RECORDS and self.size + entry_size <= MAX_BATCH_BYTES
+
+
+def make_entry(
+    fields: list[str | None], schema: TableSchema, upload: dict[str, Any]
+) -> tuple[dict[str, Any], str]:
+    """The PutRecords entry for one result row, and its op."""
+    if len(fields) != len(schema.columns) + 1:
+        raise ResultFormatError(
+            f"ops row has {len(fields)} fields, expected op + {len(schema.columns)} columns"
+        )
+    op = fields[0]
+    if op not in OPS:
+        raise ResultFormatError(f"unknown op {op!r} in the ops result")
+    row = dict(zip(schema.columns, fields[1:], strict=True))
+    key_values = [row[k] for k in schema.key]
+    record = {
+        "op": op,
+        "tenant": upload["tenant"],
+        "table": upload["table"],
+        "table_id": upload["table_id"],
+        "version": upload["version"],
+        "key": {k: row[k] for k in schema.key},
+        "row": row,
+        "source": upload["key"],
+    }
+    data = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+    pk = partition_key(upload["table_id"], row_key(key_values))
+    size = len(data) + len(pk.encode())
+    if size > MAX_RECORD_BYTES:
+        raise PublishFailed(
+            f"the {op} of key {key_values} is {size} bytes, above Kinesis' 1 MiB record limit"
+        )
+    return {"Data": data, "PartitionKey": pk}, op
+
+
+def put_records(
+    kinesis: Any,
+    stream: str,
+    entries: list[dict[str, Any]],
+    max_retries: int,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """PutRecords, then again with only the refused records, with backoff; returns the retries."""
+    pending = entries
+    for attempt in range(max_retries + 1):
+        response = kinesis.put_records(StreamName=stream, Records=pending)
+        if not response.get("FailedRecordCount"):
+            return attempt
+        failed = [
+            (entry, result)
+            for entry, result in zip(pending, response["Records"], strict=True)
+            if result.get("ErrorCode")
+        ]
+        pending = [entry for entry, _ in failed]
+        last_error = f"{failed[0][1]['ErrorCode']}: {failed[0][1].get('ErrorMessage', '')}"
+        if attempt < max_retries:
+            sleep(min(0.05 * 2**attempt, 2.0) * (0.5 + random.random() / 2))  # noqa: S311 - jitter
+    raise PublishFailed(
+        f"{len(pending)} record(s) still refused by Kinesis after {max_retries} retries "
+        f"({last_error})"
+    )
+
+
+def publish_page(
+    s3: Any,
+    kinesis: Any,
+    stream: str,
+    upload: dict[str, Any],
+    schema: TableSchema,
+    queries: list[dict[str, Any]],
+    progress: dict[str, Any],
+    time_left_ms: Callable[[], int],
+    *,
+    reserve_ms: int,
+    max_records: int,
+    max_retries: int,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Send ops from ``progress['cursor']`` on; return the new progress (cursor, counts, done)."""
+    status = ops_status(queries)
+    progress = {
+        "cursor": 0, "done": False, "calls": 0, "records": 0, "retries": 0,
+        "inserts": 0, "updates": 0, "deletes": 0, **progress,
+    }  # fmt: skip
+    progress["calls"] += 1
+    cursor = progress["cursor"]
+    sent = 0
+    batch = Batch(end=cursor)
+
+    def flush() -> None:
+        nonlocal batch, sent
+        if batch.entries:
+            progress["retries"] += put_records(kinesis, stream, batch.entries, max_retries, sleep)
+            sent += len(batch.entries)
+            progress["records"] += len(batch.entries)
+            for op, n in batch.counts.items():
+                progress[f"{op.lower()}s"] += n
+        progress["cursor"] = batch.end
+        batch = Batch(end=batch.end)
+
+    expect_header = cursor == 0
+    for fields, end in iter_records(s3, status["output_location"], cursor):
+        if expect_header:
+            _check_header(fields, schema)
+            expect_header = False
+            batch.end = end
+            continue
+        entry, op = make_entry(fields, schema, upload)
+        size = len(entry["Data"]) + len(entry["PartitionKey"].encode())
+        if not batch.fits(size):
+            flush()
+            if sent >= max_records or time_left_ms() < reserve_ms:
+                return progress  # not done: the next page starts at progress["cursor"]
+        batch.entries.append(entry)
+        batch.size += size
+        batch.counts[op] += 1
+        batch.end = end
+        if sent + len(batch.entries) >= max_records:
+            flush()
+            return progress
+    flush()
+    progress["done"] = True
+    return progress
+
+
+def _check_header(fields: list[str | None], schema: TableSchema) -> None:
+    expected = ["op", *(c.lower() for c in schema.columns)]
+    got = [(f or "").lower() for f in fields]
+    if got != expected:
+        raise ResultFormatError(f"ops result header {got} does not match {expected}")

@@ -1,0 +1,141 @@
+"""The registry table: one record per uploaded object, and one head record per table.
+
+Key design (partition key ``table_id`` = ``tenant/table``, sort key ``sk``):
+
+- ``upload#{key}#{sequencer}``: one upload (object event). ``status`` goes REGISTERED ->
+  RUNNING -> SUCCEEDED / SKIPPED / FAILED; the record carries the key, sequencer, execution ARN,
+  counts (inserts, updates, deletes, rows_read, bytes_scanned, query_ids) and ``error``.
+  Records of one table sort by key, so by version.
+- ``head``: the table's last applied version with its schema, table configuration and S3
+  location (what the next delta compares against). It only moves forward.
+
+>>> upload_sk("tenant/t/V1/x.csv.gz", "0A")
+'upload#tenant/t/V1/x.csv.gz#0A'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from snapcdc.aws import client
+from snapcdc.dynamo import from_item, to_item, to_value, update_expression
+from snapcdc.settings import Settings
+
+HEAD_SK = "head"
+STATUSES = ("REGISTERED", "RUNNING", "SUCCEEDED", "SKIPPED", "FAILED")
+
+
+def upload_sk(key: str, sequencer: str) -> str:
+    return f"upload#{key}#{sequencer}"
+
+
+def _table(table_name: str | None) -> str:
+    return table_name or Settings.from_env().require("registry_table").registry_table
+
+
+def put_upload(record: dict[str, Any], *, table_name: str | None = None) -> dict[str, Any] | None:
+    """Write a new upload record; return None, or the existing record if this event is a duplicate.
+
+    The write is conditional: it succeeds when the record does not exist yet or was written by
+    the same execution (a retried Register), so a redelivered event cannot register twice.
+    """
+    try:
+        client("dynamodb").put_item(
+            TableName=_table(table_name),
+            Item=to_item(record),
+            ConditionExpression="attribute_not_exists(sk) OR execution_arn = :me",
+            ExpressionAttributeValues={":me": to_value(record["execution_arn"])},
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+        return from_item(exc.response.get("Item") or {}) or {"sk": record["sk"]}
+    return None
+
+
+def update_upload(
+    table_id: str, sk: str, values: dict[str, Any], *, table_name: str | None = None
+) -> None:
+    """SET ``values`` on an upload record (creating it if it is missing)."""
+    client("dynamodb").update_item(
+        TableName=_table(table_name),
+        Key=to_item({"table_id": table_id, "sk": sk}),
+        **update_expression(values),
+    )
+
+
+def get_head(table_id: str, *, table_name: str | None = None) -> dict[str, Any] | None:
+    item = (
+        client("dynamodb")
+        .get_item(
+            TableName=_table(table_name),
+            Key=to_item({"table_id": table_id, "sk": HEAD_SK}),
+            ConsistentRead=True,
+        )
+        .get("Item")
+    )
+    return from_item(item) if item else None
+
+
+def advance_head(
+    table_id: str, version: str, values: dict[str, Any], *, table_name: str | None = None
+) -> bool:
+    """Make ``version`` the table's last applied version unless a later one already is.
+
+    Returns False (and changes nothing) when the head is at ``version`` or beyond.
+    """
+    args = update_expression({"last_applied_version": version, **values})
+    args["ExpressionAttributeValues"][":new_version"] = to_value(version)
+    # placeholder #f0 is last_applied_version (first key above)
+    condition = "attribute_not_exists(#f0) OR #f0 < :new_version"
+    try:
+        client("dynamodb").update_item(
+            TableName=_table(table_name),
+            Key=to_item({"table_id": table_id, "sk": HEAD_SK}),
+            ConditionExpression=condition,
+            **args,
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def find_upload(
+    table_id: str, key: str, sequencer: str, *, table_name: str | None = None
+) -> dict[str, Any] | None:
+    """The record of one upload (``key`` as uploaded, ``sequencer`` from its S3 event)."""
+    item = (
+        client("dynamodb")
+        .get_item(
+            TableName=_table(table_name),
+            Key=to_item({"table_id": table_id, "sk": upload_sk(key, sequencer)}),
+            ConsistentRead=True,
+        )
+        .get("Item")
+    )
+    return from_item(item) if item else None
+
+
+def list_uploads(
+    table_id: str, *, key: str | None = None, table_name: str | None = None
+) -> list[dict[str, Any]]:
+    """Every upload record of a table (or of one object key), in key order.
+
+    >>> # list_uploads("tenant/test_table") -> [{"key": ..., "status": "SUCCEEDED", ...}, ...]
+    """
+    prefix = upload_sk(key, "") if key else "upload#"
+    paginator = client("dynamodb").get_paginator("query")
+    records = []
+    for page in paginator.paginate(
+        TableName=_table(table_name),
+        KeyConditionExpression="table_id = :t AND begins_with(sk, :p)",
+        ExpressionAttributeValues={":t": {"S": table_id}, ":p": {"S": prefix}},
+        ConsistentRead=True,
+    ):
+        records.extend(from_item(item) for item in page["Items"])
+    return records
