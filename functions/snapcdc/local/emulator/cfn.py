@@ -191,16 +191,18 @@ def deploy(
     account_id = description["StackId"].split(":")[4]
     stack = Stack(name=stack_name, region=region, account_id=account_id, template=template)
     for item in cfn.describe_stack_resources(StackName=stack_name)["StackResources"]:
-        stack.resources[item["LogicalResourceId"]] = Resource(
-            item["LogicalResourceId"], item["ResourceType"], item["PhysicalResourceId"]
-        )
-    missing = sorted(
-        set(template.get("Resources", {}))
-        - set(stack.resources)
-        - _conditional_off(template, stack)
-    )
+        if "LogicalResourceId" in item:  # moto lists skipped resources without one
+            stack.resources[item["LogicalResourceId"]] = Resource(
+                item["LogicalResourceId"], item["ResourceType"], item["PhysicalResourceId"]
+            )
+    declared = template.get("Resources", {})
+    missing = sorted(set(declared) - set(stack.resources) - _conditional_off(template, stack))
     if missing:
-        raise DeployError(f"moto did not create resource(s) {missing} of stack {stack_name}")
+        described = ", ".join(f"{name} ({declared[name]['Type']})" for name in missing)
+        raise DeployError(
+            f"the emulation cannot create {described}: moto's CloudFormation has no model "
+            "for the type (add one in snapcdc.local.emulator.cfn_models)"
+        )
     stack.outputs = {
         o["OutputKey"]: o.get("OutputValue", "") for o in description.get("Outputs", [])
     }

@@ -11,6 +11,9 @@ skipped and every ``!Ref`` to them resolves to nothing. Three gaps matter here:
   ``DefinitionSubstitutions``. :func:`installed` replaces its creation so the state machine
   lands in the executing backend with the substituted definition, under the same ARN.
 
+- Bucket and queue policies and alarms have no model either; they are created through
+  moto's API from their properties (moto stores them; none changes how the pipeline runs).
+
 Everything is driven by the deployed template; nothing here knows this stack's resources.
 
 >>> substitute('{"Resource": "${Fn}", "Next": "${Missing}"}', {"Fn": "arn:x"})
@@ -186,6 +189,124 @@ class GlueDatabase(CloudFormationModel):
 
     def is_created(self) -> bool:
         return True
+
+
+class _ApiBacked:
+    """A resource moto's CloudFormation lacks, created through moto's own API.
+
+    Subclasses also derive from CloudFormationModel directly (moto lists only its direct
+    subclasses), name the type and implement :meth:`create` (returning the physical id).
+    """
+
+    def __init__(self, physical_id: str) -> None:
+        self.physical_id = physical_id
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.physical_id
+
+    @classmethod
+    def create(cls, name: str, props: dict[str, Any], region: str) -> str:
+        raise NotImplementedError
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return ""
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return False
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> _ApiBacked:
+        props = cloudformation_json.get("Properties", {})
+        return cls(cls.create(resource_name, props, region_name))
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+    ) -> _ApiBacked:
+        return cls.create_from_cloudformation_json(
+            new_resource_name, cloudformation_json, account_id, region_name
+        )
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc]
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+    ) -> None:
+        return None
+
+    def is_created(self) -> bool:
+        return True
+
+
+def _client(service: str, region: str) -> Any:
+    import boto3
+
+    return boto3.client(service, region_name=region)
+
+
+class S3BucketPolicy(_ApiBacked, CloudFormationModel):
+    """``AWS::S3::BucketPolicy`` -> ``PutBucketPolicy`` (moto stores it, enforces nothing)."""
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::S3::BucketPolicy"
+
+    @classmethod
+    def create(cls, name: str, props: dict[str, Any], region: str) -> str:
+        policy = json.dumps(props["PolicyDocument"])
+        _client("s3", region).put_bucket_policy(Bucket=props["Bucket"], Policy=policy)
+        return name
+
+
+class SqsQueuePolicy(_ApiBacked, CloudFormationModel):
+    """``AWS::SQS::QueuePolicy`` -> ``SetQueueAttributes(Policy)`` on each queue."""
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SQS::QueuePolicy"
+
+    @classmethod
+    def create(cls, name: str, props: dict[str, Any], region: str) -> str:
+        sqs = _client("sqs", region)
+        for url in props.get("Queues", []):
+            sqs.set_queue_attributes(
+                QueueUrl=url, Attributes={"Policy": json.dumps(props["PolicyDocument"])}
+            )
+        return name
+
+
+class CloudWatchAlarm(_ApiBacked, CloudFormationModel):
+    """``AWS::CloudWatch::Alarm`` -> ``PutMetricAlarm`` (the properties are the API's)."""
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::CloudWatch::Alarm"
+
+    @classmethod
+    def create(cls, name: str, props: dict[str, Any], region: str) -> str:
+        args = {k: v for k, v in props.items() if k != "Tags"}
+        args.setdefault("AlarmName", name)
+        for number in ("Period", "EvaluationPeriods", "DatapointsToAlarm"):
+            if number in args:
+                args[number] = int(args[number])
+        if "Threshold" in args:
+            args["Threshold"] = float(args["Threshold"])
+        _client("cloudwatch", region).put_metric_alarm(**args)
+        return args["AlarmName"]
 
 
 def state_machine_definition(props: dict[str, Any], read_s3: Any) -> str:
