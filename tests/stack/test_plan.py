@@ -1,0 +1,179 @@
+"""Plan: first load, delta against the head, skip, header rows, bad configuration."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import string
+
+import pytest
+
+from snapcdc.contract import ContractError
+from snapcdc.registry import advance_head, find_upload
+
+EXEC = "arn:aws:states:us-east-1:123456789012:execution:pipeline:plan"
+CONFIG = {
+    "columns": ["PK", "COL_1", "COL_2", "COL_3"],
+    "key": ["PK"],
+    "delimiter": ";",
+    "header": False,
+}
+DB = "snapcdc_51af3dc0_tenant"  # prefix derived from the stack id in cfn.yaml
+
+
+def registered(aws, key, text="PK1;a;b;c\n", config=CONFIG):
+    if config is not None:
+        tenant, table = key.split("/")[:2]
+        aws.s3.put_object(
+            Bucket="imports", Key=f"{tenant}/{table}/_table.json", Body=json.dumps(config)
+        )
+    event = aws.put_export(key, text)
+    return aws.invoke("register", {"event": event, "execution_arn": EXEC})
+
+
+def plan(aws, upload):
+    return aws.invoke("plan", {"upload": upload, "execution_arn": EXEC})
+
+
+def test_first_load(aws):
+    upload = registered(aws, "tenant/test_table/20201230_V0001/export1.csv.gz")
+
+    result = plan(aws, upload)
+
+    assert result["action"] == "first_load"
+    assert [q["name"] for q in result["queries"]] == [
+        "create_database",
+        "drop_new_table",
+        "create_new_table",
+        "check_export",
+        "first_load",
+    ]
+    assert [q["kind"] for q in result["queries"]][-2:] == ["check", "ops"]
+    assert result["schema"] == {"columns": ["PK", "COL_1", "COL_2", "COL_3"], "key": ["PK"]}
+    assert result["location"] == "s3://imports/tenant/test_table/20201230_V0001/"
+    create = result["queries"][2]["sql"]
+    assert f"`{DB}`.`test_table__20201230_v0001`" in create
+    assert "'s3://imports/tenant/test_table/20201230_V0001/'" in create
+    assert "';'" in create
+    record = find_upload("tenant/test_table", upload["key"], upload["sequencer"])
+    assert (record["status"], record["action"]) == ("RUNNING", "first_load")
+
+
+def test_delta_recreates_the_previous_table_from_the_head(aws):
+    previous_config = {**CONFIG, "delimiter": "|"}
+    advance_head(
+        "tenant/test_table",
+        "20201230_V0001",
+        {
+            "schema": {"columns": ["PK", "COL_1", "COL_2", "COL_3"], "key": ["PK"]},
+            "config": previous_config,
+            "location": "s3://imports/tenant/test_table/20201230_V0001/",
+        },
+    )
+    upload = registered(aws, "tenant/test_table/20201230_V0002/export2.csv.gz")
+
+    result = plan(aws, upload)
+
+    assert result["action"] == "delta"
+    assert result["previous_version"] == "20201230_V0001"
+    names = [q["name"] for q in result["queries"]]
+    assert names == [
+        "create_database",
+        "drop_new_table",
+        "create_new_table",
+        "create_previous_table",
+        "check_export",
+        "delta",
+        "drop_previous_table",
+    ]
+    previous = result["queries"][3]["sql"]
+    assert "IF NOT EXISTS" in previous and "test_table__20201230_v0001" in previous
+    assert "'|'" in previous  # the previous version is read with its own configuration
+    assert "test_table__20201230_v0001" in result["queries"][6]["sql"]
+
+
+@pytest.mark.parametrize("head_version", ["20201230_V0002", "20201231_V0001"])
+def test_version_not_after_the_head_is_skipped(aws, head_version):
+    advance_head("tenant/test_table", head_version, {"schema": {}, "config": {}, "location": ""})
+    upload = registered(aws, "tenant/test_table/20201230_V0002/export2.csv.gz")
+
+    result = plan(aws, upload)
+
+    assert result["action"] == "skip"
+    assert result["queries"] == []
+    assert head_version in result["reason"]
+
+
+def test_header_row_is_read_from_the_first_bytes(aws):
+    config = {"key": ["id"], "delimiter": ","}
+    upload = registered(aws, "tenant/people/v1/export.csv.gz", '"id",name,"City"\n1,a,b\n', config)
+
+    result = plan(aws, upload)
+
+    assert result["schema"] == {"columns": ["id", "name", "City"], "key": ["id"]}
+    assert "'skip.header.line.count' = '1'" in result["queries"][2]["sql"]
+
+
+def test_long_header_spanning_several_ranged_reads(aws):
+    rng = random.Random(7)
+    columns = ["c" + "".join(rng.choices(string.ascii_lowercase, k=120)) for _ in range(1000)]
+    text = ",".join(columns) + "\n" + ",".join("v" for _ in columns) + "\n"
+    upload = registered(aws, "tenant/wide/v1/export.csv.gz", text, config=None)
+    assert upload["size"] > 64 * 1024  # more than one ranged GET
+
+    result = plan(aws, upload)
+
+    assert result["schema"]["columns"] == columns
+    assert result["schema"]["key"] == [columns[0]]  # default key: the first column
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ("{not json", "s3://imports/tenant/t/_table.json: table configuration is not valid JSON"),
+        (
+            {"columns": ["a"], "header": False, "sep": ";"},
+            "unknown table configuration option(s) ['sep']",
+        ),
+        ({"key": ["nope"]}, "key column 'nope' is not among the columns ['id', 'v']"),
+        ({"columns": ["id", "w"]}, "header row ['id', 'v'] does not match the configured columns"),
+    ],
+)
+def test_bad_configuration_fails_with_a_clear_message(aws, config, message):
+    aws.s3.put_object(
+        Bucket="imports",
+        Key="tenant/t/_table.json",
+        Body=config if isinstance(config, str) else json.dumps(config),
+    )
+    upload = registered(aws, "tenant/t/v1/export.csv.gz", "id,v\n1,2\n", config=None)
+
+    with pytest.raises(ContractError, match=re.escape(message)):
+        plan(aws, upload)
+
+
+def test_export_that_is_not_gzip_fails_clearly(aws):
+    aws.s3.put_object(Bucket="imports", Key="tenant/t/v1/export.csv.gz", Body=b"id,v\n1,2\n")
+    from conftest import s3_event
+
+    event = s3_event("imports", "tenant/t/v1/export.csv.gz", 9, "e")
+    upload = aws.invoke("register", {"event": event, "execution_arn": EXEC})
+
+    with pytest.raises(ContractError, match="is not gzip-compressed"):
+        plan(aws, upload)
+
+
+def test_key_change_against_the_head_fails(aws):
+    advance_head(
+        "tenant/test_table",
+        "20201230_V0001",
+        {
+            "schema": {"columns": ["PK", "COL_1"], "key": ["COL_1"]},
+            "config": CONFIG,
+            "location": "s3://imports/x/",
+        },
+    )
+    upload = registered(aws, "tenant/test_table/20201230_V0002/export2.csv.gz")
+
+    with pytest.raises(ContractError, match=r"key changed from \['COL_1'\] to \['PK'\]"):
+        plan(aws, upload)
