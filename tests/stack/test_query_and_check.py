@@ -1,0 +1,143 @@
+"""Query (start/poll in Athena's workgroup) and Check (judging the export check's result)."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from moto.athena.models import athena_backends
+from moto.moto_api import state_manager
+
+from snapcdc import aws as snapcdc_aws
+from snapcdc.errors import ExportCheckFailed, QueryFailed, ResultFormatError
+
+EXEC = "arn:aws:states:us-east-1:123456789012:execution:pipeline:q"
+QUERY = {"name": "delta", "kind": "ops", "sql": "SELECT 1"}
+
+
+@pytest.fixture
+def slow_athena():
+    """Athena statements stay QUEUED/RUNNING for several status calls (moto's state manager)."""
+    state_manager.set_transition(
+        model_name="athena::execution", transition={"progression": "manual", "times": 3}
+    )
+    yield
+    state_manager.unset_transition("athena::execution")
+
+
+def start(aws, query=QUERY, index=0):
+    return aws.invoke(
+        "query", {"action": "start", "query": query, "index": index, "execution_arn": EXEC}
+    )
+
+
+def poll(aws, status, query=QUERY):
+    return aws.invoke("query", {"action": "poll", "query": query, "status": status})
+
+
+def test_small_statement_finishes_within_the_start_call(aws):
+    status = start(aws)
+
+    assert status["state"] == "SUCCEEDED"
+    assert status["output_location"] == f"s3://results/athena/{status['query_id']}.csv"
+    execution = aws.athena.get_query_execution(QueryExecutionId=status["query_id"])[
+        "QueryExecution"
+    ]
+    assert execution["WorkGroup"] == "snapcdc"
+    assert execution["Query"] == "SELECT 1"
+    assert (status["name"], status["kind"]) == ("delta", "ops")
+
+
+def test_slow_statement_is_handed_to_the_poll_loop(aws, slow_athena, monkeypatch):
+    monkeypatch.setenv("SNAPCDC_QUERY_START_WAIT_SECONDS", "0")
+    status = start(aws)
+    states = [status["state"]]
+    while status["state"] != "SUCCEEDED":
+        status = poll(aws, status)
+        states.append(status["state"])
+
+    assert states[0] in ("QUEUED", "RUNNING")
+    assert states[-1] == "SUCCEEDED"
+    assert len(states) > 2
+
+
+def test_failed_statement_raises_with_athenas_reason(aws, slow_athena, monkeypatch):
+    monkeypatch.setenv("SNAPCDC_QUERY_START_WAIT_SECONDS", "0")
+    # moto's GetQueryExecution has no StateChangeReason; add Athena's on the real response.
+    boto3.DEFAULT_SESSION.events.register("after-call.athena.GetQueryExecution", _add_reason)
+    snapcdc_aws.reset_clients()
+    status = start(aws)
+    athena_backends["123456789012"]["us-east-1"].executions[status["query_id"]].status = "FAILED"
+
+    with pytest.raises(QueryFailed) as failed:
+        poll(aws, status)
+
+    assert str(failed.value) == (
+        f"Athena statement delta ({status['query_id']}) FAILED: "
+        "HIVE_BAD_DATA: Error parsing field value 'x' for field 1"
+    )
+
+
+def test_cancelled_statement_without_reason(aws, slow_athena, monkeypatch):
+    monkeypatch.setenv("SNAPCDC_QUERY_START_WAIT_SECONDS", "0")
+    status = start(aws)
+    athena_backends["123456789012"]["us-east-1"].executions[status["query_id"]].status = "CANCELLED"
+
+    with pytest.raises(QueryFailed, match=r"CANCELLED: no reason given"):
+        poll(aws, status)
+
+
+def test_unknown_action_is_refused(aws):
+    with pytest.raises(ValueError, match="unknown action 'stop'"):
+        aws.invoke("query", {"action": "stop", "query": QUERY})
+
+
+def _add_reason(parsed, **_):
+    status = parsed["QueryExecution"]["Status"]
+    if status["State"] == "FAILED":
+        status["StateChangeReason"] = "HIVE_BAD_DATA: Error parsing field value 'x' for field 1"
+
+
+# ------------------------------------------------------------------ check
+
+HEADER = '"row_count","duplicate_keys","duplicate_sample","empty_keys","ragged_rows"\n'
+
+
+def check(aws, body: str):
+    aws.s3.put_object(Bucket="results", Key="athena/check.csv", Body=body.encode())
+    status = {
+        "name": "check_export",
+        "kind": "check",
+        "output_location": "s3://results/athena/check.csv",
+    }
+    return aws.invoke("check", {"status": status, "table_id": "tenant/t", "version": "v1"})
+
+
+def test_clean_export_passes_with_its_row_count(aws):
+    assert check(aws, HEADER + '"100000","0",,"0","0"\n') == {"row_count": 100000}
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (
+            '"5","2","PK1, PK3","0","0"',
+            "export check failed: 2 duplicate key(s), e.g. PK1, PK3",
+        ),
+        ('"5","0",,"1","0"', "export check failed: 1 row(s) with an empty key"),
+        ('"5","0",,"0","3"', "export check failed: 3 row(s) with a wrong number of fields"),
+        (
+            '"5","1","PK1","2","1"',
+            "export check failed: 1 duplicate key(s), e.g. PK1; 2 row(s) with an empty key; "
+            "1 row(s) with a wrong number of fields",
+        ),
+    ],
+)
+def test_bad_export_fails_naming_every_problem(aws, row, message):
+    with pytest.raises(ExportCheckFailed) as failed:
+        check(aws, HEADER + row + "\n")
+    assert str(failed.value) == message
+
+
+def test_check_result_of_the_wrong_shape_is_refused(aws):
+    with pytest.raises(ResultFormatError, match="check result columns"):
+        check(aws, '"a","b","c","d","e"\n"1","0",,"0","0"\n')
