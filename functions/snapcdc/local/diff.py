@@ -33,6 +33,7 @@ import shutil
 import tempfile
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,10 +95,18 @@ def diff_files(
         ]
         engine.execute(queries.create_database(DATABASE))
         old_schema, new_schema = (_schema(side, config) for side in sides)
-        old_rows, new_rows = (
-            _create_and_check(engine, side, config, schema)
-            for side, schema in zip(sides, (old_schema, new_schema), strict=True)
-        )
+        for side, schema in zip(sides, (old_schema, new_schema), strict=True):
+            engine.execute(
+                queries.create_export_table(
+                    DATABASE, side.table, schema.columns, side.location, config
+                )
+            )
+        # Both checks at once, as two Athena queries would run: each reads its own file.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            old_rows, new_rows = pool.map(
+                lambda pair: _check(engine, *pair),
+                zip(sides, (old_schema, new_schema), strict=True),
+            )
         try:
             sql = queries.delta(DATABASE, sides[0].table, old_schema, sides[1].table, new_schema)
         except ContractError as exc:
@@ -158,10 +167,12 @@ def _stage(stage: Path, role: str, path: Path, table: str) -> _Export:
     return side
 
 
-def _open_text(side: _Export):
-    if side.staged.name.endswith(".gz"):
-        return gzip.open(side.staged, "rt", encoding="utf-8", newline="")
-    return side.staged.open("r", encoding="utf-8", newline="")
+def _open_text(path: Path):
+    with path.open("rb") as fh:
+        gzipped = fh.read(2) == GZIP_MAGIC
+    if gzipped:
+        return gzip.open(path, "rt", encoding="utf-8", newline="")
+    return path.open("r", encoding="utf-8", newline="")
 
 
 # -- schema, checks, operations -----------------------------------------------------------------
@@ -177,32 +188,37 @@ def _schema(side: _Export, config: TableConfig) -> TableSchema:
 
 
 def _header_row(side: _Export, config: TableConfig) -> list[str]:
-    """The first line's fields, split as the SerDe splits a line."""
+    return read_header_row(side.staged, config, f"{side.role} file {side.path}")
+
+
+def read_header_row(path: str | os.PathLike[str], config: TableConfig, what: str = "") -> list[str]:
+    """The first line's fields (gzip or plain file), split as the SerDe splits a line.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "e.csv"
+    >>> _ = p.write_text('\\ufeffid;"the name"\\r\\n1;x\\r\\n', encoding="utf-8")
+    >>> read_header_row(p, TableConfig(delimiter=";"))
+    ['id', 'the name']
+    """
+    what = what or f"file {path}"
     try:
-        with _open_text(side) as fh:
+        with _open_text(Path(path)) as fh:
             line = fh.readline()
     except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
-        raise CliError(f"cannot read {side.role} file {side.path}: {_reason(exc)}") from None
+        raise CliError(f"cannot read {what}: {_reason(exc)}") from None
     line = line.removeprefix("\ufeff").rstrip("\r\n")
     if not line:
-        raise CliError(
-            f"{side.role} file {side.path} has no header row (use --no-header --columns)"
-        )
+        raise CliError(f"{what} has no header row (use --no-header --columns)")
     escape = config.escape if config.escape and config.escape != config.quote else NO_ESCAPE
     fields = split_line(
         line, line.count(config.delimiter) + 1, config.delimiter, config.quote, escape
     )
     if any(f is None for f in fields):
-        raise CliError(f"{side.role} file {side.path}: cannot read the header row {line[:80]!r}")
+        raise CliError(f"{what}: cannot read the header row {line[:80]!r}")
     return [f for f in fields if f is not None]
 
 
-def _create_and_check(
-    engine: AthenaEngine, side: _Export, config: TableConfig, schema: TableSchema
-) -> int:
-    engine.execute(
-        queries.create_export_table(DATABASE, side.table, schema.columns, side.location, config)
-    )
+def _check(engine: AthenaEngine, side: _Export, schema: TableSchema) -> int:
     try:
         result = engine.execute(queries.check_export(DATABASE, side.table, schema))
     except EngineError as exc:

@@ -60,7 +60,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError
 
 from snapcdc.local.engine_ddl import CreateDatabase, DdlError, DropTable, ExternalTable, parse_ddl
-from snapcdc.local.engine_opencsv import NO_ESCAPE, regular_line_patterns, split_line
+from snapcdc.local.engine_opencsv import regular_line_patterns, split_line
 
 Resolver = Callable[[str], Sequence[str | os.PathLike[str]]]
 
@@ -68,6 +68,9 @@ Resolver = Callable[[str], Sequence[str | os.PathLike[str]]]
 STORAGE_SCHEMA = "snapcdc_engine_storage"
 DEFAULT_DATABASE = "default"
 COMPRESSED_SUFFIXES = {".gz": "gzip", ".zst": "zstd"}
+# Lines are read as a single column; the "delimiter" is a byte sequence text never holds (a
+# NUL alone may occur and is data to OpenCSVSerde).
+LINE_DELIMITER = "chr(0) || chr(1) || chr(0)"
 UNSUPPORTED_SUFFIXES = (".bz2", ".snappy", ".lz4", ".deflate", ".zip")
 
 
@@ -133,6 +136,7 @@ def mapping_resolver(mapping: Mapping[str, Iterable[str | os.PathLike[str]]]) ->
 class _Loaded:
     """An external table's rows, materialized from a given set of files."""
 
+    table: ExternalTable
     signature: tuple[tuple[str, int, int], ...]
     scanned_bytes: int
 
@@ -143,34 +147,42 @@ class _Catalog:
     tables: dict[tuple[str, str], ExternalTable] = field(default_factory=dict)
 
 
+Key = tuple[str, str]
+
+
 class AthenaEngine:
     """Run Athena SQL on DuckDB; see the module docstring for the semantics.
 
     ``resolve_location`` maps a table's LOCATION URI to local file paths (default:
     :func:`file_resolver`). ``max_cached_tables`` bounds how many tables' rows stay in memory
-    between queries. The engine may be shared between threads: statements run one at a time
-    (DuckDB still uses all cores for each).
+    between queries (least recently used ones are dropped and re-read when needed).
+
+    The engine may be shared between threads, as concurrent Step Functions executions share
+    Athena: each statement runs on a DuckDB cursor of its own, catalog changes are serialized,
+    and a table's files are read by one statement at a time while other tables load alongside.
     """
 
     def __init__(
         self,
         resolve_location: Resolver | None = None,
         *,
-        max_cached_tables: int = 16,
+        max_cached_tables: int = 8,
         threads: int | None = None,
     ):
         self._resolve = resolve_location or file_resolver
-        self._max_cached = max_cached_tables
-        self._lock = threading.RLock()
+        self._max_cached = max(1, max_cached_tables)
+        self._state = threading.Lock()  # guards _catalog, _loaded, _pins, _table_locks
         self._catalog = _Catalog()
-        self._loaded: OrderedDict[tuple[str, str], _Loaded] = OrderedDict()
+        self._loaded: OrderedDict[Key, _Loaded] = OrderedDict()
+        self._pins: dict[Key, int] = {}
+        self._table_locks: dict[Key, threading.Lock] = {}
         self._con = duckdb.connect(":memory:")
         if threads:
             self._con.execute(f"SET threads = {int(threads)}")
         # Athena promises no row order without ORDER BY; not keeping one lets DuckDB stream.
         self._con.execute("SET preserve_insertion_order = false")
-        self._con.execute(f'CREATE SCHEMA "{STORAGE_SCHEMA}"')
-        self._con.execute(f'CREATE SCHEMA IF NOT EXISTS "{DEFAULT_DATABASE}"')
+        self._con.execute(f"CREATE SCHEMA {_q(STORAGE_SCHEMA)}")
+        self._con.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(DEFAULT_DATABASE)}")
 
     # -- public API -------------------------------------------------------------------------
 
@@ -184,27 +196,27 @@ class AthenaEngine:
         statement = _parse_one(sql)
         database = (database or DEFAULT_DATABASE).lower()
         out = Path(output_path) if output_path is not None else None
-        with self._lock:
-            if isinstance(statement, exp.Query):
-                return self._query(statement, database, out)
-            try:
-                ddl = parse_ddl(statement)
-            except DdlError as exc:
-                raise EngineError(str(exc)) from None
+        if isinstance(statement, exp.Query):
+            return self._query(statement, database, out)
+        try:
+            ddl = parse_ddl(statement)
+        except DdlError as exc:
+            raise EngineError(str(exc)) from None
+        with self._state:
             self._ddl(ddl, database)
-            if out is not None:
-                # Athena writes a (here empty) text result for DDL too.
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_bytes(b"")
-            return QueryResult(statement_type="DDL", output_path=out)
+        if out is not None:
+            # Athena writes a (here empty) text result for DDL too.
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(b"")
+        return QueryResult(statement_type="DDL", output_path=out)
 
-    def tables(self) -> dict[tuple[str, str], ExternalTable]:
+    def tables(self) -> dict[Key, ExternalTable]:
         """The external tables defined so far, by ``(database, table)``."""
-        with self._lock:
+        with self._state:
             return dict(self._catalog.tables)
 
     def close(self) -> None:
-        with self._lock:
+        with self._state:
             self._con.close()
 
     def __enter__(self) -> AthenaEngine:
@@ -213,7 +225,7 @@ class AthenaEngine:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # -- DDL ----------------------------------------------------------------------------------
+    # -- DDL (called with the state lock held) ---------------------------------------------------
 
     def _ddl(self, ddl: CreateDatabase | DropTable | ExternalTable, database: str) -> None:
         catalog = self._catalog
@@ -224,7 +236,7 @@ class AthenaEngine:
                         f"AlreadyExistsException: Database {ddl.database} already exists"
                     )
                 return
-            self._con.execute(f"CREATE SCHEMA {_q(ddl.database)}")
+            self._con.cursor().execute(f"CREATE SCHEMA {_q(ddl.database)}")
             catalog.databases.add(ddl.database)
         elif isinstance(ddl, ExternalTable):
             db = ddl.database or database
@@ -245,7 +257,8 @@ class AthenaEngine:
                     raise EngineError(f"SemanticException: Table not found {db}.{ddl.table}")
                 return
             del catalog.tables[key]
-            self._unload(key)
+            if not self._pins.get(key):
+                self._unload(key)  # otherwise the last query using it unloads it
 
     def _require_database(self, database: str) -> None:
         if database not in self._catalog.databases:
@@ -254,13 +267,40 @@ class AthenaEngine:
     # -- queries --------------------------------------------------------------------------------
 
     def _query(self, query: exp.Query, database: str, out: Path | None) -> QueryResult:
-        self._require_database(database)
-        scanned = sum(self._ensure_loaded(key) for key in self._referenced_tables(query, database))
         try:
             sql = query.sql(dialect="duckdb")
         except sqlglot.errors.SqlglotError as exc:
             raise EngineError(f"NOT_SUPPORTED: {exc}") from None
-        con = self._con
+        with self._state:
+            self._require_database(database)
+            tables = self._referenced_tables(query, database)
+            for key in tables:
+                self._pins[key] = self._pins.get(key, 0) + 1
+        con = self._con.cursor()
+        try:
+            scanned = sum(
+                self._ensure_loaded(key, table, con) for key, table in sorted(tables.items())
+            )
+            return self._run(con, sql, database, out, scanned)
+        finally:
+            con.close()
+            with self._state:
+                for key in tables:
+                    self._pins[key] -= 1
+                    if not self._pins[key]:
+                        del self._pins[key]
+                        if key not in self._catalog.tables:
+                            self._unload(key)
+                self._evict()
+
+    def _run(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        sql: str,
+        database: str,
+        out: Path | None,
+        scanned: int,
+    ) -> QueryResult:
         try:
             con.execute(f"SET schema = {_lit(database)}")
             relation = con.sql(sql)
@@ -278,10 +318,10 @@ class AthenaEngine:
         except duckdb.Error as exc:
             raise EngineError(_duckdb_message(exc)) from None
 
-    def _referenced_tables(self, query: exp.Query, database: str) -> list[tuple[str, str]]:
+    def _referenced_tables(self, query: exp.Query, database: str) -> dict[Key, ExternalTable]:
         """Catalog tables a query reads; unknown tables raise like Athena does."""
         ctes = {cte.alias_or_name.lower() for cte in query.find_all(exp.CTE)}
-        keys: list[tuple[str, str]] = []
+        found: dict[Key, ExternalTable] = {}
         for table in query.find_all(exp.Table):
             if not table.name:  # table functions, VALUES, ...
                 continue
@@ -296,29 +336,35 @@ class AthenaEngine:
                 raise EngineError(
                     f"TABLE_NOT_FOUND: Table 'awsdatacatalog.{key[0]}.{key[1]}' does not exist"
                 )
-            if key not in keys:
-                keys.append(key)
-        return keys
+            found[key] = self._catalog.tables[key]
+        return found
 
     # -- reading external tables ------------------------------------------------------------------
 
-    def _ensure_loaded(self, key: tuple[str, str]) -> int:
+    def _ensure_loaded(self, key: Key, table: ExternalTable, con: duckdb.DuckDBPyConnection) -> int:
         """Make the table's rows current; return the bytes its files hold (data scanned)."""
-        table = self._catalog.tables[key]
-        files = self._files(table)
-        signature = tuple((f, *_stat(f)) for f in files)
-        loaded = self._loaded.get(key)
-        if loaded is None or loaded.signature != signature:
-            self._materialize(key, table, files)
-            loaded = _Loaded(signature, sum(size for _, size, _ in signature))
-            self._loaded[key] = loaded
-        self._loaded.move_to_end(key)
-        while len(self._loaded) > self._max_cached:
-            oldest = next(iter(self._loaded))
-            if oldest == key:
+        with self._state:
+            lock = self._table_locks.setdefault(key, threading.Lock())
+        with lock:
+            files = self._files(table)
+            signature = tuple((f, *_stat(f)) for f in files)
+            with self._state:
+                loaded = self._loaded.get(key)
+            if loaded is None or loaded.signature != signature or loaded.table is not table:
+                self._materialize(con, key, table, files)
+                loaded = _Loaded(table, signature, sum(size for _, size, _ in signature))
+            with self._state:
+                self._loaded[key] = loaded
+                self._loaded.move_to_end(key)
+            return loaded.scanned_bytes
+
+    def _evict(self) -> None:
+        """Drop the least recently used tables' rows beyond the cache size (state lock held)."""
+        for key in list(self._loaded):
+            if len(self._loaded) <= self._max_cached:
                 break
-            self._unload(oldest)
-        return loaded.scanned_bytes
+            if not self._pins.get(key):
+                self._unload(key)
 
     def _files(self, table: ExternalTable) -> list[str]:
         try:
@@ -341,9 +387,10 @@ class AthenaEngine:
             files.append(path)
         return files
 
-    def _materialize(self, key: tuple[str, str], table: ExternalTable, files: list[str]) -> None:
+    def _materialize(
+        self, con: duckdb.DuckDBPyConnection, key: Key, table: ExternalTable, files: list[str]
+    ) -> None:
         storage = _storage_name(key)
-        con = self._con
         n = len(table.columns)
         column_list = ", ".join(_q(c) for c in table.columns)
         try:
@@ -353,7 +400,7 @@ class AthenaEngine:
                     f"SELECT rowid, _raw FROM {storage} WHERE _raw IS NOT NULL"
                 ).fetchall()
                 if irregular:
-                    self._fix_irregular(storage, table, irregular)
+                    _fix_irregular(con, storage, table, irregular)
             else:
                 fields = ", ".join(f"NULL::VARCHAR AS c{i}" for i in range(n))
                 con.execute(
@@ -366,25 +413,32 @@ class AthenaEngine:
             )
         except duckdb.Error as exc:
             con.execute(f"DROP TABLE IF EXISTS {storage}")
+            with self._state:
+                self._loaded.pop(key, None)
             raise EngineError(_read_error(exc, table)) from None
 
-    def _fix_irregular(
-        self, storage: str, table: ExternalTable, rows: list[tuple[int, str]]
-    ) -> None:
-        """Tier 3: lines the SQL tiers leave alone, split in Python exactly like Trino."""
-        n = len(table.columns)
-        fmt = table.csv
-        assignments = ", ".join(f"c{i} = ?" for i in range(n))
-        params = [
-            [*split_line(raw, n, fmt.separator, fmt.quote, fmt.escape), rowid]
-            for rowid, raw in rows
-        ]
-        self._con.executemany(f"UPDATE {storage} SET {assignments} WHERE rowid = ?", params)
-
-    def _unload(self, key: tuple[str, str]) -> None:
+    def _unload(self, key: Key) -> None:
+        """Forget a table's rows (state lock held)."""
         self._loaded.pop(key, None)
-        self._con.execute(f"DROP VIEW IF EXISTS {_q(key[0])}.{_q(key[1])}")
-        self._con.execute(f"DROP TABLE IF EXISTS {_storage_name(key)}")
+        con = self._con.cursor()
+        try:
+            con.execute(f"DROP VIEW IF EXISTS {_q(key[0])}.{_q(key[1])}")
+            con.execute(f"DROP TABLE IF EXISTS {_storage_name(key)}")
+        finally:
+            con.close()
+
+
+def _fix_irregular(
+    con: duckdb.DuckDBPyConnection, storage: str, table: ExternalTable, rows: list[tuple[int, str]]
+) -> None:
+    """Tier 3: lines the SQL tiers leave alone, split in Python exactly like Trino."""
+    n = len(table.columns)
+    fmt = table.csv
+    assignments = ", ".join(f"c{i} = ?" for i in range(n))
+    params = [
+        [*split_line(raw, n, fmt.separator, fmt.quote, fmt.escape), rowid] for rowid, raw in rows
+    ]
+    con.executemany(f"UPDATE {storage} SET {assignments} WHERE rowid = ?", params)
 
 
 def _split_sql(table: ExternalTable, files: list[str]) -> str:
@@ -394,18 +448,17 @@ def _split_sql(table: ExternalTable, files: list[str]) -> str:
     """
     fmt = table.csv
     n = len(table.columns)
-    sep, quote = _lit(fmt.separator), _lit(fmt.quote)
-    specials = [f"contains(line, {_lit(c)})" for c in (fmt.quote, fmt.escape) if c != NO_ESCAPE]
+    sep, quote, escape = _chr(fmt.separator), _chr(fmt.quote), _chr(fmt.escape)
     regular, field_re, pair_re = regular_line_patterns(fmt)
     compression = {_compression(f) for f in files}
-    # Every line as one column: no delimiter can occur (a NUL byte would fail the read), no
-    # quoting; empty lines come through as NULL, which OpenCSVSerde also makes a row of NULLs.
+    # Every line as one column, no quoting; empty lines come through as NULL, which
+    # OpenCSVSerde also makes a row of NULLs.
     reads = []
     for comp in sorted(compression):
         group = [f for f in files if _compression(f) == comp]
         reads.append(
             f"SELECT line FROM read_csv([{', '.join(_lit(f) for f in group)}], "
-            "columns = {'line': 'VARCHAR'}, delim = '\\0', quote = '', escape = '', "
+            f"columns = {{'line': 'VARCHAR'}}, delim = {LINE_DELIMITER}, quote = '', escape = '', "
             f"header = false, auto_detect = false, skip = {table.header_lines}, "
             f"compression = {_lit(comp)})"
         )
@@ -428,7 +481,7 @@ def _split_sql(table: ExternalTable, files: list[str]) -> str:
                 SELECT line,
                     CASE
                         WHEN line IS NULL THEN 0
-                        WHEN NOT ({" OR ".join(specials)}) THEN 1
+                        WHEN NOT (contains(line, {quote}) OR contains(line, {escape})) THEN 1
                         WHEN regexp_full_match(line, {_lit(regular)}) THEN 2
                         ELSE 3
                     END AS tier
@@ -478,6 +531,11 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _chr(c: str) -> str:
+    """One character as a DuckDB expression (works for NUL, which a literal cannot hold)."""
+    return f"chr({ord(c)})"
+
+
 def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -512,7 +570,8 @@ def _read_error(exc: duckdb.Error, table: ExternalTable) -> str:
         return f"HIVE_BAD_DATA: {where} is not valid UTF-8 text"
     if "expected number of columns" in lowered:
         return (
-            f"HIVE_BAD_DATA: {where} contains a NUL byte, which the embedded engine does not read"
+            f"NOT_SUPPORTED: {where} contains the byte sequence NUL SOH NUL, "
+            "which the embedded engine cannot read"
         )
     if "invalid state" in lowered or "new_line" in lowered or "newline" in lowered:
         return (

@@ -41,11 +41,6 @@ class CsvFormat:
     quote: str = '"'
     escape: str = "\\"
 
-    @property
-    def specials(self) -> tuple[str, ...]:
-        """Characters that take a line off the plain-split path."""
-        return (self.quote,) if self.escape == NO_ESCAPE else (self.quote, self.escape)
-
 
 def split_line(line: str, column_count: int, separator: str, quote: str, escape: str) -> list:
     """Split one line as Trino's ``CsvDeserializer.parseLine`` does.
@@ -120,21 +115,15 @@ def regular_line_patterns(fmt: CsvFormat) -> tuple[str, str, str]:
     """RE2 patterns for tier 2: (whole line is regular, one field after a separator, pair).
 
     ``pair`` matches the two-character sequences that stand for one character inside a quoted
-    field (doubled quote; escape + quote or escape).
+    field (doubled quote; escape + quote or escape). "No escape character" is NUL, and Trino
+    treats a NUL in the data as an escape character, so it gets no special case here either.
 
-    >>> line, field, pair = regular_line_patterns(CsvFormat(";", '"', NO_ESCAPE))
+    >>> line, field, pair = regular_line_patterns(CsvFormat(";", '"', "\\\\"))
     >>> field
-    '\\\\x{3B}(\\\\x{22}(?:[^\\\\x{22}]|\\\\x{22}\\\\x{22})*\\\\x{22}|[^\\\\x{3B}\\\\x{22}]*)'
+    '\\\\x{3B}(\\\\x{22}(?:[^\\\\x{22}\\\\x{5C}]|\\\\x{22}\\\\x{22}|\\\\x{5C}[\\\\x{22}\\\\x{5C}])*\\\\x{22}|[^\\\\x{3B}\\\\x{22}\\\\x{5C}]*)'
     """
-    s, q = _re_char(fmt.separator), _re_char(fmt.quote)
-    if fmt.escape == NO_ESCAPE:
-        quoted = f"{q}(?:[^{q}]|{q}{q})*{q}"
-        unquoted = f"[^{s}{q}]*"
-        pair = f"{q}({q})"
-    else:
-        e = _re_char(fmt.escape)
-        quoted = f"{q}(?:[^{q}{e}]|{q}{q}|{e}[{q}{e}])*{q}"
-        unquoted = f"[^{s}{q}{e}]*"
-        pair = f"[{q}{e}]([{q}{e}])"
+    s, q, e = _re_char(fmt.separator), _re_char(fmt.quote), _re_char(fmt.escape)
+    quoted = f"{q}(?:[^{q}{e}]|{q}{q}|{e}[{q}{e}])*{q}"
+    unquoted = f"[^{s}{q}{e}]*"
     field = f"(?:{quoted}|{unquoted})"
-    return f"{field}(?:{s}{field})*", f"{s}({quoted}|{unquoted})", pair
+    return f"{field}(?:{s}{field})*", f"{s}({quoted}|{unquoted})", f"[{q}{e}]([{q}{e}])"
