@@ -297,37 +297,7 @@ def run_pipeline(
         if emulator_hook:
             emulator_hook(aws)
         run = LocalRun(aws, options.data_dir)
-        uploads: list[Upload] = []
-        exports = [k for k in keys if k.endswith(EXPORT_SUFFIX)]
-        progress.update(task, description="uploading", total=len(exports), completed=0)
-        if options.concurrent:
-            for key in keys:
-                upload = run.put(key)
-                if upload:
-                    uploads.append(upload)
-            progress.update(task, description=f"{len(exports)} uploads running concurrently")
-            run.settle(options.timeout)
-            for upload in uploads:
-                run.resolve(upload)
-                stop = run.stop_dates(upload)
-                upload.seconds = round(max(0.0, (stop or time.time()) - _wall(upload.started)), 2)
-                progress.advance(task)
-                if on_upload:
-                    on_upload(upload)
-        else:
-            for key in keys:
-                if key.endswith(EXPORT_SUFFIX):
-                    progress.update(task, description=key)
-                upload = run.put(key)
-                if upload is None:
-                    continue
-                run.settle(options.timeout)
-                run.resolve(upload)
-                upload.seconds = round(time.monotonic() - upload.started, 2)
-                uploads.append(upload)
-                progress.advance(task)
-                if on_upload:
-                    on_upload(upload)
+        uploads = drive(run, keys, options.concurrent, options.timeout, on_upload, progress, task)
         progress.update(task, description="reading the target tables")
         result = RunResult(uploads=uploads, tables=summarize(run, uploads))
         if options.history:
@@ -337,6 +307,51 @@ def run_pipeline(
         return result
     finally:
         aws.__exit__(None, None, None)
+
+
+def drive(
+    run: LocalRun,
+    keys: list[str],
+    concurrent: bool = False,
+    timeout: float = 1800.0,
+    on_upload: Any = None,
+    progress: Any = None,
+    task: Any = None,
+) -> list[Upload]:
+    """Upload ``keys`` one by one (each settled before the next) or all at once."""
+    progress = progress or _NoProgress()
+    uploads: list[Upload] = []
+    exports = [k for k in keys if k.endswith(EXPORT_SUFFIX)]
+    progress.update(task, description="uploading", total=len(exports), completed=0)
+    if concurrent:
+        for key in keys:
+            upload = run.put(key)
+            if upload:
+                uploads.append(upload)
+        progress.update(task, description=f"{len(exports)} uploads running concurrently")
+        run.settle(timeout)
+        for upload in uploads:
+            run.resolve(upload)
+            stop = run.stop_dates(upload)
+            upload.seconds = round(max(0.0, (stop or time.time()) - _wall(upload.started)), 2)
+            progress.advance(task)
+            if on_upload:
+                on_upload(upload)
+        return uploads
+    for key in keys:
+        if key.endswith(EXPORT_SUFFIX):
+            progress.update(task, description=key)
+        upload = run.put(key)
+        if upload is None:
+            continue
+        run.settle(timeout)
+        run.resolve(upload)
+        upload.seconds = round(time.monotonic() - upload.started, 2)
+        uploads.append(upload)
+        progress.advance(task)
+        if on_upload:
+            on_upload(upload)
+    return uploads
 
 
 def _wall(monotonic_start: float) -> float:

@@ -11,8 +11,9 @@ skipped and every ``!Ref`` to them resolves to nothing. Three gaps matter here:
   ``DefinitionSubstitutions``. :func:`installed` replaces its creation so the state machine
   lands in the executing backend with the substituted definition, under the same ARN.
 
-- Bucket and queue policies and alarms have no model either; they are created through
-  moto's API from their properties (moto stores them; none changes how the pipeline runs).
+- Queue policies and alarms have no model either; they are created through moto's API from
+  their properties (moto stores them; neither changes how the pipeline runs). Bucket policies
+  are recorded but not applied (see :class:`S3BucketPolicy`).
 
 Everything is driven by the deployed template; nothing here knows this stack's resources.
 
@@ -259,7 +260,15 @@ def _client(service: str, region: str) -> Any:
 
 
 class S3BucketPolicy(_ApiBacked, CloudFormationModel):
-    """``AWS::S3::BucketPolicy`` -> ``PutBucketPolicy`` (moto stores it, enforces nothing)."""
+    """``AWS::S3::BucketPolicy``: recorded, deliberately not applied.
+
+    moto evaluates bucket policies on every request but treats a ``Deny`` statement whose
+    condition does not hold as a denial (moto 5.2.5, ``IAMPolicyStatement.is_action_permitted``),
+    so the stack's ``DenyInsecureTransport`` statement would refuse all access. AWS would allow
+    these requests (they are HTTPS); the policies are kept in :attr:`policies` for inspection.
+    """
+
+    policies: dict[str, Any] = {}  # bucket -> policy document, for the record
 
     @staticmethod
     def cloudformation_type() -> str:
@@ -267,8 +276,7 @@ class S3BucketPolicy(_ApiBacked, CloudFormationModel):
 
     @classmethod
     def create(cls, name: str, props: dict[str, Any], region: str) -> str:
-        policy = json.dumps(props["PolicyDocument"])
-        _client("s3", region).put_bucket_policy(Bucket=props["Bucket"], Policy=policy)
+        cls.policies[props["Bucket"]] = props["PolicyDocument"]
         return name
 
 
