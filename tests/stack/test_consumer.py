@@ -1,0 +1,171 @@
+"""Consumer: ops from a real (moto) Kinesis stream applied to the target table, idempotently."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+from snapcdc.applying import read_items, read_rows
+
+DATA = Path(__file__).parent / "data"
+TABLE_ID = "tenant/test_table"
+
+
+def op(kind, version, pk, **values):
+    row = {"PK": pk, "COL_1": None, "COL_2": None, "COL_3": None, **values}
+    return {
+        "op": kind,
+        "tenant": "tenant",
+        "table": "test_table",
+        "table_id": TABLE_ID,
+        "version": version,
+        "key": {"PK": pk},
+        "row": row,
+        "source": f"tenant/test_table/{version}/export.csv.gz",
+    }
+
+
+def through_stream(aws, payloads: list[bytes]) -> dict:
+    """Put ``payloads`` on the stream, read them back, wrap them as Lambda's Kinesis event."""
+    aws.kinesis.put_records(
+        StreamName="ops", Records=[{"Data": p, "PartitionKey": "pk"} for p in payloads]
+    )
+    records = aws.stream_records()[-len(payloads) :]
+    return {
+        "Records": [
+            {
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": r["PartitionKey"],
+                    "sequenceNumber": r["SequenceNumber"],
+                    "data": base64.b64encode(r["Data"]).decode(),
+                    "approximateArrivalTimestamp": r["ApproximateArrivalTimestamp"].timestamp(),
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": f"shardId-000000000000:{r['SequenceNumber']}",
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::123456789012:role/consumer",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/ops",
+            }
+            for r in records
+        ]
+    }
+
+
+def consume(aws, *ops):
+    event = through_stream(aws, [json.dumps(o).encode() for o in ops])
+    return aws.invoke("consumer", event)
+
+
+def rows(aws):
+    return {r["PK"]: r for r in read_rows("target", TABLE_ID)}
+
+
+def test_insert_update_delete(aws):
+    consume(aws, op("INSERT", "v1", "PK1", COL_1="a"), op("INSERT", "v1", "PK2", COL_1="b"))
+    response = consume(
+        aws,
+        op("UPDATE", "v2", "PK1", COL_1="a2"),
+        op("DELETE", "v2", "PK2", COL_1="b"),
+        op("INSERT", "v2", "PK3", COL_1="c"),
+    )
+
+    assert response == {"batchItemFailures": []}
+    assert {pk: r["COL_1"] for pk, r in rows(aws).items()} == {"PK1": "a2", "PK3": "c"}
+    tombstone = next(i for i in read_items("target", TABLE_ID) if i["row_key"] == "PK2")
+    assert tombstone["deleted"] is True and tombstone["version"] == "v2"
+    assert tombstone["pk"] == "tenant/test_table#PK2"
+
+
+def test_an_older_op_replayed_after_a_newer_one_changes_nothing(aws):
+    consume(aws, op("UPDATE", "v2", "PK1", COL_1="new"))
+
+    response = consume(aws, op("INSERT", "v1", "PK1", COL_1="old"))
+
+    assert response == {"batchItemFailures": []}  # stale, skipped, not an error
+    assert rows(aws)["PK1"]["COL_1"] == "new"
+
+
+def test_tombstone_keeps_an_older_insert_from_resurrecting_the_row(aws):
+    consume(aws, op("INSERT", "v1", "PK1", COL_1="a"), op("DELETE", "v2", "PK1", COL_1="a"))
+
+    consume(aws, op("INSERT", "v1", "PK1", COL_1="a"))
+    assert rows(aws) == {}
+
+    consume(aws, op("INSERT", "v3", "PK1", COL_1="back"))
+    assert rows(aws)["PK1"]["COL_1"] == "back"
+
+
+def test_replaying_a_whole_batch_is_idempotent(aws):
+    ops = [op("INSERT", "v1", f"PK{i}", COL_1=str(i)) for i in range(5)]
+    consume(aws, *ops)
+    before = rows(aws)
+
+    consume(aws, *ops)
+
+    assert rows(aws) == before
+
+
+def test_poison_record_is_reported_and_the_others_applied(aws):
+    event = through_stream(
+        aws,
+        [
+            json.dumps(op("INSERT", "v1", "PK1")).encode(),
+            b"{not json",
+            json.dumps({**op("INSERT", "v1", "PK3"), "op": "MERGE"}).encode(),
+            json.dumps(op("INSERT", "v1", "PK4")).encode(),
+        ],
+    )
+
+    response = aws.invoke("consumer", event)
+
+    poison = [r["kinesis"]["sequenceNumber"] for r in event["Records"][1:3]]
+    assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == poison
+    assert sorted(rows(aws)) == ["PK1", "PK4"]
+
+
+def test_a_batch_of_poison_only_fails_the_invocation(aws):
+    event = through_stream(aws, [b"[]", b"null"])
+
+    with pytest.raises(BatchProcessingError):
+        aws.invoke("consumer", event)
+
+
+def test_published_ops_applied_end_to_end(aws):
+    """Publish's records, taken from the stream as they are, give the expected target rows."""
+    aws.s3.put_object(
+        Bucket="results", Key="athena/ops.csv", Body=(DATA / "ops_result.csv").read_bytes()
+    )
+    upload = {
+        "tenant": "tenant",
+        "table": "test_table",
+        "table_id": TABLE_ID,
+        "version": "20201230_V0002",
+        "key": "tenant/test_table/20201230_V0002/export2.csv.gz",
+    }
+    aws.invoke(
+        "publish",
+        {
+            "upload": upload,
+            "schema": {"columns": ["PK", "COL_1", "COL_2", "COL_3"], "key": ["PK"]},
+            "queries": [{"kind": "ops", "output_location": "s3://results/athena/ops.csv"}],
+            "progress": {},
+        },
+    )
+    published = [r["Data"] for r in aws.stream_records()]
+
+    consume_raw = through_stream(aws, published)
+    aws.invoke("consumer", consume_raw)
+
+    expected = [
+        o["row"]
+        for o in json.loads((DATA / "ops_expected.json").read_text())
+        if o["op"] != "DELETE"
+    ]
+    assert read_rows("target", TABLE_ID) == expected
