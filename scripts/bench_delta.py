@@ -173,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         csv_at_rows = csv_s * args.rows / csv_rows
         label = (
             f"csv-diff (in process, plain CSV input): {csv_s:.3f} s at {csv_rows:,} rows "
-            f"(median of {csv_runs}) -> EXTRAPOLATED linearly to {args.rows:,} rows: {csv_at_rows:.3f} s"
+            f"(median of {csv_runs}) -> EXTRAPOLATED linearly to {args.rows:,} rows: "
+            f"{csv_at_rows:.3f} s"
         )
     print(label)
     print(f"ratio csv-diff / snapcdc (in process): {csv_at_rows / snapcdc_s:.1f}x")

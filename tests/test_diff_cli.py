@@ -1,0 +1,195 @@
+"""``snapcdc diff`` through its real entry points: the console script and ``main()``."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from snapcdc.local.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "data" / "tenant" / "test_table"
+REFERENCE = ["--no-header", "--columns", "PK,COL_1,COL_2,COL_3", "--delimiter", ";"]
+
+
+def write(path: Path, text: str) -> Path:
+    raw = text.encode()
+    path.write_bytes(gzip.compress(raw) if path.name.endswith(".gz") else raw)
+    return path
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[Path, Path]:
+    old = write(tmp_path / "old.csv.gz", "id,name\n1,a\n2,b\n3,c\n")
+    new = write(tmp_path / "new.csv", 'id,name\n1,a\n2,"b, changed"\n4,d\n')
+    return old, new
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "snapcdc", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
+
+
+def test_console_script_diffs_and_writes_ops(pair, tmp_path):
+    old, new = pair
+    out = tmp_path / "ops.csv"
+    proc = run_cli("diff", str(old), str(new), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [
+        "INSERT",
+        "1",
+        "UPDATE",
+        "1",
+        "DELETE",
+        "1",
+        "wrote",
+        "3",
+        "operations",
+        "to",
+        str(out),
+    ]
+    with out.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["op", "id", "name"]
+    assert sorted(rows[1:]) == [
+        ["DELETE", "3", "c"],
+        ["INSERT", "4", "d"],
+        ["UPDATE", "2", "b, changed"],
+    ]
+
+
+def test_console_script_reports_bad_input_in_one_line(tmp_path):
+    old = write(tmp_path / "old.csv", "id,v\n1,a\n")
+    proc = run_cli("diff", str(old), str(tmp_path / "missing.csv"))
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert (
+        proc.stderr == f"snapcdc diff: error: NEW file {tmp_path / 'missing.csv'} does not exist\n"
+    )
+
+
+def test_reference_exports(capsys):
+    v1, v2, v3 = (
+        sorted((DATA / v).glob("*.csv.gz"))[0]
+        for v in ("20201230_V0001", "20201230_V0002", "20201231_V0001")
+    )
+    assert main(["diff", str(v1), str(v2), *REFERENCE]) == 0
+    assert capsys.readouterr().out.split() == ["INSERT", "1", "UPDATE", "1", "DELETE", "1"]
+    assert main(["diff", str(v2), str(v3), *REFERENCE]) == 0
+    assert capsys.readouterr().out.split() == ["INSERT", "99,997", "UPDATE", "3", "DELETE", "0"]
+
+
+def test_demo_runs_the_reference_versions_in_sequence(capsys):
+    assert main(["diff", "--demo", str(REPO / "data")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "tenant/test_table 20201230_V0001 (first load): INSERT 3, UPDATE 0, DELETE 0",
+        "tenant/test_table 20201230_V0002 (against test_table__20201230_v0001): "
+        "INSERT 1, UPDATE 1, DELETE 1",
+        "tenant/test_table 20201231_V0001 (against test_table__20201230_v0002): "
+        "INSERT 99,997, UPDATE 3, DELETE 0",
+    ]
+
+
+def test_options(tmp_path, capsys):
+    old = write(tmp_path / "old.tsv", "r\tid\tv\nx\t1\t'a\\'b'\ny\t1\tq\n")
+    new = write(tmp_path / "new.tsv", "r\tid\tv\nx\t1\t'a\\'B'\ny\t1\tq\n")
+    args = [
+        "diff",
+        str(old),
+        str(new),
+        "--delimiter",
+        "\\t",
+        "--quote",
+        "'",
+        "--escape",
+        "\\",
+        "--key",
+        "r,id",
+    ]
+    assert main([*args, "--out", str(tmp_path / "o.csv")]) == 0
+    assert capsys.readouterr().out.split()[:6] == ["INSERT", "0", "UPDATE", "1", "DELETE", "0"]
+    assert (tmp_path / "o.csv").read_text() == "op,r,id,v\nUPDATE,x,1,a'B\n"
+
+
+BAD_GZIP = b"\x1f\x8b\x08\x00" + b"this is not deflate data" * 4
+
+
+@pytest.mark.parametrize(
+    "old,new,extra,message",
+    [
+        ("id,v\n1,a\n", "id,v\n1,a\n1,b\n", [], "NEW file {new}: 1 duplicate key (1)"),
+        ("id,v\n,a\n2,b\n", "id,v\n1,a\n", [], "OLD file {old}: 1 row with an empty key (id)"),
+        (
+            "id,v\n1,a\n",
+            "id,v\n1\n2,b,c\n",
+            [],
+            "NEW file {new}: 2 rows with missing or extra fields",
+        ),
+        (
+            "id,v\n1,a\n",
+            "id,v\n1,a\n",
+            ["--key", "nope"],
+            "OLD file {old}: key column 'nope' is not among the columns ['id', 'v']",
+        ),
+        (
+            "id,v\n1,a\n",
+            "v,id\na,1\n",
+            [],
+            "OLD and NEW cannot be compared: key changed from ['id'] to ['v']",
+        ),
+        (
+            "id,v\n1,a\n",
+            "id,v\n1,a\n",
+            ["--delimiter", ";;"],
+            "delimiter must be a single character (not a newline), got ';;'",
+        ),
+        ("id,v\n1,a\n", "id,v\n1,a\n", ["--no-header"], "--no-header needs --columns"),
+        ("id,v\n1,a\n", "", [], "NEW file {new} has no header row"),
+        ("id,bad name\n1,a\n", "id,v\n1,a\n", [], "OLD file {old}: invalid column 'bad name'"),
+        ("id,v\n1,a\n", BAD_GZIP, [], "cannot read NEW file {new}: not a readable gzip file"),
+        (
+            "1,a\n",
+            BAD_GZIP,
+            ["--no-header", "--columns", "id,v"],
+            "cannot read NEW file {new}: HIVE_CURSOR_ERROR",
+        ),
+        ("id,v\n1,a\n", b"id,v\n1,\xff\n", [], "cannot read NEW file {new}: not UTF-8 text"),
+    ],
+)
+def test_bad_input_is_one_line_on_stderr(tmp_path, capsys, old, new, extra, message):
+    old_path = tmp_path / "old.csv"
+    new_path = tmp_path / (
+        "new.csv.gz" if isinstance(new, bytes) and new.startswith(b"\x1f\x8b") else "new.csv"
+    )
+    old_path.write_text(old)
+    new_path.write_bytes(new if isinstance(new, bytes) else new.encode())
+    code = main(["diff", str(old_path), str(new_path), *extra])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.out == ""
+    expected = "snapcdc diff: error: " + message.format(old=old_path, new=new_path)
+    assert captured.err.startswith(expected), captured.err
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
+
+
+def test_a_directory_is_not_a_file(tmp_path, capsys):
+    assert main(["diff", str(tmp_path), str(tmp_path)]) == 1
+    assert capsys.readouterr().err == f"snapcdc diff: error: OLD file {tmp_path} is not a file\n"
+
+
+def test_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["diff", "--bogus"])
+    assert info.value.code == 2
+    assert main([]) == 2
