@@ -105,6 +105,13 @@ def test_header_skipped_per_file_and_hidden_files_ignored(engine, files):
     assert result.rows == [("1", "x"), ("2", "y")]
 
 
+def test_byte_order_mark_is_skipped_without_a_header(engine, files):
+    _, put = files
+    put("s3://bucket/bom/", "x.csv.gz", "\ufeffk1,a\r\nk2,b\r\n")
+    engine.execute(ddl("bom", ["k", "v"], "s3://bucket/bom/"))
+    assert sorted(engine.execute("SELECT k, v FROM d.bom").rows) == [("k1", "a"), ("k2", "b")]
+
+
 def test_files_are_resolved_when_a_query_runs(engine, files):
     _, put = files
     engine.execute(ddl("t", ["k"], "s3://bucket/later/"))
@@ -219,6 +226,7 @@ def test_statement_errors(engine, sql, error):
     with pytest.raises(EngineError) as info:
         engine.execute(sql)
     assert str(info.value).startswith(error)
+    assert info.value.error_type == error.split(":")[0]
     assert "\n" not in str(info.value)
 
 

@@ -18,9 +18,12 @@ double quotes, NULL as an empty unquoted field, ``\\n`` line ends, column names 
 folds identifiers). Errors raise :class:`EngineError` with an Athena-like one-line message
 (``TABLE_NOT_FOUND: ...``, ``HIVE_BAD_DATA: ...``).
 
-Where Athena's result cannot be reproduced exactly (a line end other than the file's, a NUL
-byte, bytes that are not UTF-8, an unsupported SerDe or property) the engine raises instead of
-computing something Athena would not.
+Where Athena's result cannot be reproduced exactly the engine raises instead of computing
+something Athena would not: a lone carriage return in a file whose lines end otherwise, bytes
+that are not UTF-8 (Athena would substitute U+FFFD), the byte sequence NUL SOH NUL (the engine's
+internal line marker), an unsupported SerDe, table property, column type or compression. A
+quoted field holding a line end is *not* an error: Athena's line reader splits the row there,
+and so does the engine (the data checks then report ragged rows).
 
 >>> import tempfile, pathlib
 >>> tmp = pathlib.Path(tempfile.mkdtemp())
@@ -84,7 +87,7 @@ class EngineError(RuntimeError):
     def error_type(self) -> str:
         """The leading category (``TABLE_NOT_FOUND``, ``HIVE_BAD_DATA``, ...)."""
         head = str(self).split(":", 1)[0]
-        return head if head.isupper() or "_" in head else "GENERIC_INTERNAL_ERROR"
+        return head if head and " " not in head else "GENERIC_INTERNAL_ERROR"
 
 
 @dataclass
