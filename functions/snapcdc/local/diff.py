@@ -95,6 +95,10 @@ def diff_files(
         ]
         engine.execute(queries.create_database(DATABASE))
         old_schema, new_schema = (_schema(side, config) for side in sides)
+        try:  # rendered first: a changed key fails before any file is read
+            sql = queries.delta(DATABASE, sides[0].table, old_schema, sides[1].table, new_schema)
+        except ContractError as exc:
+            raise CliError(f"OLD and NEW cannot be compared: {exc}") from None
         for side, schema in zip(sides, (old_schema, new_schema), strict=True):
             engine.execute(
                 queries.create_export_table(
@@ -107,10 +111,6 @@ def diff_files(
                 lambda pair: _check(engine, *pair),
                 zip(sides, (old_schema, new_schema), strict=True),
             )
-        try:
-            sql = queries.delta(DATABASE, sides[0].table, old_schema, sides[1].table, new_schema)
-        except ContractError as exc:
-            raise CliError(f"OLD and NEW cannot be compared: {exc}") from None
         counts = _run_ops(engine, sql, stage, new_schema, out)
     return DiffResult(counts, old_schema, new_schema, old_rows, new_rows, _path(out))
 
