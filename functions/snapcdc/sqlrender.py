@@ -10,13 +10,15 @@ Filters (Athena engine v3: Hive syntax for DDL, Trino syntax for queries):
 - ``hive_ident``: a DDL identifier, ```name```.
 - ``literal``: a query string literal, ``'it''s'``.
 - ``hive_literal``: a DDL string literal, ``'it\\'s'`` (Hive escapes with a backslash).
+- ``s3_location``: a DDL ``LOCATION``; only plain ``s3://bucket/prefix/`` URIs pass.
 
->>> print(render_string("SELECT {{ c | ident }} FROM t WHERE x = {{ v | literal }}", c="PK", v="it's"))
+>>> template = "SELECT {{ c | ident }} FROM t WHERE x = {{ v | literal }}"
+>>> print(render_string(template, c="PK", v="it's"))
 SELECT "PK" FROM t WHERE x = 'it''s'
->>> render_string("SELECT {{ c }}", c="PK")
+>>> render_string("SELECT {{ c }}", c="PK")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-snapcdc.sqlrender.UnquotedValueError: template printed 'PK' without a quoting filter (ident, hive_ident, literal, hive_literal)
+snapcdc.sqlrender.UnquotedValueError: template printed 'PK' without a quoting filter ...
 """
 
 from __future__ import annotations
@@ -88,7 +90,8 @@ def _finalize(value: Any) -> Any:
     if value is None or value == "":
         return ""
     raise UnquotedValueError(
-        f"template printed {value!r} without a quoting filter (ident, hive_ident, literal, hive_literal)"
+        f"template printed {value!r} without a quoting filter "
+        "(ident, hive_ident, literal, hive_literal, s3_location)"
     )
 
 
