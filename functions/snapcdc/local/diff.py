@@ -442,10 +442,25 @@ def _unescape(value: str) -> str:
     return {"\\t": "\t", "tab": "\t", "\\\\": "\\"}.get(value, value)
 
 
+DESCRIPTION = """\
+Compute the operations that turn export OLD into export NEW the way the pipeline does: the
+same Athena SQL templates, run by the embedded engine, with the same data checks (duplicate
+keys, empty keys, rows with missing or extra fields). Files may be gzip or plain CSV.
+
+Prints the INSERT, UPDATE and DELETE counts. --out writes the operations as CSV: op, then
+NEW's columns in file order; a DELETE carries OLD's values. Columns are matched by name, so
+reordering them changes nothing; when a column was added or removed, every row kept is an
+UPDATE carrying the new shape.
+
+examples:
+  snapcdc diff v1.csv.gz v2.csv.gz --key id --out ops.csv
+  snapcdc diff a.csv b.csv --no-header --columns PK,COL_1,COL_2 --delimiter ';'
+"""
+
 COMMAND = Command(
     name="diff",
     help="compute the INSERT/UPDATE/DELETE operations between two export files",
-    description=__doc__.split(">>>")[0].split("\n\n", 1)[1].strip(),
+    description=DESCRIPTION,
     add_arguments=_add_arguments,
     run=_run,
 )
