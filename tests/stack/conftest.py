@@ -18,7 +18,7 @@ from typing import Any
 
 # Powertools reads these when a handler module is imported (at collection, below).
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "snapcdc")
-os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO")
 
 import boto3  # noqa: E402
 import pytest
@@ -92,7 +92,7 @@ TEST_OVERRIDES = {
     "SNAPCDC_QUERY_START_WAIT_SECONDS": "0.2",
     "SNAPCDC_LOCK_RETRY_SECONDS": "0",
     "SNAPCDC_QUERY_POLL_SECONDS": "0",
-    "POWERTOOLS_LOG_LEVEL": "WARNING",
+    "POWERTOOLS_LOG_LEVEL": "INFO",  # every log call runs (a bad `extra` key raises)
 }
 
 

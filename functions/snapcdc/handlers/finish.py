@@ -16,5 +16,5 @@ logger = Logger()
 def handler(event, context):
     settings = Settings.from_env().require("registry_table")
     summary = finish(event["state"], event["execution_arn"], settings, utc_now())
-    logger.info("finished", extra=summary)
+    logger.info("finished", extra={"summary": summary})
     return summary

@@ -16,5 +16,5 @@ logger = Logger()
 def handler(event, context):
     settings = Settings.from_env().require("registry_table")
     failure = mark_failed(event["state"], event["execution_arn"], settings, utc_now())
-    logger.warning("failed", extra=failure)
+    logger.warning("failed", extra={"failure": failure})
     return failure

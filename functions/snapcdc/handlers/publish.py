@@ -29,5 +29,5 @@ def handler(event, context):
         max_records=settings.publish_max_records,
         max_retries=settings.publish_max_retries,
     )
-    logger.info("published", extra=progress)
+    logger.info("published", extra={"progress": progress})
     return progress

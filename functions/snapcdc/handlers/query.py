@@ -26,5 +26,5 @@ def handler(event, context):
         status = poll_query(athena, event["status"], event["query"])
     else:
         raise ValueError(f"unknown action {event['action']!r}: expected 'start' or 'poll'")
-    logger.info("statement", extra=status)
+    logger.info("statement", extra={"statement": status})
     return status

@@ -16,5 +16,5 @@ def handler(event, context):
     result = route(
         client("stepfunctions"), event["event"], event["state_machine_arn"], event["execution_arn"]
     )
-    logger.info("routed", extra=result)
+    logger.info("routed", extra={"route": result})
     return result
