@@ -123,7 +123,9 @@ def put_records(
         pending = [entry for entry, _ in failed]
         last_error = f"{failed[0][1]['ErrorCode']}: {failed[0][1].get('ErrorMessage', '')}"
         if attempt < max_retries:
-            sleep(min(0.05 * 2**attempt, 2.0) * (0.5 + random.random() / 2))  # noqa: S311 - jitter
+            # A shard takes 1 MiB or 1000 records per second: wait long enough for the next
+            # second's allowance, with jitter so retries of parallel pages spread out.
+            sleep(min(0.1 * 2**attempt, 5.0) * (0.5 + random.random() / 2))  # noqa: S311
     raise PublishFailed(
         f"{len(pending)} record(s) still refused by Kinesis after {max_retries} retries "
         f"({last_error})"

@@ -39,7 +39,8 @@ class Settings:
     publish_reserve_millis: int = 30000
     # Upper bound of ops one publish invocation sends (the rest goes to the next page).
     publish_max_records: int = 1_000_000
-    publish_max_retries: int = 8
+    # Retries of the records Kinesis refused (throttling), with backoff up to 5 s apart.
+    publish_max_retries: int = 10
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
