@@ -33,11 +33,12 @@ def request_token(execution_arn: str, index: int, name: str) -> str:
 
 
 def start_query(
-    athena: Any, query: dict[str, Any], execution_arn: str, index: int, settings: Settings
+    athena: Any, sql: str, query: dict[str, Any], execution_arn: str, index: int, settings: Settings
 ) -> dict[str, Any]:
-    """Start ``query`` (``{name, kind, sql}``) in the stack's workgroup and wait a little."""
+    """Start ``sql`` (the statement ``query``: ``{name, kind, ...}``) in the stack's workgroup
+    and wait a little."""
     args: dict[str, Any] = {
-        "QueryString": query["sql"],
+        "QueryString": sql,
         "WorkGroup": settings.athena_workgroup,
         "ClientRequestToken": request_token(execution_arn, index, query["name"]),
     }

@@ -5,6 +5,10 @@ The plan is the ordered list of Athena statements the state machine runs one by 
     create_database, drop_new_table, create_new_table, [create_previous_table],
     check_export, delta | first_load, [drop_previous_table]
 
+A statement longer than INLINE_SQL_BYTES (wide tables: the delta grows with the columns) is
+written to S3 next to the Athena results and travels as ``sql_location``, so the execution state
+stays far below Step Functions' 256 KB limit; short ones travel inline and show in the history.
+
 The new version's table is dropped and recreated (a failed earlier attempt may have left it with
 an older definition); the previous version's table is recreated only if it is missing, with the
 configuration and schema recorded in the table's head when that version was applied. It is
@@ -30,8 +34,10 @@ from snapcdc.contract import (
     glue_database,
     parse_export_key,
 )
+from snapcdc.resultcsv import parse_s3_uri
 
 HEADER_RANGE_BYTES = 64 * 1024
+INLINE_SQL_BYTES = 8 * 1024
 MAX_HEADER_BYTES = 1024 * 1024
 
 
@@ -94,9 +100,17 @@ def read_header(s3: Any, bucket: str, key: str, config: TableConfig) -> list[str
 
 
 def plan_upload(
-    s3: Any, upload: dict[str, Any], head: dict[str, Any] | None, database_prefix: str
+    s3: Any,
+    upload: dict[str, Any],
+    head: dict[str, Any] | None,
+    database_prefix: str,
+    sql_prefix: str = "",
 ) -> dict[str, Any]:
-    """The plan for one registered upload, given the table's head record (or None)."""
+    """The plan for one registered upload, given the table's head record (or None).
+
+    ``sql_prefix`` (``s3://bucket/prefix/``): where long statements are written; empty keeps
+    every statement inline.
+    """
     ref = parse_export_key(upload["key"])
     bucket = upload["bucket"]
     last = (head or {}).get("last_applied_version")
@@ -152,5 +166,40 @@ def plan_upload(
             ("first_load", "ops", queries.first_load(database, table, schema)),
         ]
         plan.update(action="first_load", reason="no version of this table was applied yet")
-    plan["queries"] = [{"name": n, "kind": k, "sql": sql} for n, k, sql in statements]
+    plan["queries"] = [
+        statement(s3, index, name, kind, sql, sql_prefix)
+        for index, (name, kind, sql) in enumerate(statements)
+    ]
     return plan
+
+
+def statement(
+    s3: Any, index: int, name: str, kind: str, sql: str, sql_prefix: str
+) -> dict[str, Any]:
+    """``{name, kind, sql}``, or ``{name, kind, sql_location}`` for a long statement."""
+    if not sql_prefix or len(sql.encode()) <= INLINE_SQL_BYTES:
+        return {"name": name, "kind": kind, "sql": sql}
+    location = f"{sql_prefix}{index:02d}-{name}.sql"
+    bucket, key = parse_s3_uri(location)
+    s3.put_object(Bucket=bucket, Key=key, Body=sql.encode(), ContentType="text/plain")
+    return {"name": name, "kind": kind, "sql_location": location}
+
+
+def statement_sql(s3: Any, query: dict[str, Any]) -> str:
+    """The SQL of a planned statement, inline or from S3."""
+    if "sql" in query:
+        return query["sql"]
+    bucket, key = parse_s3_uri(query["sql_location"])
+    return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+
+
+def sql_prefix_for(athena_output: str, execution_arn: str) -> str:
+    """Where one execution's long statements go: beside the Athena results, under ``plans/``.
+
+    >>> sql_prefix_for("s3://results/athena/", "arn:aws:states:r:1:execution:sm:run-1")
+    's3://results/plans/run-1/'
+    """
+    if not athena_output:
+        return ""
+    bucket, _ = parse_s3_uri(athena_output)
+    return f"s3://{bucket}/plans/{execution_arn.rsplit(':', 1)[-1]}/"

@@ -47,6 +47,17 @@ def test_small_statement_finishes_within_the_start_call(aws):
     assert (status["name"], status["kind"]) == ("delta", "ops")
 
 
+def test_long_statement_is_read_from_s3(aws):
+    sql = "SELECT " + ", ".join(f"'{i}' AS c{i}" for i in range(2000))
+    aws.s3.put_object(Bucket="results", Key="plans/run/05-delta.sql", Body=sql.encode())
+    query = {"name": "delta", "kind": "ops", "sql_location": "s3://results/plans/run/05-delta.sql"}
+
+    status = start(aws, query, index=5)
+
+    execution = aws.athena.get_query_execution(QueryExecutionId=status["query_id"])
+    assert execution["QueryExecution"]["Query"] == sql
+
+
 def test_slow_statement_is_handed_to_the_poll_loop(aws, slow_athena, monkeypatch):
     monkeypatch.setenv("SNAPCDC_QUERY_START_WAIT_SECONDS", "0")
     status = start(aws)

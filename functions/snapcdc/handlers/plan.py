@@ -7,7 +7,7 @@ from aws_lambda_powertools import Logger
 
 from snapcdc.aws import client
 from snapcdc.leases import iso, utc_now
-from snapcdc.planning import plan_upload
+from snapcdc.planning import plan_upload, sql_prefix_for
 from snapcdc.registry import get_head, update_upload
 from snapcdc.settings import Settings
 
@@ -19,7 +19,13 @@ def handler(event, context):
     settings = Settings.from_env().require("registry_table")
     upload = event["upload"]
     head = get_head(upload["table_id"], table_name=settings.registry_table)
-    plan = plan_upload(client("s3"), upload, head, settings.glue_database_prefix)
+    plan = plan_upload(
+        client("s3"),
+        upload,
+        head,
+        settings.glue_database_prefix,
+        sql_prefix_for(settings.athena_output, event["execution_arn"]),
+    )
     update_upload(
         upload["table_id"],
         upload["sk"],

@@ -1,7 +1,8 @@
 """Query: start an Athena statement (``action: start``) or report its state (``action: poll``).
 
 Raises QueryFailed with Athena's StateChangeReason when the statement failed.
-Event: ``{"action": "start", "query": {name, kind, sql}, "index": 0, "execution_arn": ...}``
+Event: ``{"action": "start", "query": {name, kind, sql | sql_location}, "index": 0,
+"execution_arn": ...}``
 or ``{"action": "poll", "query": {...}, "status": <previous status>}``.
 """
 
@@ -9,6 +10,7 @@ from aws_lambda_powertools import Logger
 
 from snapcdc.athena import poll_query, start_query
 from snapcdc.aws import client
+from snapcdc.planning import statement_sql
 from snapcdc.settings import Settings
 
 logger = Logger()
@@ -19,8 +21,10 @@ def handler(event, context):
     settings = Settings.from_env()
     athena = client("athena")
     if event["action"] == "start":
+        query = event["query"]
+        sql = statement_sql(client("s3"), query)
         status = start_query(
-            athena, event["query"], event["execution_arn"], int(event["index"]), settings
+            athena, sql, query, event["execution_arn"], int(event["index"]), settings
         )
     elif event["action"] == "poll":
         status = poll_query(athena, event["status"], event["query"])
