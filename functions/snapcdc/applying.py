@@ -21,6 +21,7 @@ INSERT cannot bring the row back. A refused (stale) op is skipped, not an error.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -87,6 +88,28 @@ def apply_op(table_name: str, op: dict[str, Any]) -> str:
             return "stale"
         raise
     return "applied"
+
+
+def apply_concurrently(
+    table_name: str, ops: dict[str, Any], workers: int
+) -> dict[str, str | BaseException]:
+    """Apply many ops at once: ``{id: op}`` -> ``{id: "applied" | "stale" | the exception}``.
+
+    Order does not matter: the version condition makes the outcome the same in any order (two
+    ops on one row in a batch end with the newer one), so the writes, which spend their time
+    waiting on DynamoDB, can overlap.
+    """
+
+    def apply_one(op: Any) -> str | BaseException:
+        try:
+            return apply_op(table_name, op)
+        except Exception as exc:  # reported per record by the caller
+            return exc
+
+    if workers <= 1 or len(ops) <= 1:
+        return {ident: apply_one(op) for ident, op in ops.items()}
+    with ThreadPoolExecutor(max_workers=min(workers, len(ops))) as pool:
+        return dict(zip(ops, pool.map(apply_one, ops.values()), strict=True))
 
 
 def read_items(table_name: str, table_id: str) -> list[dict[str, Any]]:

@@ -41,6 +41,8 @@ class Settings:
     publish_max_records: int = 1_000_000
     # Retries of the records Kinesis refused (throttling), with backoff up to 5 s apart.
     publish_max_retries: int = 10
+    # Conditional writes the consumer keeps in flight at once.
+    consumer_workers: int = 16
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -169,3 +169,22 @@ def test_published_ops_applied_end_to_end(aws):
         if o["op"] != "DELETE"
     ]
     assert read_rows("target", TABLE_ID) == expected
+
+
+@pytest.mark.parametrize("workers", ["1", "16"])
+def test_one_row_changed_twice_in_one_batch_ends_at_the_newer_version(aws, monkeypatch, workers):
+    monkeypatch.setenv("SNAPCDC_CONSUMER_WORKERS", workers)
+    batch = []
+    for i in range(40):  # every row: v2's op arrives before v1's (a replay after a retry)
+        batch += [
+            op("UPDATE", "v2", f"PK{i}", COL_1="new"),
+            op("INSERT", "v1", f"PK{i}", COL_1="old"),
+        ]
+    batch += [op("DELETE", "v3", "PK0"), op("INSERT", "v1", "PK0", COL_1="old")]
+
+    response = consume(aws, *batch)
+
+    assert response == {"batchItemFailures": []}
+    current = rows(aws)
+    assert sorted(current) == sorted(f"PK{i}" for i in range(1, 40))
+    assert {r["COL_1"] for r in current.values()} == {"new"}

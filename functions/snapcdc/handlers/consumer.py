@@ -1,7 +1,9 @@
 """Consumer: apply Kinesis ops to the target table (see ``snapcdc.applying``).
 
-Partial batch response: a record that cannot be applied is reported, the ones before it are
-kept (Lambda retries from it, bisects, and finally sends it to the DLQ).
+The batch's ops are applied concurrently (conditional writes, so order does not matter), then
+Powertools' batch processor reports each record's outcome: a record that could not be applied
+(bad data, a DynamoDB error) is a batch item failure; Lambda retries from it, bisects, and
+finally sends it to the DLQ. A stale op (a newer version is already there) is skipped.
 """
 
 from aws_lambda_powertools import Logger
@@ -12,25 +14,42 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
-from snapcdc.applying import apply_op
+from snapcdc.applying import apply_concurrently
 from snapcdc.settings import Settings
 
 logger = Logger()
 
 
+def decode(record: dict):
+    """The op a Kinesis record carries, or the exception that decoding it raised."""
+    try:
+        return KinesisStreamRecord(record).kinesis.data_as_json()
+    except Exception as exc:  # a poison record: reported as that record's failure
+        return exc
+
+
 @logger.inject_lambda_context
 def handler(event, context):
-    target = Settings.from_env().require("target_table").target_table
-    outcomes = {"applied": 0, "stale": 0}
+    settings = Settings.from_env().require("target_table")
+    ops = {r["kinesis"]["sequenceNumber"]: decode(r) for r in event["Records"]}
+    decoded = {k: op for k, op in ops.items() if not isinstance(op, Exception)}
+    outcomes = {
+        **ops,
+        **apply_concurrently(settings.target_table, decoded, settings.consumer_workers),
+    }
+    counts = {"applied": 0, "stale": 0}
 
-    def apply_record(record: KinesisStreamRecord) -> None:
-        outcomes[apply_op(target, record.kinesis.data_as_json())] += 1
+    def report(record: KinesisStreamRecord) -> None:
+        outcome = outcomes[record.kinesis.sequence_number]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        counts[outcome] += 1
 
     response = process_partial_response(
         event=event,
-        record_handler=apply_record,
+        record_handler=report,
         processor=BatchProcessor(event_type=EventType.KinesisDataStreams),
         context=context,
     )
-    logger.info("applied", extra={**outcomes, "failed": len(response.get("batchItemFailures", []))})
+    logger.info("applied", extra={**counts, "failed": len(response.get("batchItemFailures", []))})
     return response
