@@ -14,6 +14,7 @@ import pytest
 
 from snapcdc import queries
 from snapcdc.contract import TableConfig
+from snapcdc.local import engine as engine_module
 from snapcdc.local.engine import AthenaEngine, EngineError, read_athena_csv
 from snapcdc.local.engine_opencsv import NO_ESCAPE, split_line
 
@@ -92,6 +93,37 @@ def test_sql_tiers_split_lines_like_the_python_port(engine, files, separator, qu
     got = Counter(engine.execute("SELECT * FROM d.fuzz").rows)
     expected = Counter(tuple(split_line(line, 5, separator, quote, escape)) for line in lines)
     assert got == expected
+
+
+@pytest.mark.parametrize("header", [False, True])
+def test_native_read_of_regular_files_splits_like_the_python_port(files, header, monkeypatch):
+    """Files of regular lines only (doubled quotes, no escape character) are re-read with
+    DuckDB's CSV reader: it must agree with the port, blank lines and ragged rows included."""
+    resolve, put = files
+    rng = random.Random(7)
+    alphabet = ["a", " ", "é", ",", '"', "\\", "\t"]
+    lines = []
+    for _ in range(3000):
+        fields = []
+        for _ in range(rng.choice([0, 1, 2, 3, 4, 4, 5, 6])):
+            text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 5)))
+            quoted = rng.random() < 0.6 or '"' in text or "," in text
+            fields.append('"' + text.replace('"', '""') + '"' if quoted else text)
+        lines.append(",".join(fields))
+    body = "\n".join(lines) + "\n"
+    put("s3://bucket/regular/", "a.csv.gz", ("h\n" if header else "") + body)
+    put("s3://bucket/regular/", "b.csv", ("h\n" if header else "") + body)
+    # the regular-expression split must not be what produced the rows
+    monkeypatch.setattr(engine_module, "_split_regular", None)
+    with AthenaEngine(resolve) as engine:
+        engine.native_read_min_lines = 1
+        engine.execute("CREATE DATABASE d")
+        tbl = "'skip.header.line.count' = '1'" if header else ""
+        cols = ["c1", "c2", "c3", "c4", "extra"]
+        engine.execute(ddl("r", cols, "s3://bucket/regular/", "'escapeChar' = '\\0'", tbl))
+        got = Counter(engine.execute("SELECT * FROM d.r").rows)
+    one = Counter(tuple(split_line(line, 5, ",", '"', NO_ESCAPE)) for line in lines)
+    assert got == one + one
 
 
 def test_header_skipped_per_file_and_hidden_files_ignored(engine, files):

@@ -63,7 +63,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError
 
 from snapcdc.local.engine_ddl import CreateDatabase, DdlError, DropTable, ExternalTable, parse_ddl
-from snapcdc.local.engine_opencsv import regular_line_patterns, split_line
+from snapcdc.local.engine_opencsv import NO_ESCAPE, regular_line_patterns, split_line
 
 Resolver = Callable[[str], Sequence[str | os.PathLike[str]]]
 
@@ -164,6 +164,10 @@ class AthenaEngine:
     Athena: each statement runs on a DuckDB cursor of its own, catalog changes are serialized,
     and a table's files are read by one statement at a time while other tables load alongside.
     """
+
+    # Quoted lines at which re-reading a regular file with DuckDB's CSV reader beats splitting
+    # them with regular expressions.
+    native_read_min_lines = 20_000
 
     def __init__(
         self,
@@ -398,17 +402,12 @@ class AthenaEngine:
         column_list = ", ".join(_q(c) for c in table.columns)
         try:
             if files:
-                con.execute(f"CREATE OR REPLACE TABLE {storage} AS {_split_sql(table, files)}")
-                irregular = con.execute(
-                    f"SELECT rowid, _raw FROM {storage} WHERE _raw IS NOT NULL"
-                ).fetchall()
-                if irregular:
-                    _fix_irregular(con, storage, table, irregular)
+                self._read_files(con, storage, table, files)
             else:
                 fields = ", ".join(f"NULL::VARCHAR AS c{i}" for i in range(n))
                 con.execute(
                     f"CREATE OR REPLACE TABLE {storage} AS "
-                    f"SELECT NULL::VARCHAR AS _raw, {fields} LIMIT 0"
+                    f"SELECT NULL::VARCHAR AS _raw, NULL::TINYINT AS _tier, {fields} LIMIT 0"
                 )
             con.execute(
                 f"CREATE OR REPLACE VIEW {_q(key[0])}.{_q(key[1])} ({column_list}) AS "
@@ -419,6 +418,32 @@ class AthenaEngine:
             with self._state:
                 self._loaded.pop(key, None)
             raise EngineError(_read_error(exc, table)) from None
+
+    def _read_files(
+        self, con: duckdb.DuckDBPyConnection, storage: str, table: ExternalTable, files: list[str]
+    ) -> None:
+        """Fill ``storage`` with the files' rows, tier by tier (see engine_opencsv).
+
+        One pass reads every line and splits the plain ones (tier 1); quoted lines are split
+        afterwards: by DuckDB's own CSV reader when the whole file is regular RFC 4180 with
+        doubled quotes (one more, fast pass), else by regular expressions (tier 2), and the
+        rest by the Python port (tier 3).
+        """
+        con.execute(f"CREATE OR REPLACE TABLE {storage} AS {_split_sql(table, files)}")
+        blank, regular, irregular, with_nul = con.execute(
+            "SELECT count(*) FILTER (_tier = 0), count(*) FILTER (_tier = 2), "
+            "count(*) FILTER (_tier = 3), count(*) FILTER (_tier = 2 AND contains(_raw, chr(0))) "
+            f"FROM {storage}"
+        ).fetchone()
+        native = not irregular and not with_nul and table.csv.escape == NO_ESCAPE
+        if native and regular >= self.native_read_min_lines:
+            con.execute(f"CREATE OR REPLACE TABLE {storage} AS {_native_sql(table, files, blank)}")
+            return
+        if regular:
+            _split_regular(con, storage, table)
+        if irregular:
+            rows = con.execute(f"SELECT rowid, _raw FROM {storage} WHERE _tier = 3").fetchall()
+            _fix_irregular(con, storage, table, rows)
 
     def _unload(self, key: Key) -> None:
         """Forget a table's rows (state lock held)."""
@@ -434,30 +459,36 @@ class AthenaEngine:
 def _fix_irregular(
     con: duckdb.DuckDBPyConnection, storage: str, table: ExternalTable, rows: list[tuple[int, str]]
 ) -> None:
-    """Tier 3: lines the SQL tiers leave alone, split in Python exactly like Trino."""
-    n = len(table.columns)
-    fmt = table.csv
-    assignments = ", ".join(f"c{i} = ?" for i in range(n))
-    params = [
-        [*split_line(raw, n, fmt.separator, fmt.quote, fmt.escape), rowid] for rowid, raw in rows
-    ]
-    con.executemany(f"UPDATE {storage} SET {assignments} WHERE rowid = ?", params)
+    """Tier 3: lines the SQL tiers leave alone, split in Python exactly like Trino.
 
-
-def _split_sql(table: ExternalTable, files: list[str]) -> str:
-    """The SELECT that reads ``files`` line by line and splits each line (tiers 1 and 2).
-
-    Lines needing tier 3 keep their text in ``_raw`` and get their fields afterwards.
+    The fields go back in one statement (Python lists unnested into a temporary table, then one
+    UPDATE ... FROM), not row by row: a file can hold many such lines.
     """
-    fmt = table.csv
     n = len(table.columns)
-    sep, quote, escape = _chr(fmt.separator), _chr(fmt.quote), _chr(fmt.escape)
-    regular, field_re, pair_re = regular_line_patterns(fmt)
-    compression = {_compression(f) for f in files}
-    # Every line as one column, no quoting; empty lines come through as NULL, which
-    # OpenCSVSerde also makes a row of NULLs.
+    fmt = table.csv
+    split = [split_line(raw, n, fmt.separator, fmt.quote, fmt.escape) for _, raw in rows]
+    columns = [list(column) for column in zip(*split, strict=True)]
+    unnests = ", ".join(f"unnest(${i + 2}::VARCHAR[]) AS c{i}" for i in range(n))
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _snapcdc_fix AS "
+        f"SELECT unnest($1::BIGINT[]) AS rid, {unnests}",
+        [[rowid for rowid, _ in rows], *columns],
+    )
+    assignments = ", ".join(f"c{i} = f.c{i}" for i in range(n))
+    con.execute(
+        f"UPDATE {storage} AS s SET {assignments} FROM _snapcdc_fix AS f WHERE s.rowid = f.rid"
+    )
+    con.execute("DROP TABLE _snapcdc_fix")
+
+
+def _read_lines_sql(table: ExternalTable, files: list[str]) -> str:
+    """Every line of ``files`` as one column ``line`` (headers skipped per file).
+
+    No quoting, and a "delimiter" no text holds; empty lines come through as NULL, which
+    OpenCSVSerde also makes a row of NULLs.
+    """
     reads = []
-    for comp in sorted(compression):
+    for comp in sorted({_compression(f) for f in files}):
         group = [f for f in files if _compression(f) == comp]
         reads.append(
             f"SELECT line FROM read_csv([{', '.join(_lit(f) for f in group)}], "
@@ -465,21 +496,26 @@ def _split_sql(table: ExternalTable, files: list[str]) -> str:
             f"header = false, auto_detect = false, skip = {table.header_lines}, "
             f"compression = {_lit(comp)})"
         )
-    lines = " UNION ALL ".join(reads)
-    decoded = (
-        f"list_transform(regexp_extract_all({sep} || line, {_lit(field_re)}, 1), "
-        f"lambda x: CASE WHEN starts_with(x, {quote}) "
-        f"THEN regexp_replace(x[2:-2], {_lit(pair_re)}, '\\1', 'g') ELSE x END)"
-    )
+    return " UNION ALL ".join(reads)
+
+
+def _split_sql(table: ExternalTable, files: list[str]) -> str:
+    """The first pass: read every line, split the plain ones (tier 1), classify the others.
+
+    ``_tier`` is 0 for an empty line, 2 for a regular quoted line, 3 for anything else (both
+    keep their text in ``_raw``), NULL for a plain line.
+    """
+    fmt = table.csv
+    n = len(table.columns)
+    sep, quote, escape = _chr(fmt.separator), _chr(fmt.quote), _chr(fmt.escape)
+    regular, _, _ = regular_line_patterns(fmt)
     fields = ", ".join(f"f[{i + 1}] AS c{i}" for i in range(n))
     return f"""
-        SELECT CASE WHEN tier = 3 THEN line END AS _raw, {fields}
+        SELECT CASE WHEN tier >= 2 THEN line END AS _raw,
+               CASE WHEN tier <> 1 THEN tier END::TINYINT AS _tier,
+               {fields}
         FROM (
-            SELECT line, tier,
-                CASE tier
-                    WHEN 1 THEN string_split(line, {sep})
-                    WHEN 2 THEN {decoded}
-                END AS f
+            SELECT line, tier, CASE WHEN tier = 1 THEN string_split(line, {sep}) END AS f
             FROM (
                 SELECT line,
                     CASE
@@ -488,10 +524,56 @@ def _split_sql(table: ExternalTable, files: list[str]) -> str:
                         WHEN regexp_full_match(line, {_lit(regular)}) THEN 2
                         ELSE 3
                     END AS tier
-                FROM ({lines})
+                FROM ({_read_lines_sql(table, files)})
             )
         )
     """
+
+
+def _native_sql(table: ExternalTable, files: list[str], blank_lines: int) -> str:
+    """All rows through DuckDB's CSV reader, for files whose every line is regular RFC 4180.
+
+    On such lines it splits exactly as the SerDe does, given: no NULL string (an empty field is
+    ''), quoted empty strings kept, missing fields NULL, fields past the extra column dropped.
+    It skips empty lines, so their all-NULL rows are added back.
+    """
+    fmt = table.csv
+    n = len(table.columns)
+    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(n)) + "}"
+    reads = []
+    for comp in sorted({_compression(f) for f in files}):
+        group = [f for f in files if _compression(f) == comp]
+        reads.append(
+            f"SELECT {', '.join(f'c{i}' for i in range(n))} "
+            f"FROM read_csv([{', '.join(_lit(f) for f in group)}], columns = {columns}, "
+            f"delim = {_chr(fmt.separator)}, quote = {_chr(fmt.quote)}, "
+            f"escape = {_chr(fmt.quote)}, header = false, auto_detect = false, "
+            f"skip = {table.header_lines}, compression = {_lit(comp)}, null_padding = true, "
+            f"nullstr = {LINE_DELIMITER}, allow_quoted_nulls = false, strict_mode = false)"
+        )
+    nulls = ", ".join(f"NULL::VARCHAR AS c{i}" for i in range(n))
+    reads.append(f"SELECT {nulls} FROM range({int(blank_lines)})")
+    rows = " UNION ALL ".join(reads)
+    return f"SELECT NULL::VARCHAR AS _raw, NULL::TINYINT AS _tier, * FROM ({rows})"
+
+
+def _split_regular(con: duckdb.DuckDBPyConnection, storage: str, table: ExternalTable) -> None:
+    """Tier 2: regular quoted lines, split with regular expressions."""
+    fmt = table.csv
+    n = len(table.columns)
+    sep, quote = _chr(fmt.separator), _chr(fmt.quote)
+    _, field_re, pair_re = regular_line_patterns(fmt)
+    decoded = (
+        f"list_transform(regexp_extract_all({sep} || _raw, {_lit(field_re)}, 1), "
+        f"lambda x: CASE WHEN starts_with(x, {quote}) "
+        f"THEN regexp_replace(x[2:-2], {_lit(pair_re)}, '\\1', 'g') ELSE x END)"
+    )
+    assignments = ", ".join(f"c{i} = r.f[{i + 1}]" for i in range(n))
+    con.execute(
+        f"UPDATE {storage} AS s SET {assignments} "
+        f"FROM (SELECT rowid AS rid, {decoded} AS f FROM {storage} WHERE _tier = 2) AS r "
+        "WHERE s.rowid = r.rid"
+    )
 
 
 def _compression(path: str) -> str:
