@@ -243,7 +243,13 @@ class AthenaEngine:
                         f"AlreadyExistsException: Database {ddl.database} already exists"
                     )
                 return
-            self._con.cursor().execute(f"CREATE SCHEMA {_q(ddl.database)}")
+            if ddl.database == STORAGE_SCHEMA:
+                raise EngineError(f"NOT_SUPPORTED: {STORAGE_SCHEMA} is reserved by the engine")
+            con = self._con.cursor()
+            try:
+                con.execute(f"CREATE SCHEMA {_q(ddl.database)}")
+            finally:
+                con.close()
             catalog.databases.add(ddl.database)
         elif isinstance(ddl, ExternalTable):
             db = ddl.database or database
