@@ -162,6 +162,15 @@ class LocalRun:
         # Imported after the emulator started: it re-imports the Lambda artifact's modules.
         self.registry = importlib.import_module("snapcdc.registry")
         self.applying = importlib.import_module("snapcdc.applying")
+        self._rows: dict[str, list[dict[str, Any]]] = {}
+
+    def target_rows(self, table_id: str) -> list[dict[str, Any]]:
+        """The table's rows in the target (read once, after the run)."""
+        if table_id not in self._rows:
+            self._rows[table_id] = self.applying.read_rows(
+                self.outputs["TargetTableName"], table_id
+            )
+        return self._rows[table_id]
 
     def put(self, key: str) -> Upload | None:
         """Upload one file; exports become an :class:`Upload` to follow, configs None."""
@@ -371,7 +380,7 @@ def summarize(run: LocalRun, uploads: list[Upload]) -> dict[str, dict[str, Any]]
             continue
         head = run.registry.get_head(table_id, table_name=run.outputs["RegistryTableName"]) or {}
         summary["version"] = head.get("last_applied_version")
-        summary["rows"] = len(run.applying.read_rows(run.outputs["TargetTableName"], table_id))
+        summary["rows"] = len(run.target_rows(table_id))
     return tables
 
 
@@ -392,8 +401,9 @@ def dump_tables(run: LocalRun, uploads: list[Upload], directory: Path) -> list[P
                 f"table {table_id} has a successful version but no schema in the registry"
             )
         columns, key = head["schema"]["columns"], head["schema"]["key"]
-        rows = run.applying.read_rows(run.outputs["TargetTableName"], table_id)
-        rows.sort(key=lambda row: tuple(row.get(k) or "" for k in key))
+        rows = sorted(
+            run.target_rows(table_id), key=lambda row: tuple(row.get(k) or "" for k in key)
+        )
         path = directory / f"{table_id}.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", newline="", encoding="utf-8") as handle:

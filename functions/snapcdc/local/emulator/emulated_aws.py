@@ -16,6 +16,9 @@ S3 -> EventBridge -> SFN    :mod:`.eventbridge`: the S3 event as AWS sends it, r
                             ``StartExecution`` without a name
 unnamed executions          :mod:`.stepfunctions`: a UUID name like AWS
 no Kinesis ESM poller       :mod:`.kinesis`: polls shards, batches, retries, bisects, DLQ
+(moto pushes each record    (and moto's own push is switched off; shards made thread-safe
+through docker instead)     and indexed)
+slow item reads             :mod:`.dynamodb`: Scan/Query/GetItem answered with ``json``
 ==========================  =================================================================
 
 Every bridge reads its configuration from the deployed stack (rule patterns and targets,
@@ -42,7 +45,7 @@ from unittest import mock
 
 import boto3
 
-from snapcdc.local.emulator import cfn, cfn_models, stepfunctions
+from snapcdc.local.emulator import cfn, cfn_models, dynamodb, kinesis, stepfunctions
 from snapcdc.local.emulator.athena import AthenaBridge, EngineLike
 from snapcdc.local.emulator.eventbridge import EventBridgeBridge
 from snapcdc.local.emulator.kinesis import KinesisPoller
@@ -116,6 +119,8 @@ class Emulator:
 
         enter(cfn_models.installed())
         enter(stepfunctions.installed())
+        enter(kinesis.installed())
+        enter(dynamodb.installed())
         self.lambdas = enter(LambdaRuntime().installed())
         self.events = enter(EventBridgeBridge().installed())
         files = S3Files(scratch / "s3", self.region)

@@ -14,6 +14,9 @@ Kinesis mapping moto holds (the ones the stack declares), honouring its settings
   is the checkpoint; records from there on are retried; an empty or unknown identifier fails
   the whole batch.
 
+moto itself pushes every record put on a mapped stream to the function at once, one record per
+invocation and through docker; :func:`installed` turns that off, the poller does it instead.
+
 Not emulated: ``MaximumBatchingWindowInSeconds`` (batches go out at once),
 ``ParallelizationFactor`` (one batch per shard at a time), tumbling windows, filters.
 With infinite retries (the default -1) a record that always fails would block its shard for a
@@ -29,20 +32,106 @@ week in AWS; here :meth:`drain` stops after ``stuck_after`` attempts and raises.
 from __future__ import annotations
 
 import base64
+import bisect
 import datetime as dt
 import json
 import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from unittest import mock
 
 import boto3
 
 log = logging.getLogger(__name__)
 
 PAYLOAD_LIMIT = 6 * 1024 * 1024
+
+
+# moto's shards keep records in an OrderedDict: every put and read walks all of it (a 100,000
+# record version is quadratic) and a read that runs while another thread puts fails with
+# "mutated during iteration". Kinesis serves reads and writes concurrently, in constant time;
+# the shard methods below do the same thing as moto's, serialised and with an index.
+
+
+def _keys(shard: Any) -> list[int]:
+    """The shard's sequence numbers in order, kept beside moto's record dict."""
+    keys = shard.__dict__.get("_snapcdc_keys")
+    if keys is None or len(keys) != len(shard.records):
+        keys = shard.__dict__["_snapcdc_keys"] = list(shard.records)
+    return keys
+
+
+def _put_record(shard: Any, partition_key: str, data: str, explicit_hash_key: str) -> str:
+    from moto.kinesis.models import Record
+
+    keys = _keys(shard)
+    sequence_number = (keys[-1] if keys else 0) + 1
+    shard.records[sequence_number] = Record(partition_key, data, sequence_number, explicit_hash_key)
+    keys.append(sequence_number)
+    return str(sequence_number)
+
+
+def _get_records(
+    shard: Any, last_sequence_id: str, limit: int | None
+) -> tuple[list[Any], int, int]:
+    keys = _keys(shard)
+    start = bisect.bisect_right(keys, int(last_sequence_id))
+    chosen = keys[start : start + limit] if limit else keys[start:]
+    records = [shard.records[k] for k in chosen]
+    if not records:
+        return [], int(last_sequence_id), 0
+    behind = shard.records[keys[-1]].created_at - records[-1].created_at
+    return records, chosen[-1], int(behind * 1000)
+
+
+def _min_sequence(shard: Any) -> int:
+    keys = _keys(shard)
+    return keys[0] if keys else 0
+
+
+def _max_sequence(shard: Any) -> int:
+    keys = _keys(shard)
+    return keys[-1] if keys else 0
+
+
+@contextmanager
+def installed() -> Iterator[None]:
+    """While the block runs: no per-record push by moto; thread-safe, indexed moto shards."""
+    from moto.awslambda.models import LambdaBackend
+    from moto.kinesis.models import Shard
+
+    def send_kinesis_message(self: Any, **kwargs: Any) -> None:
+        return None  # the poller delivers, in batches, with the mapping's settings
+
+    lock = threading.RLock()
+
+    def serialised(method: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return method(*args, **kwargs)
+
+        return call
+
+    replacements = {
+        "get_records": _get_records,
+        "put_record": _put_record,
+        "get_min_sequence_number": _min_sequence,
+        "get_max_sequence_number": _max_sequence,
+        "get_sequence_number_at": Shard.get_sequence_number_at,
+        "to_json": Shard.to_json,
+    }
+    with ExitStack() as stack:
+        stack.enter_context(
+            mock.patch.object(LambdaBackend, "send_kinesis_message", send_kinesis_message)
+        )
+        for name, method in replacements.items():
+            stack.enter_context(mock.patch.object(Shard, name, serialised(method)))
+        yield
 
 
 class StuckShardError(RuntimeError):
