@@ -7,9 +7,11 @@ Kinesis mapping moto holds (the ones the stack declares), honouring its settings
 - ``BatchSize`` (and Lambda's 6 MB payload limit), ``StartingPosition`` (``TRIM_HORIZON``,
   ``LATEST``: the shard's end when the poller starts, ``AT_TIMESTAMP``);
 - function errors: the batch is retried; with ``BisectBatchOnFunctionError`` it is split in
-  two first (splitting does not use up retries); after ``MaximumRetryAttempts`` retries, or
-  once a record is older than ``MaximumRecordAgeInSeconds``, the batch is discarded and an
-  invocation record goes to ``DestinationConfig.OnFailure`` (SQS or SNS), as AWS sends it;
+  two first (splitting does not use up retries; a batch whose first record is reported
+  failed is split the same way, which isolates a poison record); after
+  ``MaximumRetryAttempts`` retries, or once a record is older than
+  ``MaximumRecordAgeInSeconds``, the batch is discarded and an invocation record goes to
+  ``DestinationConfig.OnFailure`` (SQS or SNS), as AWS sends it;
 - ``FunctionResponseTypes: [ReportBatchItemFailures]``: the lowest reported sequence number
   is the checkpoint; records from there on are retried; an empty or unknown identifier fails
   the whole batch.
@@ -433,11 +435,9 @@ class KinesisPoller:
             shard.checkpoint = batch[outcome.retry_from - 1]["SequenceNumber"]
             work.appendleft((batch[outcome.retry_from :], retries + 1))
             return
-        if (
-            outcome.function_error
-            and mapping.setting("BisectBatchOnFunctionError", False)
-            and len(batch) > 1
-        ):
+        # A failed batch (an error, or its first record reported failed) is split in two
+        # when the mapping bisects; the halves keep the retry count.
+        if mapping.setting("BisectBatchOnFunctionError", False) and len(batch) > 1:
             middle = len(batch) // 2
             work.appendleft((batch[middle:], retries))
             work.appendleft((batch[:middle], retries))
