@@ -612,10 +612,15 @@ def run_command(args: argparse.Namespace) -> int:
         if args.history:
             printer.histories(result)
     if args.report:
-        report = {"versions": [u.report() for u in result.uploads]}
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        write_report(result, args.report)
     return 0
+
+
+def write_report(result: RunResult, path: Path) -> None:
+    """``{"versions": [...]}``: one entry per upload, in upload order."""
+    report = {"versions": [u.report() for u in result.uploads]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 class _ConsoleWriter:

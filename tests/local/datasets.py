@@ -1,0 +1,54 @@
+"""Build DATA_DIR trees (laid out like the import bucket) for the local-run tests."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from pathlib import Path
+
+
+def write_export(
+    data_dir: Path,
+    key: str,
+    rows: list[list[str]],
+    *,
+    delimiter: str = ";",
+    header: list[str] | None = None,
+    quoting: int = csv.QUOTE_MINIMAL,
+) -> Path:
+    """Write ``rows`` (and ``header``) as a gzip CSV export at ``data_dir/key``."""
+    text = io.StringIO()
+    writer = csv.writer(text, delimiter=delimiter, quoting=quoting, lineterminator="\n")
+    if header:
+        writer.writerow(header)
+    writer.writerows(rows)
+    return write_raw(data_dir, key, gzip.compress(text.getvalue().encode("utf-8"), mtime=0))
+
+
+def write_raw(data_dir: Path, key: str, body: bytes) -> Path:
+    path = data_dir / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(body)
+    return path
+
+
+def write_config(data_dir: Path, tenant: str, table: str, config: dict) -> Path:
+    path = data_dir / tenant / table / "_table.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config), encoding="utf-8")
+    return path
+
+
+def read_export(path: Path, delimiter: str = ";", header: bool = False) -> list[list[str]]:
+    """The rows of a gzip CSV export as the pipeline reads them (header dropped)."""
+    with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle, delimiter=delimiter))
+    return rows[1:] if header else rows
+
+
+def read_dump(path: Path) -> list[list[str]]:
+    """A ``--dump-target`` file: header first, then the rows."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.reader(handle))
