@@ -1,8 +1,9 @@
 """Step Functions executions in moto: the one gap bridged here, and reading executions back.
 
-Gap: moto's executing backend names an execution started without a name ``None`` (so a second
-unnamed start collides with the first). AWS gives it a UUID; :func:`installed` does the same.
-EventBridge starts executions without a name, so this matters for every upload.
+Gaps: moto's executing backend names an execution started without a name ``None`` (so a
+second unnamed start collides with the first); AWS gives it a UUID, and EventBridge starts
+executions without a name. And moto writes the context object's times in Python's ISO format
+rather than AWS's. :func:`installed` bridges both.
 
 The rest reads what the Step Functions API returns: which executions run, waiting for them,
 and :func:`history_rows`, the execution history as (state, type, seconds, error) rows.
@@ -32,19 +33,46 @@ from unittest import mock
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
 
+def aws_time(value: Any) -> str:
+    """A time as the context object carries it in AWS: ``2019-03-26T20:14:13.192Z``.
+
+    >>> aws_time("2020-12-30T10:00:00.123456+00:00")
+    '2020-12-30T10:00:00.123Z'
+    """
+    moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    moment = moment.astimezone(dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
 @contextmanager
 def installed() -> Iterator[None]:
-    """Unnamed ``StartExecution`` gets a UUID name, as in AWS, while the block runs."""
+    """While the block runs: unnamed executions get a UUID name and the context object's
+    ``$$.State.EnteredTime`` / ``$$.Execution.StartTime`` are written as AWS writes them
+    (moto uses Python's ``isoformat``, ``...:00.123456+00:00``)."""
+    from moto.stepfunctions.parser.asl.component.state import state as state_module
+    from moto.stepfunctions.parser.backend import execution_worker
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
     original = StepFunctionsParserBackend.start_execution
+    state_data = state_module.StateData
+    execution_data = execution_worker.ExecutionData
 
     def start_execution(
         self: Any, state_machine_arn: str, name: Any = None, *args: Any, **kwargs: Any
     ) -> Any:
         return original(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
 
-    with mock.patch.object(StepFunctionsParserBackend, "start_execution", start_execution):
+    def entered(**fields: Any) -> Any:
+        return state_data(**{**fields, "EnteredTime": aws_time(fields["EnteredTime"])})
+
+    def started(**fields: Any) -> Any:
+        return execution_data(**{**fields, "StartTime": aws_time(fields["StartTime"])})
+
+    with (
+        mock.patch.object(StepFunctionsParserBackend, "start_execution", start_execution),
+        mock.patch.object(state_module, "StateData", entered),
+        mock.patch.object(execution_worker, "ExecutionData", started),
+    ):
         yield
 
 
