@@ -100,10 +100,14 @@ def test_lambda_tasks_run_the_handler_with_environment_and_context(plumbing):
         "AWS_REGION": "us-east-1",
     }
     assert echo["table_at_import"] == plumbing.stack.physical_id("Table")
-    assert echo["event"] == {
-        "event": json.loads(execution["input"]),
-        "execution": execution["name"],
-    }
+    event = echo["event"]
+    assert (event["event"], event["execution"]) == (
+        json.loads(execution["input"]),
+        execution["name"],
+    )
+    # Context object times as AWS writes them, e.g. 2019-03-26T20:14:13.192Z
+    for moment in (event["entered"], event["started"]):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", moment), moment
     assert output["invoke"]["payload"]["event"] == {"via": "lambda:invoke"}
 
 
