@@ -1,0 +1,189 @@
+"""Faults the pipeline must ride out, on one deployed stack (real handlers, real state machine).
+
+- a table lock held by another execution: the version waits, then runs once it is released;
+  an expired lock is taken over; a lock never released fails the version naming its holder;
+- a consumer batch that fails once is retried and applied;
+- a poison record on the stream ends in the consumer's DLQ while the rest is applied.
+
+Parameters: LockMaxAttempts 4 (1 s apart), ConsumerMaxRetries 2.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+from datasets import write_config, write_export
+
+ROWS = [[str(i), f"name {i}", str(i * 3)] for i in range(1, 11)]
+HOLDER = "arn:aws:states:us-east-1:123456789012:execution:elsewhere:holder"
+TABLES = ("held", "expired", "stuck", "flaky", "poison")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    from snapcdc.local.emulator import Emulator
+    from snapcdc.local.run import DEFAULT_TEMPLATE, LOCAL_PARAMETERS, PACKAGE_DIR, LocalRun
+
+    data = tmp_path_factory.mktemp("data")
+    for table in TABLES:
+        write_config(data, "acme", table, {"columns": ["id", "name", "qty"], "header": False})
+        write_export(data, f"acme/{table}/V1/a.csv.gz", ROWS, delimiter=",")
+    parameters = {**LOCAL_PARAMETERS, "LockMaxAttempts": "4", "ConsumerMaxRetries": "2"}
+    with Emulator(DEFAULT_TEMPLATE, parameters=parameters, lambda_code=PACKAGE_DIR) as aws:
+        yield aws, LocalRun(aws, data)
+
+
+def upload(stack, table):
+    from snapcdc.local.run import drive
+
+    _, run = stack
+    [result] = drive(run, [f"acme/{table}/_table.json", f"acme/{table}/V1/a.csv.gz"], timeout=120)
+    return result
+
+
+def target(stack, table):
+    _, run = stack
+    return sorted(
+        [r["id"], r["name"], r["qty"]]
+        for r in run.applying.read_rows(run.outputs["TargetTableName"], f"acme/{table}")
+    )
+
+
+def put_lock(aws, table, expires_at):
+    aws.client("dynamodb").put_item(
+        TableName=aws.stack.outputs["LockTableName"],
+        Item={
+            "lock_id": {"S": f"acme/{table}"},
+            "held_by": {"S": HOLDER},
+            "expires_at": {"S": expires_at},
+            "acquired_at": {"S": "2020-01-01T00:00:00.000Z"},
+            "version": {"S": "V0"},
+        },
+    )
+
+
+def lock_of(aws, table):
+    return (
+        aws.client("dynamodb")
+        .get_item(
+            TableName=aws.stack.outputs["LockTableName"], Key={"lock_id": {"S": f"acme/{table}"}}
+        )
+        .get("Item")
+    )
+
+
+def states(aws, upload):
+    from snapcdc.local.emulator.stepfunctions import execution_history, history_rows
+
+    sfn = aws.client("stepfunctions")
+    return [r.state for arn in upload.executions for r in history_rows(execution_history(sfn, arn))]
+
+
+def release_when_waiting(aws, table):
+    """Delete the lock once an execution sits in LockWait (as the other holder finishing)."""
+    from snapcdc.local.emulator.stepfunctions import execution_history, list_all_executions
+
+    sfn = aws.client("stepfunctions")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for execution in list_all_executions(sfn):
+            if execution["status"] == "RUNNING":
+                events = execution_history(sfn, execution["executionArn"])
+                if any(
+                    e.get("stateEnteredEventDetails", {}).get("name") == "LockWait" for e in events
+                ):
+                    aws.client("dynamodb").delete_item(
+                        TableName=aws.stack.outputs["LockTableName"],
+                        Key={"lock_id": {"S": f"acme/{table}"}},
+                    )
+                    return
+        time.sleep(0.1)
+
+
+def test_a_held_lock_delays_the_version_until_it_is_released(stack):
+    aws, _ = stack
+    put_lock(aws, "held", "2999-01-01T00:00:00Z")
+    releaser = threading.Thread(target=release_when_waiting, args=(aws, "held"))
+    releaser.start()
+    result = upload(stack, "held")
+    releaser.join()
+    assert (result.status, result.inserts, result.error) == ("SUCCEEDED", 10, None)
+    assert "LockWait" in states(aws, result)
+    assert target(stack, "held") == sorted(ROWS)
+    assert lock_of(aws, "held") is None
+
+
+def test_an_expired_lock_is_taken_over(stack):
+    aws, _ = stack
+    put_lock(aws, "expired", "2000-01-01T00:00:00Z")
+    result = upload(stack, "expired")
+    assert (result.status, result.inserts) == ("SUCCEEDED", 10)
+    assert "LockWait" not in states(aws, result)
+    assert lock_of(aws, "expired") is None
+
+
+def test_a_lock_never_released_fails_the_version_naming_the_holder(stack):
+    aws, _ = stack
+    put_lock(aws, "stuck", "2999-01-01T00:00:00Z")
+    result = upload(stack, "stuck")
+    assert result.status == "FAILED"
+    assert "acme/stuck" in result.error and HOLDER in result.error
+    assert states(aws, result).count("LockWait") == 3  # 4 attempts, a wait between each
+    assert lock_of(aws, "stuck")["held_by"]["S"] == HOLDER  # not ours to release
+    assert target(stack, "stuck") == []
+
+
+def test_a_consumer_batch_that_fails_once_is_retried(stack):
+    aws, _ = stack
+    consumer = aws.stack.physical_id("ConsumerFunction")
+    calls = []
+
+    def fail_first(event, context, handler):
+        calls.append(len(event["Records"]))
+        if len(calls) == 1:
+            raise ConnectionError("DynamoDB endpoint unreachable (injected)")
+        return handler(event, context)
+
+    discarded = len(aws.kinesis.discarded)
+    aws.lambdas.overrides[consumer] = fail_first
+    try:
+        result = upload(stack, "flaky")
+    finally:
+        del aws.lambdas.overrides[consumer]
+    assert (result.status, result.inserts) == ("SUCCEEDED", 10)
+    assert len(calls) >= 2 and calls[0] == 10
+    assert target(stack, "flaky") == sorted(ROWS)
+    assert len(aws.kinesis.discarded) == discarded
+
+
+def test_a_poison_record_ends_in_the_dlq_and_the_rest_is_applied(stack):
+    aws, _ = stack
+    # Hold the poller so the poison record and the version's ops share one batch.
+    aws.kinesis.stop()
+    try:
+        poison = aws.client("kinesis").put_record(
+            StreamName=aws.stack.outputs["StreamName"],
+            PartitionKey="acme/poison|x",
+            Data=b"{not json",
+        )
+        result = upload(stack, "poison")
+    finally:
+        aws.kinesis.start()
+    assert (result.status, result.inserts) == ("SUCCEEDED", 10)
+    assert target(stack, "poison") == sorted(ROWS)
+    sqs = aws.client("sqs")
+    messages = sqs.receive_message(
+        QueueUrl=aws.stack.outputs["DeadLetterQueueUrl"], MaxNumberOfMessages=10
+    )
+    [body] = [json.loads(m["Body"]) for m in messages.get("Messages", [])]
+    assert body["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert body["requestContext"]["functionArn"].endswith(aws.stack.physical_id("ConsumerFunction"))
+    info = body["KinesisBatchInfo"]
+    assert (info["batchSize"], info["startSequenceNumber"], info["endSequenceNumber"]) == (
+        1,
+        poison["SequenceNumber"],
+        poison["SequenceNumber"],
+    )
