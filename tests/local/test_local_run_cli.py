@@ -1,0 +1,94 @@
+"""``snapcdc local run`` as a command: its output, report, dump, history and its errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from datasets import read_dump, write_config, write_export
+
+from snapcdc.local.cli import main
+
+ROWS_V1 = [["k1", "one"], ["k2", "two"]]
+ROWS_V2 = [["k1", "uno"], ["k3", "three"]]
+
+
+@pytest.fixture
+def data(tmp_path):
+    data = tmp_path / "data"
+    write_config(data, "shop", "tags", {"columns": ["tag", "label"], "header": False})
+    write_export(data, "shop/tags/V1/x.csv.gz", ROWS_V1, delimiter=",")
+    write_export(data, "shop/tags/V2/x.csv.gz", ROWS_V2, delimiter=",")
+    (data / "README.txt").write_text("not an export: ignored\n")
+    return data
+
+
+def test_a_run_prints_a_row_per_upload_and_writes_report_dump_and_history(data, tmp_path, capsys):
+    sequence = tmp_path / "sequence.txt"
+    lines = ["shop/tags/V1/x.csv.gz", "shop/tags/V2/x.csv.gz", "", "# again: not newer"]
+    sequence.write_text("\n".join([*lines, "shop/tags/V1/x.csv.gz"]) + "\n")
+    args = ["local", "run", str(data), "--sequence", str(sequence), "--history"]
+    args += ["--report", str(tmp_path / "report.json"), "--dump-target", str(tmp_path / "dump")]
+    assert main(args) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["key", "status", "inserts", "updates", "deletes", "seconds"]
+    rows = [line.split()[:5] for line in out[1:4]]
+    assert rows == [
+        ["shop/tags/V1/x.csv.gz", "SUCCEEDED", "2", "0", "0"],
+        ["shop/tags/V2/x.csv.gz", "SUCCEEDED", "1", "1", "1"],
+        ["shop/tags/V1/x.csv.gz", "SKIPPED", "0", "0", "0"],
+    ]
+    summary = out[out.index("") + 2].split()
+    assert summary == ["shop/tags", "2", "1", "0", "2", "V2"]
+    assert any(line.strip().startswith("history of shop-tags-V2-") for line in out)
+    assert not any(line.split()[:2] == ["LockWait", "Wait"] for line in out)
+    assert any(line.split()[:2] == ["Publish", "Task"] for line in out)
+
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [(v["key"], v["status"], v["error"]) for v in report["versions"]] == [
+        ("shop/tags/V1/x.csv.gz", "SUCCEEDED", None),
+        ("shop/tags/V2/x.csv.gz", "SUCCEEDED", None),
+        ("shop/tags/V1/x.csv.gz", "SKIPPED", None),
+    ]
+    assert set(report["versions"][0]) == {
+        "key",
+        "tenant",
+        "table",
+        "version",
+        "status",
+        "inserts",
+        "updates",
+        "deletes",
+        "error",
+    }
+    assert read_dump(tmp_path / "dump" / "shop" / "tags.csv") == [["tag", "label"], *ROWS_V2]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["missing-dir"], "data directory missing-dir does not exist"),
+        (["{data}", "--sequence", "{tmp}/nope.txt"], "cannot read sequence file"),
+        (
+            ["{data}", "--sequence", "{tmp}/bad.txt"],
+            "bad.txt:2: 'shop/tags/V9/x.csv.gz' is not a file under",
+        ),
+        (
+            ["{data}", "--parameter", "NoSuchParameter=1"],
+            "parameter(s) ['NoSuchParameter'] not declared by the template",
+        ),
+        (["{data}", "--parameter", "novalue"], "--parameter 'novalue' is not KEY=VALUE"),
+    ],
+)
+def test_a_run_that_cannot_start_fails_with_one_line(
+    data, tmp_path, capsys, monkeypatch, arguments, message
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.txt").write_text("shop/tags/V1/x.csv.gz\nshop/tags/V9/x.csv.gz\n")
+    args = [a.format(data=data, tmp=tmp_path) for a in arguments]
+    assert main(["local", "run", *args]) == 1
+    captured = capsys.readouterr()
+    [line] = captured.err.strip().splitlines()
+    assert line.startswith("snapcdc local: error: ")
+    assert message in line
+    assert "Traceback" not in captured.err
