@@ -22,6 +22,7 @@ and :func:`history_rows`, the execution history as (state, type, seconds, error)
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -123,56 +124,55 @@ def _details(event: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def readable_cause(cause: Any) -> str:
+    """A Lambda error's ``Cause`` is its JSON payload: keep the message.
+
+    >>> readable_cause('{"errorMessage": "bad key", "errorType": "X", "stackTrace": []}')
+    'bad key'
+    """
+    try:
+        payload = json.loads(cause)
+    except (TypeError, ValueError):
+        return str(cause)
+    if isinstance(payload, dict) and "errorMessage" in payload:
+        return str(payload["errorMessage"])
+    return str(cause)
+
+
 def history_rows(events: Iterable[dict[str, Any]]) -> list[HistoryRow]:
-    """Fold ``GetExecutionHistory`` events into one row per state entered."""
-    rows: list[HistoryRow] = []
-    open_states: list[tuple[str, str, float, list[str]]] = []  # name, type, entered, errors
+    """Fold ``GetExecutionHistory`` events into one row per state entered, in entry order."""
+    events = list(events)
+    # [order, name, type, entered, exited or None, errors]
+    states: list[list[Any]] = []
+    open_states: list[list[Any]] = []
     execution_errors: list[str] = []
     for event in events:
         kind, details = event["type"], _details(event)
         if kind.endswith("StateEntered"):
-            open_states.append(
-                (
-                    details.get("name", "?"),
-                    kind[: -len("StateEntered")],
-                    _seconds(event["timestamp"]),
-                    [],
-                )
-            )
+            state = [len(states), details.get("name", "?"), kind[: -len("StateEntered")]]
+            state += [_seconds(event["timestamp"]), None, []]
+            states.append(state)
+            open_states.append(state)
         elif kind.endswith("StateExited") and open_states:
             name = details.get("name")
-            index = next(
-                (i for i in range(len(open_states) - 1, -1, -1) if open_states[i][0] == name), -1
-            )
-            state, state_type, entered, errors = open_states.pop(index)
-            rows.append(
-                HistoryRow(
-                    state,
-                    state_type,
-                    round(_seconds(event["timestamp"]) - entered, 3),
-                    "; ".join(errors) or None,
-                )
-            )
+            match = [s for s in open_states if s[1] == name] or open_states
+            match[-1][4] = _seconds(event["timestamp"])
+            open_states.remove(match[-1])
         elif "error" in details and (kind.endswith("Failed") or kind.endswith("TimedOut")):
-            text = details["error"] + (f": {details['cause']}" if details.get("cause") else "")
+            text = details["error"]
+            if details.get("cause"):
+                text += f": {readable_cause(details['cause'])}"
             if kind == "ExecutionFailed":
                 execution_errors.append(text)
-            elif open_states:
-                open_states[-1][3].append(text)
-    last = (
-        max((_seconds(e["timestamp"]) for e in events), default=0.0)
-        if isinstance(events, list)
-        else 0.0
-    )
-    for state, state_type, entered, errors in open_states:  # states the execution failed in
-        rows.append(
-            HistoryRow(
-                state,
-                state_type,
-                round(last - entered, 3),
-                "; ".join(errors + execution_errors) or None,
-            )
-        )
+            elif open_states and text not in open_states[-1][5]:
+                open_states[-1][5].append(text)
+    last = max((_seconds(e["timestamp"]) for e in events), default=0.0)
+    rows = []
+    for _, name, state_type, entered, exited, errors in states:
+        if exited is None:  # the state the execution failed in
+            errors = errors + [e for e in execution_errors if e not in errors]
+        seconds = round((exited if exited is not None else last) - entered, 3)
+        rows.append(HistoryRow(name, state_type, seconds, "; ".join(errors) or None))
     return rows
 
 
