@@ -13,6 +13,12 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: minutes, not seconds (deselect while iterating: -m 'not slow')"
+    )
+
+
 @pytest.fixture(scope="module")
 def plumbing():
     """The plumbing fixture stack deployed in a fresh emulator (one per test module)."""

@@ -6,6 +6,7 @@ ReportBatchItemFailures, on-failure destination an SQS queue; the stream has 2 s
 
 from __future__ import annotations
 
+import datetime
 import json
 
 from boto3.dynamodb.types import TypeDeserializer
@@ -108,3 +109,25 @@ def test_the_consumer_event_is_shaped_like_lambdas(plumbing):
     assert record["kinesis"]["sequenceNumber"] == response["SequenceNumber"]
     assert isinstance(record["kinesis"]["approximateArrivalTimestamp"], float)
     assert record["invokeIdentityArn"].startswith("arn:aws:iam::")
+
+
+def test_records_older_than_the_maximum_age_go_to_the_dlq_unprocessed(plumbing):
+    from moto.kinesis.models import kinesis_backends
+
+    plumbing.kinesis.stop()  # hold the poller while the record "ages"
+    try:
+        response = put(plumbing, "aged", id="aged-0", n=0)
+        stream = kinesis_backends["123456789012"]["us-east-1"].streams[
+            plumbing.stack.physical_id("Stream")
+        ]
+        record = stream.shards[response["ShardId"]].records[int(response["SequenceNumber"])]
+        # Older than the mapping's MaximumRecordAgeInSeconds (3600).
+        record.created_at_datetime -= datetime.timedelta(hours=2)
+        record.created_at -= 2 * 3600
+        plumbing.settle()
+    finally:
+        plumbing.kinesis.start()
+    assert applied(plumbing, "aged") == []
+    [message] = dlq_messages(plumbing)
+    assert message["requestContext"]["condition"] == "RecordAgeExceeded"
+    assert message["KinesisBatchInfo"]["startSequenceNumber"] == response["SequenceNumber"]

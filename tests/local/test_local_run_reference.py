@@ -15,6 +15,8 @@ import pytest
 from conftest import HERE, REPO
 from datasets import read_dump, read_export
 
+pytestmark = pytest.mark.slow
+
 DATA = REPO / "data"
 TABLE = DATA / "tenant" / "test_table"
 COLUMNS = ["PK", "COL_1", "COL_2", "COL_3"]
