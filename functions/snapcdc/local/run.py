@@ -473,23 +473,40 @@ class Printer:
         self.out.flush()
 
 
+# Handlers the functions' loggers (Powertools) created while their output was redirected:
+# pointed at the sink of the current run, and at /dev/null between runs.
+_LAMBDA_HANDLERS: set[logging.StreamHandler] = set()
+_NOWHERE = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+
+
 @contextlib.contextmanager
 def lambda_output(path: Path | None) -> Iterator[None]:
     """Send what the Lambda functions print and log (stdout, logging) to ``path`` or nowhere."""
-    sink: TextIO = path.open("a", encoding="utf-8") if path else open(os.devnull, "w")  # noqa: SIM115
+    sink: TextIO = path.open("a", encoding="utf-8") if path else _NOWHERE
     root = logging.getLogger()
     handler = logging.StreamHandler(sink)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     saved_level = root.level
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    for held in _LAMBDA_HANDLERS:
+        held.setStream(sink)
     try:
         with contextlib.redirect_stdout(sink):
             yield
     finally:
         root.removeHandler(handler)
         root.setLevel(saved_level)
-        sink.close()
+        # Loggers configured during the run write to the sink; they outlive it (a logger is
+        # configured once per process), so they are parked on /dev/null until the next run.
+        for logger in logging.root.manager.loggerDict.values():
+            for held in getattr(logger, "handlers", []):
+                if isinstance(held, logging.StreamHandler) and held.stream is sink:
+                    _LAMBDA_HANDLERS.add(held)
+        for held in _LAMBDA_HANDLERS:
+            held.setStream(_NOWHERE)
+        if sink is not _NOWHERE:
+            sink.close()
 
 
 @contextlib.contextmanager
