@@ -68,11 +68,10 @@ class LambdaContext:
 
 @dataclass
 class Invocation:
-    """One call of a function, kept for tests and the run report."""
+    """One call of a function (not its event: a run makes thousands of large ones)."""
 
     function_name: str
     request_id: str
-    event: Any
     seconds: float
     error_type: str | None = None
     error_message: str | None = None
@@ -139,7 +138,7 @@ class LambdaRuntime:
             memory_limit_in_mb=int(fn.memory_size or 128),
             timeout_seconds=float(fn.timeout or 3),
         )
-        record = Invocation(fn.function_name, context.aws_request_id, event, 0.0)
+        record = Invocation(fn.function_name, context.aws_request_id, 0.0)
         started = time.monotonic()
         try:
             self.apply_environment(fn)
