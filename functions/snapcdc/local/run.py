@@ -235,7 +235,7 @@ class LocalRun:
             upload.status = "FAILED"
         return upload
 
-    def stop_dates(self, upload: Upload) -> float | None:
+    def finished_at(self, upload: Upload) -> float | None:
         sfn = self.aws.client("stepfunctions")
         stops = []
         for arn in upload.executions:
@@ -341,7 +341,7 @@ def drive(
         run.settle(timeout)
         for upload in uploads:
             run.resolve(upload)
-            stop = run.stop_dates(upload)
+            stop = run.finished_at(upload)
             upload.seconds = round(max(0.0, (stop or time.time()) - _wall(upload.started)), 2)
             progress.advance(task)
             if on_upload:
