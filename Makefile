@@ -36,7 +36,7 @@ test: lint checkov
 	$(BIN)/pytest -q
 
 demo: install
-	$(BIN)/snapcdc diff --demo data
+	$(BIN)/snapcdc local run data --history last
 
 # The Lambda artifact: functions/snapcdc minus local/, the SQL templates, arm64 wheels.
 lambda: install

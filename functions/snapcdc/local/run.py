@@ -458,8 +458,9 @@ class Printer:
             counts = f"{s['SUCCEEDED']:>9} {s['SKIPPED']:>8} {s['FAILED']:>8} {s['rows']:>8}"
             self.line(f"{table_id:<{width}}  {counts}  {s['version'] or '-'}")
 
-    def histories(self, result: RunResult) -> None:
-        for arn, rows in result.histories.items():
+    def histories(self, result: RunResult, last_only: bool = False) -> None:
+        histories = list(result.histories.items())
+        for arn, rows in histories[-1:] if last_only else histories:
             self.line("")
             self.line(f"history of {arn.rsplit(':', 1)[-1]}")
             self.line(f"  {'state':<28} {'type':<10} {'seconds':>8}  error")
@@ -560,7 +561,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--dump-target", type=Path, metavar="DIR", help="write DIR/{tenant}/{table}.csv"
     )
-    run.add_argument("--history", action="store_true", help="print each execution's state history")
+    run.add_argument(
+        "--history",
+        nargs="?",
+        const="all",
+        choices=["all", "last"],
+        help="print the state history of each execution (or of the last one: --history last)",
+    )
     run.add_argument("--concurrent", action="store_true", help="upload everything at once")
     run.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help=argparse.SUPPRESS)
     run.add_argument(
@@ -599,7 +606,7 @@ def run_command(args: argparse.Namespace) -> int:
         template=args.template,
         parameters=parse_parameters(args.parameter),
         timeout=args.timeout,
-        history=args.history,
+        history=bool(args.history),
     )
     out = sys.stdout
     show_progress = sys.__stderr__ is not None and sys.__stderr__.isatty()
@@ -627,7 +634,7 @@ def run_command(args: argparse.Namespace) -> int:
             ) from None
         printer.summary(result)
         if args.history:
-            printer.histories(result)
+            printer.histories(result, last_only=args.history == "last")
     if args.report:
         write_report(result, args.report)
     return 0
