@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 # Packages whose modules belong to the Lambda artifact (everything under ``snapcdc`` except the
 # embedded runtime): re-imported for every new deployment, like a cold start.
 ARTIFACT_PACKAGE = "snapcdc"
-NOT_IN_ARTIFACT = ("snapcdc.local",)
+HANDLERS_PACKAGE = "snapcdc.handlers"
 
 
 @dataclass
@@ -212,13 +212,16 @@ def error_payload(exc: BaseException, request_id: str) -> dict[str, Any]:
 
 
 def drop_artifact_modules(extra: set[str] = frozenset()) -> None:
-    """Forget imported modules of the Lambda artifact (and ``extra`` handler modules).
+    """Cold-start the Lambda artifact: forget its handler modules and its cached clients.
 
-    The next invoke imports them again, like a cold start in a new deployment.
+    The next invoke imports the handlers again (new Powertools loggers, new clients), like a
+    cold start in a new deployment. The shared core modules (``snapcdc.contract`` and the
+    like) stay imported: the local tools hold references to their classes, and dropping them
+    would make, say, ``except ContractError`` miss the error a re-imported module raises.
     """
     for name in list(sys.modules):
-        in_artifact = name.startswith(ARTIFACT_PACKAGE + ".") and not name.startswith(
-            NOT_IN_ARTIFACT
-        )
-        if in_artifact or name in extra:
+        if name == HANDLERS_PACKAGE or name.startswith(HANDLERS_PACKAGE + ".") or name in extra:
             del sys.modules[name]
+    aws = sys.modules.get(ARTIFACT_PACKAGE + ".aws")
+    if aws is not None:
+        aws.reset_clients()
