@@ -51,147 +51,6 @@ def substitute(definition: str, substitutions: dict[str, Any]) -> str:
     return SUBSTITUTION_RE.sub(replace, definition)
 
 
-class AthenaWorkGroup(CloudFormationModel):
-    """``AWS::Athena::WorkGroup`` -> moto Athena ``CreateWorkGroup``."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.name
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "Name"
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::Athena::WorkGroup"
-
-    @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return attr in ("CreationTime",)
-
-    def get_cfn_attribute(self, attribute_name: str) -> Any:
-        from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
-
-        if attribute_name == "CreationTime":
-            return "1970-01-01T00:00:00Z"
-        raise UnformattedGetAttTemplateException()
-
-    @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> AthenaWorkGroup:
-        from moto.athena.models import athena_backends
-
-        props = cloudformation_json.get("Properties", {})
-        name = props.get("Name", resource_name)
-        athena_backends[account_id][region_name].create_work_group(
-            name=name,
-            configuration=json.loads(json.dumps(props.get("WorkGroupConfiguration", {}))),
-            description=props.get("Description", ""),
-            tags=props.get("Tags", []),
-        )
-        return cls(name)
-
-    @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        original_resource: Any,
-        new_resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
-    ) -> AthenaWorkGroup:
-        cls.delete_from_cloudformation_json(
-            original_resource.name, cloudformation_json, account_id, region_name
-        )
-        return cls.create_from_cloudformation_json(
-            new_resource_name, cloudformation_json, account_id, region_name
-        )
-
-    @classmethod
-    def delete_from_cloudformation_json(  # type: ignore[misc]
-        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
-    ) -> None:
-        from moto.athena.models import athena_backends
-
-        athena_backends[account_id][region_name].delete_work_group(resource_name)
-
-    def is_created(self) -> bool:
-        return True
-
-
-class GlueDatabase(CloudFormationModel):
-    """``AWS::Glue::Database`` -> moto Glue ``CreateDatabase``."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.name
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::Glue::Database"
-
-    @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return False
-
-    @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> GlueDatabase:
-        from moto.glue.models import glue_backends
-
-        database_input = dict(cloudformation_json.get("Properties", {}).get("DatabaseInput", {}))
-        # Glue stores names in lowercase; CloudFormation generates one when none is given.
-        name = str(database_input.get("Name") or resource_name).lower()
-        database_input["Name"] = name
-        glue_backends[account_id][region_name].create_database(name, database_input)
-        return cls(name)
-
-    @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        original_resource: Any,
-        new_resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
-    ) -> GlueDatabase:
-        return original_resource
-
-    @classmethod
-    def delete_from_cloudformation_json(  # type: ignore[misc]
-        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
-    ) -> None:
-        from moto.glue.models import glue_backends
-
-        glue_backends[account_id][region_name].delete_database(resource_name)
-
-    def is_created(self) -> bool:
-        return True
-
-
 class _ApiBacked:
     """A resource moto's CloudFormation lacks, created through moto's own API.
 
@@ -209,6 +68,10 @@ class _ApiBacked:
     @classmethod
     def create(cls, name: str, props: dict[str, Any], region: str) -> str:
         raise NotImplementedError
+
+    @classmethod
+    def delete(cls, physical_id: str, region: str) -> None:
+        """Undo :meth:`create`; nothing by default (policies and alarms are overwritten)."""
 
     @staticmethod
     def cloudformation_name_type() -> str:
@@ -239,6 +102,7 @@ class _ApiBacked:
         account_id: str,
         region_name: str,
     ) -> _ApiBacked:
+        cls.delete(original_resource.physical_id, region_name)
         return cls.create_from_cloudformation_json(
             new_resource_name, cloudformation_json, account_id, region_name
         )
@@ -247,7 +111,7 @@ class _ApiBacked:
     def delete_from_cloudformation_json(  # type: ignore[misc]
         cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
     ) -> None:
-        return None
+        cls.delete(resource_name, region_name)
 
     def is_created(self) -> bool:
         return True
@@ -257,6 +121,64 @@ def _client(service: str, region: str) -> Any:
     import boto3
 
     return boto3.client(service, region_name=region)
+
+
+class AthenaWorkGroup(_ApiBacked, CloudFormationModel):
+    """``AWS::Athena::WorkGroup`` -> Athena ``CreateWorkGroup``."""
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "Name"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::Athena::WorkGroup"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr in ("CreationTime",)
+
+    def get_cfn_attribute(self, attribute_name: str) -> Any:
+        from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+        if attribute_name == "CreationTime":
+            return "1970-01-01T00:00:00Z"
+        raise UnformattedGetAttTemplateException()
+
+    @classmethod
+    def create(cls, name: str, props: dict[str, Any], region: str) -> str:
+        name = props.get("Name", name)
+        _client("athena", region).create_work_group(
+            Name=name,
+            Configuration=json.loads(json.dumps(props.get("WorkGroupConfiguration", {}))),
+            Description=props.get("Description", ""),
+            Tags=props.get("Tags", []),
+        )
+        return name
+
+    @classmethod
+    def delete(cls, physical_id: str, region: str) -> None:
+        _client("athena", region).delete_work_group(WorkGroup=physical_id)
+
+
+class GlueDatabase(_ApiBacked, CloudFormationModel):
+    """``AWS::Glue::Database`` -> Glue ``CreateDatabase``."""
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::Glue::Database"
+
+    @classmethod
+    def create(cls, name: str, props: dict[str, Any], region: str) -> str:
+        database_input = dict(props.get("DatabaseInput", {}))
+        # Glue stores names in lowercase; CloudFormation generates one when none is given.
+        database_input["Name"] = str(database_input.get("Name") or name).lower()
+        _client("glue", region).create_database(DatabaseInput=database_input)
+        return database_input["Name"]
+
+    @classmethod
+    def delete(cls, physical_id: str, region: str) -> None:
+        _client("glue", region).delete_database(Name=physical_id)
 
 
 class S3BucketPolicy(_ApiBacked, CloudFormationModel):
