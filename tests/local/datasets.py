@@ -8,6 +8,9 @@ import io
 import json
 from pathlib import Path
 
+HERE = Path(__file__).resolve().parent  # tests/local
+REPO = HERE.parents[1]
+
 
 def write_export(
     data_dir: Path,

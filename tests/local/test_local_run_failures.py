@@ -12,8 +12,7 @@ import importlib
 import json
 
 import pytest
-from conftest import HERE
-from datasets import read_dump, write_config, write_export, write_raw
+from datasets import HERE, read_dump, write_config, write_export, write_raw
 
 COLUMNS = ["id", "name", "qty"]
 V1 = [["1", "apple", "3"], ["2", "pear", "5"], ["3", "plum", ""], ["4", "fig", "1"]]

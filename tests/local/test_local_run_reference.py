@@ -12,8 +12,7 @@ import importlib
 import json
 
 import pytest
-from conftest import HERE, REPO
-from datasets import read_dump, read_export
+from datasets import HERE, REPO, read_dump, read_export
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 import csv
 
 import pytest
-from conftest import HERE
-from datasets import read_dump, write_config, write_export
+from datasets import HERE, read_dump, write_config, write_export
 
 PEOPLE = ["region", "id", "name", "note"]
 PEOPLE_V1 = [
