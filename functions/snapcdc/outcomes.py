@@ -1,8 +1,8 @@
 """The end of a pipeline run: SUCCEEDED / SKIPPED with counts, or FAILED with a readable reason.
 
->>> readable_cause({"Error": "QueryFailed", "Cause": '{"errorMessage": "boom", "errorType": "X"}'})
+>>> readable_cause('{"errorMessage": "boom", "errorType": "X"}')
 'boom'
->>> readable_cause({"Error": "DynamoDB.AmazonDynamoDBException", "Cause": "throttled"})
+>>> readable_cause("throttled")
 'throttled'
 """
 
@@ -74,9 +74,11 @@ def finish(
     return summary
 
 
-def readable_cause(error: dict[str, Any]) -> str:
-    """Step Functions' Cause of a Lambda error is the error as JSON; keep its errorMessage."""
-    cause = error.get("Cause") or ""
+def readable_cause(cause: Any) -> str:
+    """Step Functions' Cause of a Lambda error is the error as JSON; keep its errorMessage.
+
+    Other causes (a service integration's message, say) come back as they are.
+    """
     try:
         parsed = json.loads(cause)
     except (TypeError, ValueError):
@@ -106,7 +108,7 @@ def mark_failed(
     """Record FAILED with the error; return the lock to release and the error for the Fail state."""
     error = state.get("error") or {}
     name = str(error.get("Error") or "Unknown")
-    cause = readable_cause(error)
+    cause = readable_cause(error.get("Cause") or "")
     ref = _upload_ref(state)
     table_id = ref[0] if ref else ""
     if name == "TableLocked" and table_id:

@@ -22,7 +22,6 @@ and :func:`history_rows`, the execution history as (state, type, seconds, error)
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -30,6 +29,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from unittest import mock
+
+from snapcdc.outcomes import readable_cause
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
@@ -122,21 +123,6 @@ def _details(event: dict[str, Any]) -> dict[str, Any]:
         if name.endswith("EventDetails") and isinstance(value, dict):
             return value
     return {}
-
-
-def readable_cause(cause: Any) -> str:
-    """A Lambda error's ``Cause`` is its JSON payload: keep the message.
-
-    >>> readable_cause('{"errorMessage": "bad key", "errorType": "X", "stackTrace": []}')
-    'bad key'
-    """
-    try:
-        payload = json.loads(cause)
-    except (TypeError, ValueError):
-        return str(cause)
-    if isinstance(payload, dict) and "errorMessage" in payload:
-        return str(payload["errorMessage"])
-    return str(cause)
 
 
 def history_rows(events: Iterable[dict[str, Any]]) -> list[HistoryRow]:
