@@ -161,7 +161,7 @@ def test_bad_configuration_fails_with_a_clear_message(aws, config, message):
 
 def test_export_that_is_not_gzip_fails_clearly(aws):
     aws.s3.put_object(Bucket="imports", Key="tenant/t/v1/export.csv.gz", Body=b"id,v\n1,2\n")
-    from conftest import s3_event
+    from harness import s3_event
 
     event = s3_event("imports", "tenant/t/v1/export.csv.gz", 9, "e")
     upload = aws.invoke("register", {"event": event, "execution_arn": EXEC})

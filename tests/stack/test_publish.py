@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import boto3
 import pytest
-from conftest import LambdaContext
+from harness import LambdaContext
 
 from snapcdc import aws as snapcdc_aws
 from snapcdc.errors import PublishFailed, ResultFormatError

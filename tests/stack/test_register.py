@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import s3_event
+from harness import s3_event
 
 from snapcdc.registry import find_upload, list_uploads
 

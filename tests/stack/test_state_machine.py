@@ -13,7 +13,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from conftest import HANDLER_MODULES, PHYSICAL, SM_ARN, STACK, LambdaContext, _current
+from harness import HANDLER_MODULES, PHYSICAL, SM_ARN, STACK, LambdaContext, _current
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from stacktemplate import ASL
 

@@ -12,7 +12,7 @@ import re
 from dataclasses import fields
 
 import pytest
-from conftest import PHYSICAL, STACK, function_environment
+from harness import PHYSICAL, STACK, function_environment
 from stacktemplate import ASL, Call
 
 from snapcdc.handlers import HANDLERS
