@@ -40,14 +40,16 @@ def schema_of(files: list[Path], config: TableConfig) -> TableSchema:
     return config.resolve(read_header_row(visible[0], config))
 
 
-@pytest.fixture(scope="module", params=["sql-split", "native-read"])
+@pytest.fixture(scope="module", params=["sql-split", "native-read", "arrow-read"])
 def engine(request):
-    """Every case twice: quoted lines split in SQL, and re-read by DuckDB's CSV reader where
-    the engine allows it (a regular file with doubled quotes; forced here even for one line)."""
+    """Every case three times: lines split in SQL; quoted lines re-read by DuckDB's CSV reader
+    where the engine allows it (a regular file with doubled quotes; forced here even for one
+    line); and files without any quoting read by pyarrow (the default when it is installed)."""
     resolver = mapping_resolver(
         {location(c, s): objects(FIXTURES / c, s) for c in CASES for s in ("old", "new")}
     )
     with AthenaEngine(resolver) as engine:
+        engine.arrow_read = request.param == "arrow-read"
         if request.param == "native-read":
             engine.native_read_min_lines = 1
         engine.execute(queries.create_database(DB))

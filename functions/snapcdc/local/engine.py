@@ -64,6 +64,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
+from snapcdc.local import engine_arrow
 from snapcdc.local.engine_ddl import CreateDatabase, DdlError, DropTable, ExternalTable, parse_ddl
 from snapcdc.local.engine_opencsv import NO_ESCAPE, regular_line_patterns, split_line
 
@@ -148,11 +149,16 @@ def mapping_resolver(mapping: Mapping[str, Iterable[str | os.PathLike[str]]]) ->
 
 @dataclass
 class _Loaded:
-    """An external table's rows, materialized from a given set of files."""
+    """An external table's rows, materialized from a given set of files.
+
+    ``arrow`` holds them when the fast path read them (see :mod:`engine_arrow`); DuckDB
+    queries them in place, through a name each query's cursor registers.
+    """
 
     table: ExternalTable
     signature: tuple[tuple[str, int, int], ...]
     scanned_bytes: int
+    arrow: Any = None
 
 
 @dataclass
@@ -179,6 +185,8 @@ class AthenaEngine:
     # Quoted lines at which re-reading a regular file with DuckDB's CSV reader beats splitting
     # them with regular expressions.
     native_read_min_lines = 20_000
+    # Read files without any quoting with pyarrow (when installed): same rows, ~3x faster.
+    arrow_read = engine_arrow.available()
 
     def __init__(
         self,
@@ -375,8 +383,11 @@ class AthenaEngine:
             with self._state:
                 loaded = self._loaded.get(key)
             if loaded is None or loaded.signature != signature or loaded.table is not table:
-                self._materialize(con, key, table, files)
-                loaded = _Loaded(table, signature, sum(size for _, size, _ in signature))
+                arrow = self._materialize(con, key, table, files)
+                loaded = _Loaded(table, signature, sum(size for _, size, _ in signature), arrow)
+            elif loaded.arrow is not None:
+                # registrations belong to one cursor: this query's must know the rows too
+                con.register(_arrow_name(key), loaded.arrow)
             with self._state:
                 self._loaded[key] = loaded
                 self._loaded.move_to_end(key)
@@ -413,11 +424,22 @@ class AthenaEngine:
 
     def _materialize(
         self, con: duckdb.DuckDBPyConnection, key: Key, table: ExternalTable, files: list[str]
-    ) -> None:
+    ) -> Any:
+        """Read the table's files and (re)define its view; return the Arrow rows if any."""
         storage = _storage_name(key)
         n = len(table.columns)
         column_list = ", ".join(_q(c) for c in table.columns)
+        columns = ", ".join(f"c{i}" for i in range(n))
+        arrow = self._read_arrow(table, files)
         try:
+            if arrow is not None:
+                con.register(_arrow_name(key), arrow)
+                con.execute(f"DROP TABLE IF EXISTS {storage}")
+                con.execute(
+                    f"CREATE OR REPLACE VIEW {_q(key[0])}.{_q(key[1])} ({column_list}) AS "
+                    f"SELECT {columns} FROM temp.main.{_q(_arrow_name(key))}"
+                )
+                return arrow
             if files:
                 self._read_files(con, storage, table, files)
             else:
@@ -428,13 +450,21 @@ class AthenaEngine:
                 )
             con.execute(
                 f"CREATE OR REPLACE VIEW {_q(key[0])}.{_q(key[1])} ({column_list}) AS "
-                f"SELECT {', '.join(f'c{i}' for i in range(n))} FROM {storage}"
+                f"SELECT {columns} FROM {storage}"
             )
+            return None
         except duckdb.Error as exc:
             con.execute(f"DROP TABLE IF EXISTS {storage}")
             with self._state:
                 self._loaded.pop(key, None)
             raise EngineError(_read_error(exc, table)) from None
+
+    def _read_arrow(self, table: ExternalTable, files: list[str]) -> Any:
+        """The fast path's rows, or None when the files need the general reader."""
+        if not (self.arrow_read and files):
+            return None
+        sources = [(f, _compression(f)) for f in files]
+        return engine_arrow.read_plain(sources, table.csv, len(table.columns), table.header_lines)
 
     def _read_files(
         self, con: duckdb.DuckDBPyConnection, storage: str, table: ExternalTable, files: list[str]
@@ -670,6 +700,11 @@ def _parse_one(sql: str) -> exp.Expression:
 
 def _storage_name(key: tuple[str, str]) -> str:
     return f"{_q(STORAGE_SCHEMA)}.{_q(key[0] + '.' + key[1])}"
+
+
+def _arrow_name(key: tuple[str, str]) -> str:
+    """What a cursor registers a table's Arrow rows as (a dotted name no user table has)."""
+    return f"{STORAGE_SCHEMA}.{key[0]}.{key[1]}"
 
 
 def _q(name: str) -> str:

@@ -1,0 +1,200 @@
+"""Files without quoting are read by pyarrow: the same rows and errors as the general reader.
+
+The general reader (SQL tiers, see engine_opencsv) is the reference; every test reads the
+same files with ``arrow_read`` on and off and compares.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import random
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from snapcdc.local import engine_arrow
+from snapcdc.local.engine import AthenaEngine, EngineError, mapping_resolver
+from snapcdc.local.engine_opencsv import NO_ESCAPE, CsvFormat
+
+pytest.importorskip("pyarrow")
+
+SERDE = "ROW FORMAT SERDE 'org.apache.hadoop.hive.serde2.OpenCSVSerde'"
+COLUMNS = ["k", "a", "b", "extra"]
+
+
+def create(engine: AthenaEngine, header: bool, separator: str = ",") -> None:
+    engine.execute("CREATE DATABASE IF NOT EXISTS d")
+    cols = ", ".join(f"`{c}` STRING" for c in COLUMNS)
+    tbl = " TBLPROPERTIES ('skip.header.line.count' = '1')" if header else ""
+    engine.execute(
+        f"CREATE EXTERNAL TABLE d.t ({cols}) {SERDE} "
+        f"WITH SERDEPROPERTIES ('separatorChar' = '{separator}') LOCATION 's3://b/t/'{tbl}"
+    )
+
+
+def read(paths: list[Path], *, arrow: bool, header: bool = False, separator: str = ",") -> list:
+    """The rows of ``paths`` as table d.t; the fast path on or off."""
+    with AthenaEngine(mapping_resolver({"s3://b/t/": paths})) as engine:
+        engine.arrow_read = arrow
+        create(engine, header, separator)
+        return sorted(engine.execute("SELECT * FROM d.t").rows, key=repr)
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    data = text.encode() if isinstance(text, str) else text
+    path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
+    return path
+
+
+def random_plain_lines(rng: random.Random, fields: int, count: int) -> list[str]:
+    alphabet = ["a", "0", " ", "é", "\t", "—", ";", "|", "'"]
+    return [
+        ",".join(
+            # one field alone is never empty: that line would be blank
+            "".join(rng.choice(alphabet) for _ in range(rng.randint(fields == 1, 5)))
+            for _ in range(fields)
+        )
+        for _ in range(count)
+    ]
+
+
+@pytest.fixture
+def no_general_reader(monkeypatch):
+    """Fail the test if the general reader is used: the rows must come from pyarrow."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the general reader was used")
+
+    monkeypatch.setattr(AthenaEngine, "_read_files", refuse)
+
+
+@pytest.mark.parametrize("fields", [1, 2, 3, 4, 6])
+@pytest.mark.parametrize("header", [False, True])
+def test_plain_files_read_by_pyarrow_give_the_general_readers_rows(
+    tmp_path, fields, header, monkeypatch
+):
+    """Lines with fewer, as many and more fields than the table's columns (the extra column
+    included), several files, gzip members, a last line without a line end."""
+    rng = random.Random(f"{fields}{header}")
+    head = "h1,h2\n" if header else ""
+    lines = random_plain_lines(rng, fields, 2000)
+    half = len(lines) // 2
+    first = head + "\n".join(lines[:half]) + "\n"
+    second = head + "\n".join(lines[half:])  # no line end after the last line
+    plain = write(tmp_path / "a.csv", first)
+    zipped = tmp_path / "b.csv.gz"
+    cut = len(second) // 2
+    zipped.write_bytes(gzip.compress(second[:cut].encode()) + gzip.compress(second[cut:].encode()))
+    expected = read([plain, zipped], arrow=False, header=header)
+
+    monkeypatch.setattr(AthenaEngine, "_read_files", None)  # pyarrow or nothing
+    assert read([plain, zipped], arrow=True, header=header) == expected
+    assert len(expected) == len(lines)
+
+
+@pytest.mark.parametrize(
+    "name,text",
+    [
+        ("quote.csv", 'k,a\n1,say "hi"\n'),
+        ("escape.csv", "k,a\n1,back\\slash\n"),
+        ("crlf.csv", "k,a\r\n1,x\r\n"),
+        ("nul.csv", "k,a\n1,x\x00y\n"),
+        ("bom.csv", "\ufeffk,a\n1,x\n"),
+        ("blank_middle.csv", "k,a\n1,x\n\n2,y\n"),
+        ("blank_first.csv", "k,a\n\n1,x\n"),
+        ("blank_last.csv", "k,a\n1,x\n\n"),
+        ("ragged_short.csv", "k,a,b\n1,x,y\n2,x\n"),
+        ("ragged_long.csv", "k,a\n1,x\n2,x,y,z\n"),
+        ("latin1.csv", "k,a\n1,Z\u00fcrich\n".encode("latin-1")),
+        ("not_gzip.csv.gz", b"k,a\n1,x\n"),
+        ("empty.csv.gz", b""),
+    ],
+)
+def test_files_that_need_more_than_a_plain_split_take_the_general_reader(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    sources = [(str(path), "gzip" if name.endswith(".gz") else "none")]
+    fmt = CsvFormat(",", '"', "\\")
+    assert engine_arrow.read_plain(sources, fmt, len(COLUMNS), header_lines=0) is None
+
+    def outcome(arrow: bool):
+        try:
+            return read([path], arrow=arrow)
+        except EngineError as exc:
+            return str(exc)
+
+    assert outcome(True) == outcome(False)
+
+
+def test_escape_off_still_sends_nul_to_the_general_reader(tmp_path):
+    """With no escape character Trino still drops a NUL (see test_engine): not a plain split."""
+    path = write(tmp_path / "a.csv", "1,a\x00b\n")
+    fmt = CsvFormat(",", '"', NO_ESCAPE)
+    assert engine_arrow.read_plain([(str(path), "none")], fmt, 3, 0) is None
+
+
+@pytest.mark.parametrize(
+    "text,header,rows",
+    [
+        ("", False, []),
+        ("k,a\n", True, []),
+        ("k,a", True, []),
+        ("1", False, [("1", None, None, None)]),
+        ("1,,\n", False, [("1", "", "", None)]),
+        ("1;x|y\n", False, [("1;x|y", None, None, None)]),
+    ],
+)
+def test_edge_files(tmp_path, text, header, rows, no_general_reader):
+    path = write(tmp_path / "a.csv", text)
+    assert read([path], arrow=True, header=header) == rows
+
+
+def test_other_separators(tmp_path, no_general_reader):
+    path = write(tmp_path / "a.csv", "1;x;y\n2;;\n")
+    assert read([path], arrow=True, separator=";") == [
+        ("1", "x", "y", None),
+        ("2", "", "", None),
+    ]
+
+
+def test_cached_rows_are_registered_for_every_query_and_thread(tmp_path, no_general_reader):
+    """DuckDB knows Arrow rows per cursor: a later query and other threads must see them."""
+    path = write(tmp_path / "a.csv", "".join(f"{i},v{i}\n" for i in range(5000)))
+    with AthenaEngine(mapping_resolver({"s3://b/t/": [path]})) as engine:
+        create(engine, header=False)
+        assert engine.execute("SELECT count(*) FROM d.t").rows == [(5000,)]
+        results: list = []
+
+        def work() -> None:
+            try:
+                results.append(engine.execute("SELECT count(DISTINCT k) FROM d.t").rows)
+            except Exception as exc:  # reported below
+                results.append(exc)
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results == [[(5000,)]] * 8
+
+
+def test_switching_readers_when_a_file_changes(tmp_path):
+    """A file that gains a quote is re-read by the general reader, and back again."""
+    path = write(tmp_path / "a.csv", "1,x\n")
+    with AthenaEngine(mapping_resolver({"s3://b/t/": [path]})) as engine:
+        create(engine, header=False)
+        for i, (text, rows) in enumerate(
+            [
+                ("1,x\n", [("1", "x", None, None)]),
+                ('1,"x,y"\n', [("1", "x,y", None, None)]),
+                ("2,z\n", [("2", "z", None, None)]),
+            ]
+        ):
+            write(path, text)
+            stamp = time.time_ns() + 1_000_000_000 * (i + 1)
+            os.utime(path, ns=(stamp, stamp))
+            assert engine.execute("SELECT * FROM d.t").rows == rows
