@@ -27,6 +27,8 @@ True
 from __future__ import annotations
 
 import gzip
+import mmap
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -80,16 +82,19 @@ def read_plain(
     special = {c.encode("utf-8") for c in (fmt.quote, fmt.escape, "\r", "\0")}
     tables = []
     for path, compression in files:
-        data = _contents(path, compression)
-        if data is None or data.startswith(UTF8_BOM) or any(s in data for s in special):
+        contents = _contents(path, compression)
+        if contents is None:
             return None
-        start = _after_lines(data, header_lines)
-        if start >= len(data):
+        text, buffer = contents
+        if text[:3] == UTF8_BOM or any(text.find(s) >= 0 for s in special):
+            return None
+        start = _after_lines(text, header_lines)
+        if start >= len(text):
             continue  # no rows: empty, or header lines only
-        first_line_end = data.find(b"\n", start)
-        fields = data.count(separator, start, None if first_line_end < 0 else first_line_end) + 1
-        table = _parse(memoryview(data)[start:], fmt.separator, fields)
-        if table is None or _has_blank_lines(table, len(data) - start, data.endswith(b"\n")):
+        first_line_end = text.find(b"\n", start)
+        fields = text[start : None if first_line_end < 0 else first_line_end].count(separator) + 1
+        table = _parse(buffer.slice(start), fmt.separator, fields)
+        if table is None or _has_blank_lines(table, len(text) - start, text[-1:] == b"\n"):
             return None
         tables.append(_columns(table, column_count))
     if not tables:
@@ -97,19 +102,30 @@ def read_plain(
     return pa.concat_tables(tables)
 
 
-def _contents(path: str, compression: str) -> bytes | None:
+def _contents(path: str, compression: str) -> tuple[bytes | mmap.mmap, pyarrow.Buffer] | None:
+    """A file's text twice: to search with ``find`` and as the buffer pyarrow parses.
+
+    A plain file is memory-mapped rather than read: both views share the page cache, and the
+    copy a read would make costs as much as pyarrow's parse of a third of the file.
+    """
     try:
-        raw = Path(path).read_bytes()
         if compression == "none":
-            return raw
-        if compression == "gzip" and raw:
-            return _gunzip(raw)
+            with open(path, "rb") as fh:
+                if os.fstat(fh.fileno()).st_size == 0:
+                    return b"", pa.py_buffer(b"")
+                text = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            return text, pa.memory_map(path).read_buffer()
+        if compression == "gzip":
+            raw = Path(path).read_bytes()
+            if raw:
+                text = _gunzip(raw)
+                return text, pa.py_buffer(text)
     except Exception:  # unreadable or not gzip: the general reader reports it
         return None
     return None
 
 
-def _after_lines(data: bytes, count: int) -> int:
+def _after_lines(data: bytes | mmap.mmap, count: int) -> int:
     """The offset just past the first ``count`` lines (``len(data)`` if there are fewer)."""
     offset = 0
     for _ in range(count):
@@ -120,7 +136,7 @@ def _after_lines(data: bytes, count: int) -> int:
     return offset
 
 
-def _parse(body: memoryview, separator: str, fields: int) -> pyarrow.Table | None:
+def _parse(body: pyarrow.Buffer, separator: str, fields: int) -> pyarrow.Table | None:
     """Split ``body`` into ``fields`` string columns; ``None`` unless every line has them all.
 
     Blank lines are skipped here (pyarrow would make them rows of ``''``; the SerDe makes them
@@ -129,7 +145,7 @@ def _parse(body: memoryview, separator: str, fields: int) -> pyarrow.Table | Non
     names = [f"c{i}" for i in range(fields)]
     try:
         return pa_csv.read_csv(
-            pa.BufferReader(pa.py_buffer(body)),
+            pa.BufferReader(body),
             read_options=pa_csv.ReadOptions(
                 column_names=names, use_threads=True, block_size=BLOCK_SIZE
             ),
