@@ -7,9 +7,10 @@ What it does, statement by statement:
   nothing is read yet. Files are resolved **at query time**, as Athena lists S3 when a query
   runs: the table's ``LOCATION`` goes through ``resolve_location`` to local files, objects whose
   name starts with ``_`` or ``.`` are skipped (Hive's hidden files), ``.gz`` files are gunzipped.
-  The rows are then read exactly as Athena's OpenCSVSerde reads them (see
-  :mod:`snapcdc.local.engine_opencsv`) into an in-memory DuckDB table, which is reused while the
-  files stay the same (same paths, sizes and modification times).
+  The rows are then read exactly as Athena's OpenCSVSerde reads them: files without any quoting
+  by pyarrow into an Arrow table DuckDB queries in place (:mod:`snapcdc.local.engine_arrow`),
+  all others line by line into an in-memory DuckDB table (:mod:`snapcdc.local.engine_opencsv`).
+  The rows are reused while the files stay the same (same paths, sizes and modification times).
 - ``DROP TABLE``: forgets the definition and the rows.
 - ``SELECT`` / ``WITH``: transpiled with sqlglot from Athena (Trino) to DuckDB and run.
 
