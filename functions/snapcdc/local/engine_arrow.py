@@ -26,7 +26,6 @@ True
 
 from __future__ import annotations
 
-import gzip
 import mmap
 import os
 from collections.abc import Sequence
@@ -42,10 +41,10 @@ try:  # in the `local` extra; without it every file takes the general reader
 except ImportError:  # pragma: no cover - optional accelerator
     pa = None
 
-try:  # ISA-L inflates gzip about twice as fast as zlib
-    from isal.igzip import decompress as _gunzip
+try:  # ISA-L inflates gzip about twice as fast as zlib (same API as the gzip module)
+    from isal import igzip as _gzip
 except ImportError:  # pragma: no cover - optional accelerator
-    _gunzip = gzip.decompress
+    import gzip as _gzip
 
 if TYPE_CHECKING:
     import pyarrow
@@ -55,6 +54,8 @@ __all__ = ["CsvFormat", "available", "read_plain"]
 UTF8_BOM = b"\xef\xbb\xbf"
 # pyarrow parses a file in blocks of this many bytes, one block per task.
 BLOCK_SIZE = 1 << 24
+# How much of a gzip file is inflated first, to turn away quoted exports cheaply.
+GZIP_PROBE_BYTES = 1 << 20
 
 
 def available() -> bool:
@@ -82,11 +83,11 @@ def read_plain(
     special = {c.encode("utf-8") for c in (fmt.quote, fmt.escape, "\r", "\0")}
     tables = []
     for path, compression in files:
-        contents = _contents(path, compression)
+        contents = _contents(path, compression, special)
         if contents is None:
             return None
         text, buffer = contents
-        if text[:3] == UTF8_BOM or any(text.find(s) >= 0 for s in special):
+        if _needs_general_reader(text, special):
             return None
         start = _after_lines(text, header_lines)
         if start >= len(text):
@@ -102,11 +103,21 @@ def read_plain(
     return pa.concat_tables(tables)
 
 
-def _contents(path: str, compression: str) -> tuple[bytes | mmap.mmap, pyarrow.Buffer] | None:
+def _needs_general_reader(text: bytes | mmap.mmap, special: set[bytes]) -> bool:
+    """A byte-order mark, or a byte only the general reader handles (``find`` stops at the
+    first, so a quoted file is turned away as soon as its first quote)."""
+    return text[:3] == UTF8_BOM or any(text.find(s) >= 0 for s in special)
+
+
+def _contents(
+    path: str, compression: str, special: set[bytes]
+) -> tuple[bytes | mmap.mmap, pyarrow.Buffer] | None:
     """A file's text twice: to search with ``find`` and as the buffer pyarrow parses.
 
     A plain file is memory-mapped rather than read: both views share the page cache, and the
-    copy a read would make costs as much as pyarrow's parse of a third of the file.
+    copy a read would make costs as much as pyarrow's parse of a third of the file. A gzip
+    file's first MiB is inflated first: a quoted export shows a quote there, and is then left
+    to the general reader without being inflated twice.
     """
     try:
         if compression == "none":
@@ -116,9 +127,12 @@ def _contents(path: str, compression: str) -> tuple[bytes | mmap.mmap, pyarrow.B
                 text = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
             return text, pa.memory_map(path).read_buffer()
         if compression == "gzip":
+            with _gzip.open(path, "rb") as head:
+                if _needs_general_reader(head.read(GZIP_PROBE_BYTES), special):
+                    return None
             raw = Path(path).read_bytes()
             if raw:
-                text = _gunzip(raw)
+                text = _gzip.decompress(raw)
                 return text, pa.py_buffer(text)
     except Exception:  # unreadable or not gzip: the general reader reports it
         return None
