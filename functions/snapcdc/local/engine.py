@@ -436,24 +436,22 @@ class AthenaEngine:
             if arrow is not None:
                 con.register(_arrow_name(key), arrow)
                 con.execute(f"DROP TABLE IF EXISTS {storage}")
-                con.execute(
-                    f"CREATE OR REPLACE VIEW {_q(key[0])}.{_q(key[1])} ({column_list}) AS "
-                    f"SELECT {columns} FROM temp.main.{_q(_arrow_name(key))}"
-                )
-                return arrow
-            if files:
+                source = f"temp.main.{_q(_arrow_name(key))}"
+            elif files:
                 self._read_files(con, storage, table, files)
+                source = storage
             else:
                 fields = ", ".join(f"NULL::VARCHAR AS c{i}" for i in range(n))
                 con.execute(
                     f"CREATE OR REPLACE TABLE {storage} AS "
                     f"SELECT NULL::VARCHAR AS _raw, NULL::TINYINT AS _tier, {fields} LIMIT 0"
                 )
+                source = storage
             con.execute(
                 f"CREATE OR REPLACE VIEW {_q(key[0])}.{_q(key[1])} ({column_list}) AS "
-                f"SELECT {columns} FROM {storage}"
+                f"SELECT {columns} FROM {source}"
             )
-            return None
+            return arrow
         except duckdb.Error as exc:
             con.execute(f"DROP TABLE IF EXISTS {storage}")
             with self._state:
