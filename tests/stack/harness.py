@@ -40,6 +40,13 @@ HANDLER_MODULES = {
 }
 
 SM_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:pipeline"
+# The reference exports' _table.json (data/tenant/test_table/): headerless, ';', four columns.
+REFERENCE_CONFIG = {
+    "columns": ["PK", "COL_1", "COL_2", "COL_3"],
+    "key": ["PK"],
+    "delimiter": ";",
+    "header": False,
+}
 DLQ_URL = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/dlq"
 
 

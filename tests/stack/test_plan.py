@@ -8,21 +8,16 @@ import re
 import string
 
 import pytest
+from harness import REFERENCE_CONFIG
 
 from snapcdc.contract import ContractError
 from snapcdc.registry import advance_head, find_upload
 
 EXEC = "arn:aws:states:us-east-1:123456789012:execution:pipeline:plan"
-CONFIG = {
-    "columns": ["PK", "COL_1", "COL_2", "COL_3"],
-    "key": ["PK"],
-    "delimiter": ";",
-    "header": False,
-}
 DB = "snapcdc_51af3dc0_tenant"  # prefix derived from the stack id in cfn.yaml
 
 
-def registered(aws, key, text="PK1;a;b;c\n", config=CONFIG):
+def registered(aws, key, text="PK1;a;b;c\n", config=REFERENCE_CONFIG):
     if config is not None:
         tenant, table = key.split("/")[:2]
         aws.s3.put_object(
@@ -61,7 +56,7 @@ def test_first_load(aws):
 
 
 def test_delta_recreates_the_previous_table_from_the_head(aws):
-    previous_config = {**CONFIG, "delimiter": "|"}
+    previous_config = {**REFERENCE_CONFIG, "delimiter": "|"}
     advance_head(
         "tenant/test_table",
         "20201230_V0001",
@@ -176,7 +171,7 @@ def test_key_change_against_the_head_fails(aws):
         "20201230_V0001",
         {
             "schema": {"columns": ["PK", "COL_1"], "key": ["COL_1"]},
-            "config": CONFIG,
+            "config": REFERENCE_CONFIG,
             "location": "s3://imports/x/",
         },
     )

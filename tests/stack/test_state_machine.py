@@ -13,7 +13,15 @@ from pathlib import Path
 
 import boto3
 import pytest
-from harness import HANDLER_MODULES, PHYSICAL, SM_ARN, STACK, LambdaContext, _current
+from harness import (
+    HANDLER_MODULES,
+    PHYSICAL,
+    REFERENCE_CONFIG,
+    SM_ARN,
+    STACK,
+    LambdaContext,
+    _current,
+)
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from stacktemplate import ASL
 
@@ -23,12 +31,6 @@ from snapcdc.registry import advance_head, get_head, list_uploads
 
 DATA = Path(__file__).parent / "data"
 KEY = "tenant/test_table/20201230_V0002/export2.csv.gz"
-CONFIG = {
-    "columns": ["PK", "COL_1", "COL_2", "COL_3"],
-    "key": ["PK"],
-    "delimiter": ";",
-    "header": False,
-}
 
 
 def dispatch(backend, function_name, qualifier, body, headers, response_headers):
@@ -75,7 +77,7 @@ def pipeline(aws, monkeypatch):
     ]
     assert arn == SM_ARN
     aws.s3.put_object(
-        Bucket="imports", Key="tenant/test_table/_table.json", Body=json.dumps(CONFIG)
+        Bucket="imports", Key="tenant/test_table/_table.json", Body=json.dumps(REFERENCE_CONFIG)
     )
 
     def run(event, name):
@@ -230,8 +232,8 @@ def test_whole_pipeline_publishes_and_records_the_outcome(aws, pipeline):
         "tenant/test_table",
         "20201230_V0001",
         {
-            "schema": {"columns": CONFIG["columns"], "key": ["PK"]},
-            "config": CONFIG,
+            "schema": {"columns": REFERENCE_CONFIG["columns"], "key": ["PK"]},
+            "config": REFERENCE_CONFIG,
             "location": "s3://imports/tenant/test_table/20201230_V0001/",
         },
     )
