@@ -21,11 +21,12 @@ way, so the bytes on the wire do not change, only the time it takes.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from typing import Any
 from unittest import mock
+
+from snapcdc.local.emulator.locking import serialized
 
 FAST_OPERATIONS = frozenset({"Scan", "Query", "GetItem", "BatchGetItem"})
 # The backend methods that write items (each checks its conditions before it writes).
@@ -49,20 +50,8 @@ def installed() -> Iterator[None]:
     """While the block runs: item writes atomic, item reads serialized with ``json``."""
     from moto.dynamodb.models import DynamoDBBackend
 
-    lock = threading.RLock()
-
-    def atomic(method: Any) -> Any:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with lock:
-                return method(*args, **kwargs)
-
-        return call
-
-    with ExitStack() as stack:
-        for name in WRITE_METHODS:
-            original = getattr(DynamoDBBackend, name)
-            stack.enter_context(mock.patch.object(DynamoDBBackend, name, atomic(original)))
-        stack.enter_context(_fast_reads())
+    writes = {name: getattr(DynamoDBBackend, name) for name in WRITE_METHODS}
+    with serialized(DynamoDBBackend, writes), _fast_reads():
         yield
 
 

@@ -49,6 +49,8 @@ from unittest import mock
 
 import boto3
 
+from snapcdc.local.emulator.locking import serialized
+
 log = logging.getLogger(__name__)
 
 PAYLOAD_LIMIT = 6 * 1024 * 1024
@@ -110,15 +112,6 @@ def installed() -> Iterator[None]:
     def send_kinesis_message(self: Any, **kwargs: Any) -> None:
         return None  # the poller delivers, in batches, with the mapping's settings
 
-    lock = threading.RLock()
-
-    def serialised(method: Any) -> Any:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with lock:
-                return method(*args, **kwargs)
-
-        return call
-
     replacements = {
         "get_records": _get_records,
         "put_record": _put_record,
@@ -131,8 +124,7 @@ def installed() -> Iterator[None]:
         stack.enter_context(
             mock.patch.object(LambdaBackend, "send_kinesis_message", send_kinesis_message)
         )
-        for name, method in replacements.items():
-            stack.enter_context(mock.patch.object(Shard, name, serialised(method)))
+        stack.enter_context(serialized(Shard, replacements))
         yield
 
 
