@@ -568,8 +568,15 @@ def _size(path: str) -> int:
         return 0
 
 
-def _by_compression(files: list[Source]) -> list[tuple[str, list[str]]]:
-    return [(c, [f for f, fc in files if fc == c]) for c in sorted({c for _, c in files})]
+def _read_csv(files: list[Source], select: str, options: str) -> list[str]:
+    """``SELECT {select} FROM read_csv(...)`` of ``files``, one per compression they use."""
+    reads = []
+    for comp in sorted({c for _, c in files}):
+        paths = ", ".join(_lit(f) for f, c in files if c == comp)
+        reads.append(
+            f"SELECT {select} FROM read_csv([{paths}], {options}, compression = {_lit(comp)})"
+        )
+    return reads
 
 
 def _read_lines_sql(table: ExternalTable, files: list[Source]) -> str:
@@ -578,15 +585,11 @@ def _read_lines_sql(table: ExternalTable, files: list[Source]) -> str:
     No quoting, and a "delimiter" no text holds; empty lines come through as NULL, which
     OpenCSVSerde also makes a row of NULLs.
     """
-    reads = []
-    for comp, group in _by_compression(files):
-        reads.append(
-            f"SELECT line FROM read_csv([{', '.join(_lit(f) for f in group)}], "
-            f"columns = {{'line': 'VARCHAR'}}, delim = {LINE_DELIMITER}, quote = '', escape = '', "
-            f"header = false, auto_detect = false, skip = {table.header_lines}, "
-            f"compression = {_lit(comp)})"
-        )
-    return " UNION ALL ".join(reads)
+    options = (
+        f"columns = {{'line': 'VARCHAR'}}, delim = {LINE_DELIMITER}, quote = '', escape = '', "
+        f"header = false, auto_detect = false, skip = {table.header_lines}"
+    )
+    return " UNION ALL ".join(_read_csv(files, "line", options))
 
 
 def _split_sql(table: ExternalTable, files: list[Source]) -> str:
@@ -630,16 +633,13 @@ def _native_sql(table: ExternalTable, files: list[Source], blank_lines: int) -> 
     fmt = table.csv
     n = len(table.columns)
     columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(n)) + "}"
-    reads = []
-    for comp, group in _by_compression(files):
-        reads.append(
-            f"SELECT {', '.join(f'c{i}' for i in range(n))} "
-            f"FROM read_csv([{', '.join(_lit(f) for f in group)}], columns = {columns}, "
-            f"delim = {_chr(fmt.separator)}, quote = {_chr(fmt.quote)}, "
-            f"escape = {_chr(fmt.quote)}, header = false, auto_detect = false, "
-            f"skip = {table.header_lines}, compression = {_lit(comp)}, null_padding = true, "
-            f"nullstr = {LINE_DELIMITER}, allow_quoted_nulls = false, strict_mode = false)"
-        )
+    options = (
+        f"columns = {columns}, delim = {_chr(fmt.separator)}, quote = {_chr(fmt.quote)}, "
+        f"escape = {_chr(fmt.quote)}, header = false, auto_detect = false, "
+        f"skip = {table.header_lines}, null_padding = true, nullstr = {LINE_DELIMITER}, "
+        "allow_quoted_nulls = false, strict_mode = false"
+    )
+    reads = _read_csv(files, ", ".join(f"c{i}" for i in range(n)), options)
     nulls = ", ".join(f"NULL::VARCHAR AS c{i}" for i in range(n))
     reads.append(f"SELECT {nulls} FROM range({int(blank_lines)})")
     rows = " UNION ALL ".join(reads)
