@@ -135,7 +135,7 @@ def test_schema():
 
 def test_glue_names():
     assert glue_database("snapcdc_", "tenant") == "snapcdc_tenant"
-    assert export_table_name("test_table", "20201230_V0001") == "test_table__20201230_v0001"
+    assert export_table_name("test_table", "20201230_V0001") == "test__table_v20201230___v0001"
     with pytest.raises(ContractError, match="invalid database prefix"):
         glue_database("Snap-", "tenant")
     with pytest.raises(ContractError, match="invalid tenant"):

@@ -94,9 +94,9 @@ def test_demo_runs_the_reference_versions_in_sequence(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines == [
         "tenant/test_table 20201230_V0001 (first load): INSERT 3, UPDATE 0, DELETE 0",
-        "tenant/test_table 20201230_V0002 (against test_table__20201230_v0001): "
+        "tenant/test_table 20201230_V0002 (against test__table_v20201230___v0001): "
         "INSERT 1, UPDATE 1, DELETE 1",
-        "tenant/test_table 20201231_V0001 (against test_table__20201230_v0002): "
+        "tenant/test_table 20201231_V0001 (against test__table_v20201230___v0002): "
         "INSERT 99,997, UPDATE 3, DELETE 0",
     ]
 

@@ -306,10 +306,32 @@ def glue_database(prefix: str, tenant: str) -> str:
     return validate_glue_name(prefix + validate_name(tenant, "tenant"), "database")
 
 
+# Glue keeps table names lowercase, at most 255 bytes, and Athena lowercases names in DDL
+# (https://docs.aws.amazon.com/athena/latest/ug/tables-databases-columns-names.html), so a
+# version's case and its runs of '_' must be spelled into the name, not lost. Each character is
+# written as one codeword of a prefix-free code: a lowercase letter or digit as itself, '_' as
+# '__', an uppercase letter X as '_x'. The table part never holds '_' followed by a letter or
+# digit, so the first such pair, TABLE_SEPARATOR, ends it: the name decodes back to exactly one
+# (table, version), hence two versions never share a table. Longest case: a 63-character table
+# name (125 characters escaped) + 2 + a 64-character version (128) = 255.
+TABLE_SEPARATOR = "_v"
+
+
+def _escape_name(value: str) -> str:
+    return "".join("__" if c == "_" else f"_{c.lower()}" if c.isupper() else c for c in value)
+
+
 def export_table_name(table: str, version: str) -> str:
-    """The Glue table for one export version (Glue names are lowercase).
+    """The Glue table for one export version; distinct (table, version) pairs never share one.
 
     >>> export_table_name("test_table", "20201230_V0001")
-    'test_table__20201230_v0001'
+    'test__table_v20201230___v0001'
+    >>> export_table_name("x", "X_V1") != export_table_name("x", "X_v1")
+    True
     """
-    return f"{validate_name(table, 'table')}__{validate_version(version).lower()}"
+    name = (
+        _escape_name(validate_name(table, "table"))
+        + TABLE_SEPARATOR
+        + _escape_name(validate_version(version))
+    )
+    return validate_glue_name(name, "table")

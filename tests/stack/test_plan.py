@@ -48,7 +48,7 @@ def test_first_load(aws):
     assert result["schema"] == {"columns": ["PK", "COL_1", "COL_2", "COL_3"], "key": ["PK"]}
     assert result["location"] == "s3://imports/tenant/test_table/20201230_V0001/"
     create = result["queries"][2]["sql"]
-    assert f"`{DB}`.`test_table__20201230_v0001`" in create
+    assert f"`{DB}`.`test__table_v20201230___v0001`" in create
     assert "'s3://imports/tenant/test_table/20201230_V0001/'" in create
     assert "';'" in create
     record = find_upload("tenant/test_table", upload["key"], upload["sequencer"])
@@ -83,9 +83,9 @@ def test_delta_recreates_the_previous_table_from_the_head(aws):
         "drop_previous_table",
     ]
     previous = result["queries"][3]["sql"]
-    assert "IF NOT EXISTS" in previous and "test_table__20201230_v0001" in previous
+    assert "IF NOT EXISTS" in previous and "test__table_v20201230___v0001" in previous
     assert "'|'" in previous  # the previous version is read with its own configuration
-    assert "test_table__20201230_v0001" in result["queries"][6]["sql"]
+    assert "test__table_v20201230___v0001" in result["queries"][6]["sql"]
 
 
 @pytest.mark.parametrize("head_version", ["20201230_V0002", "20201231_V0001"])
