@@ -11,10 +11,16 @@ WITH rows_checked AS (
     count_if({% for k in key %}{{ k | ident }} IS NULL OR {{ k | ident }} = ''{% if not loop.last %} OR {% endif %}{% endfor %}) AS empty_keys,
     count_if({{ columns[-1] | ident }} IS NULL OR {{ extra_column | ident }} IS NOT NULL) AS ragged_rows
   FROM {{ database | ident }}.{{ table | ident }}
+  {% if files %}
+  WHERE "$path" IN ({% for f in files %}{{ f | literal }}{% if not loop.last %}, {% endif %}{% endfor %})
+  {% endif %}
 ),
 duplicated AS (
   SELECT {% if key | length == 1 %}{{ key[0] | ident }}{% else %}concat_ws('|'{% for k in key %}, {{ k | ident }}{% endfor %}){% endif %} AS key_text
   FROM {{ database | ident }}.{{ table | ident }}
+  {% if files %}
+  WHERE "$path" IN ({% for f in files %}{{ f | literal }}{% if not loop.last %}, {% endif %}{% endfor %})
+  {% endif %}
   GROUP BY {% for k in key %}{{ k | ident }}{% if not loop.last %}, {% endif %}{% endfor %}
 
   HAVING count(*) > 1

@@ -5,6 +5,8 @@
   or removed every kept row is an UPDATE and the target converges to the new shape.
   Output: op, then the new version's columns in file order; a DELETE carries the old values
   (NULL for a column the old version did not have).
+  Each side reads exactly the files its version was applied from ("$path": Athena reads every
+  object under a LOCATION, and a version's prefix may hold more than its export).
 -#}
 SELECT
   CASE
@@ -22,10 +24,16 @@ SELECT
 FROM (
   SELECT {% for name in prev_columns %}{{ name | ident }}, {% endfor %}1 AS _snapcdc_side
   FROM {{ database | ident }}.{{ prev_table | ident }}
+  {% if prev_files %}
+  WHERE "$path" IN ({% for f in prev_files %}{{ f | literal }}{% if not loop.last %}, {% endif %}{% endfor %})
+  {% endif %}
 ) AS p
 FULL OUTER JOIN (
   SELECT {% for name in new_columns %}{{ name | ident }}, {% endfor %}1 AS _snapcdc_side
   FROM {{ database | ident }}.{{ new_table | ident }}
+  {% if new_files %}
+  WHERE "$path" IN ({% for f in new_files %}{{ f | literal }}{% if not loop.last %}, {% endif %}{% endfor %})
+  {% endif %}
 ) AS n
   ON {% for prev_name, new_name in key %}p.{{ prev_name | ident }} = n.{{ new_name | ident }}{% if not loop.last %} AND {% endif %}{% endfor %}
 

@@ -54,6 +54,7 @@ def finish(
                 "schema": plan["schema"],
                 "config": plan["config"],
                 "location": plan["location"],
+                "files": plan["files"],
                 "applied_at": iso(now),
                 "applied_key": upload["key"],
                 "execution_arn": execution_arn,

@@ -13,6 +13,16 @@ The new version's table is dropped and recreated (a failed earlier attempt may h
 an older definition); the previous version's table is recreated only if it is missing, with the
 configuration and schema recorded in the table's head when that version was applied. It is
 dropped after the delta; the new one stays as the next delta's previous table.
+
+A table's LOCATION must be a folder, and Athena reads every object under it
+(https://docs.aws.amazon.com/athena/latest/ug/tables-location-format.html): a later file of an
+applied version, a manifest or a ``.tmp`` would become rows. So every query reads its versions
+through ``"$path"`` (https://docs.aws.amazon.com/athena/latest/ug/select.html) restricted to
+the files each version was applied from, recorded in the head as ``files``.
+
+Athena refuses a query string longer than 262,144 bytes, a quota that cannot be raised
+(https://repost.aws/knowledge-center/athena-query-string-length); a table too wide for one
+delta fails here, at Plan, naming the table and the size.
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ from snapcdc.resultcsv import parse_s3_uri
 HEADER_RANGE_BYTES = 64 * 1024
 INLINE_SQL_BYTES = 8 * 1024
 MAX_HEADER_BYTES = 1024 * 1024
+MAX_QUERY_BYTES = 262_144
 
 
 def read_table_config(s3: Any, bucket: str, ref: ExportRef) -> TableConfig:
@@ -127,6 +138,7 @@ def plan_upload(
     database = glue_database(database_prefix, ref.tenant)
     table = export_table_name(ref.table, ref.version)
     location = f"s3://{bucket}/{ref.version_prefix}"
+    files = [f"s3://{bucket}/{ref.key}"]
     statements = [
         ("create_database", "ddl", queries.create_database(database)),
         ("drop_new_table", "ddl", queries.drop_export_table(database, table)),
@@ -140,6 +152,7 @@ def plan_upload(
         "database": database,
         "table": table,
         "location": location,
+        "files": files,
         "schema": schema.to_dict(),
         "config": config.to_dict(),
     }
@@ -147,6 +160,7 @@ def plan_upload(
         prev = TableSchema.from_dict(head["schema"])
         prev_config = TableConfig.from_dict(head["config"])
         prev_table = export_table_name(ref.table, last)
+        prev_files = applied_files(head)
         statements += [
             (
                 "create_previous_table",
@@ -155,22 +169,53 @@ def plan_upload(
                     database, prev_table, prev.columns, head["location"], prev_config
                 ),
             ),
-            ("check_export", "check", queries.check_export(database, table, schema)),
-            ("delta", "ops", queries.delta(database, prev_table, prev, table, schema)),
+            ("check_export", "check", queries.check_export(database, table, schema, files)),
+            (
+                "delta",
+                "ops",
+                queries.delta(database, prev_table, prev, table, schema, prev_files, files),
+            ),
             ("drop_previous_table", "ddl", queries.drop_export_table(database, prev_table)),
         ]
         plan.update(action="delta", previous_version=last, reason=f"delta against {last}")
     else:
         statements += [
-            ("check_export", "check", queries.check_export(database, table, schema)),
-            ("first_load", "ops", queries.first_load(database, table, schema)),
+            ("check_export", "check", queries.check_export(database, table, schema, files)),
+            ("first_load", "ops", queries.first_load(database, table, schema, files)),
         ]
         plan.update(action="first_load", reason="no version of this table was applied yet")
+    for name, _, sql in statements:
+        size = len(sql.encode())
+        if size > MAX_QUERY_BYTES:
+            raise ContractError(
+                f"table {ref.table_id} version {ref.version}: the {name} statement is "
+                f"{size:,} bytes, more than Athena's {MAX_QUERY_BYTES:,}-byte query string "
+                f"limit ({len(schema.columns)} columns); shorten the column names or split "
+                "the table"
+            )
     plan["queries"] = [
         statement(s3, index, name, kind, sql, sql_prefix)
         for index, (name, kind, sql) in enumerate(statements)
     ]
     return plan
+
+
+def applied_files(head: dict[str, Any]) -> list[str]:
+    """The ``s3://`` objects the head's version was applied from.
+
+    Heads written before ``files`` was recorded name their one applied key (``applied_key``)
+    beside the version's location.
+    """
+    if head.get("files"):
+        return list(head["files"])
+    location, key = head.get("location") or "", head.get("applied_key") or ""
+    if location.startswith("s3://") and key:
+        bucket = location[len("s3://") :].split("/", 1)[0]
+        return [f"s3://{bucket}/{key}"]
+    raise ContractError(
+        f"the head record of version {head.get('last_applied_version')} names no applied "
+        "files (neither files nor applied_key)"
+    )
 
 
 def statement(

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from snapcdc.contract import ContractError, TableConfig, TableSchema
 from snapcdc.contract import validate_glue_name as validate_name
-from snapcdc.sqlrender import render
+from snapcdc.sqlrender import S3_URI_RE, render
 
 # Every export table gets one more column than the file declares: OpenCSVSerde drops fields
 # past the last column silently, so a row with too many fields shows up as a value here.
@@ -59,7 +59,22 @@ def create_export_table(
     )
 
 
-def check_export(database: str, table: str, schema: TableSchema) -> str:
+def object_uris(files: Sequence[str] | None) -> list[str] | None:
+    """The ``s3://bucket/key`` objects a query may read rows from (``"$path"``), or None for
+    every object under the table's location (only where nothing else can be there)."""
+    if files is None:
+        return None
+    if isinstance(files, str) or not files:
+        raise ContractError(f"expected a non-empty list of S3 object URIs, got {files!r}")
+    for uri in files:
+        if not isinstance(uri, str) or not S3_URI_RE.fullmatch(uri) or uri.endswith("/"):
+            raise ContractError(f"invalid S3 object URI {uri!r}")
+    return list(files)
+
+
+def check_export(
+    database: str, table: str, schema: TableSchema, files: Sequence[str] | None = None
+) -> str:
     return render(
         "check_export",
         database=validate_name(database, "database"),
@@ -67,6 +82,7 @@ def check_export(database: str, table: str, schema: TableSchema) -> str:
         columns=list(schema.columns),
         key=list(schema.key),
         extra_column=EXTRA_COLUMN,
+        files=object_uris(files),
     )
 
 
@@ -76,8 +92,13 @@ def delta(
     prev: TableSchema,
     new_table: str,
     new: TableSchema,
+    prev_files: Sequence[str] | None = None,
+    new_files: Sequence[str] | None = None,
 ) -> str:
-    """INSERT/UPDATE/DELETE rows that turn ``prev_table``'s rows into ``new_table``'s."""
+    """INSERT/UPDATE/DELETE rows that turn ``prev_table``'s rows into ``new_table``'s.
+
+    ``prev_files`` / ``new_files``: the objects each side's rows come from (see object_uris).
+    """
     return render(
         "delta",
         database=validate_name(database, "database"),
@@ -85,6 +106,8 @@ def delta(
         new_table=validate_name(new_table, "table"),
         prev_columns=list(prev.columns),
         new_columns=list(new.columns),
+        prev_files=object_uris(prev_files),
+        new_files=object_uris(new_files),
         **delta_columns(prev, new),
     )
 
@@ -112,12 +135,15 @@ def delta_columns(prev: TableSchema, new: TableSchema) -> dict[str, object]:
     }
 
 
-def first_load(database: str, table: str, schema: TableSchema) -> str:
+def first_load(
+    database: str, table: str, schema: TableSchema, files: Sequence[str] | None = None
+) -> str:
     return render(
         "first_load",
         database=validate_name(database, "database"),
         table=validate_name(table, "table"),
         columns=list(schema.columns),
+        files=object_uris(files),
     )
 
 

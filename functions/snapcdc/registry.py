@@ -6,8 +6,10 @@ Key design (partition key ``table_id`` = ``tenant/table``, sort key ``sk``):
   RUNNING -> SUCCEEDED / SKIPPED / FAILED; the record carries the key, sequencer, execution ARN,
   counts (inserts, updates, deletes, rows_read, bytes_scanned, query_ids) and ``error``.
   Records of one table sort by key, so by version.
-- ``head``: the table's last applied version with its schema, table configuration and S3
-  location (what the next delta compares against). It only moves forward.
+- ``head``: the table's last applied version with its schema, table configuration, S3
+  location and ``files``, the ``s3://`` objects it was applied from (the next delta reads the
+  previous version from exactly these, never whatever else the prefix holds by then). It only
+  moves forward.
 
 >>> upload_sk("tenant/t/V1/x.csv.gz", "0A")
 'upload#tenant/t/V1/x.csv.gz#0A'

@@ -110,3 +110,49 @@ def test_results_of_an_unknown_query_are_refused(people):
     athena = people.client("athena")
     with pytest.raises(athena.exceptions.InvalidRequestException, match="was not found"):
         athena.get_query_execution(QueryExecutionId="00000000-0000-0000-0000-000000000000")
+
+
+def test_a_table_reads_every_object_under_its_location_with_its_path(people):
+    """Athena reads all data under a LOCATION, sub-folders included, skipping names starting
+    with '_' or '.'; "$path" names each row's object, and restricts a query to some."""
+    bucket = people.stack.physical_id("QuietBucket")
+    s3 = people.client("s3")
+    s3.put_object(Bucket=bucket, Key="shelf/a.csv.gz", Body=gzip.compress(b"id;name\n1;Ann\n"))
+    s3.put_object(Bucket=bucket, Key="shelf/later/b.csv", Body=b"id;name\n2;Bob\n")
+    s3.put_object(Bucket=bucket, Key="shelf/notes.tmp", Body=b"id;name\n3;stray\n")
+    s3.put_object(Bucket=bucket, Key="shelf/.hidden", Body=b"id;name\n4;no\n")
+    s3.put_object(Bucket=bucket, Key="shelf/_manifest", Body=b"id;name\n5;no\n")
+    athena = people.client("athena")
+    create = CREATE_TABLE.replace("`people`", "`shelf`").replace("/people/", "/shelf/")
+    assert run(athena, create.format(bucket=bucket), "plumbing_db")[0]["Status"]["State"] == (
+        "SUCCEEDED"
+    )
+
+    def rows(sql):
+        execution, _ = run(athena, sql, "plumbing_db")
+        assert execution["Status"]["State"] == "SUCCEEDED", execution["Status"]
+        return all_rows(athena, execution["QueryExecutionId"], 1000)[0][0][1:]
+
+    assert rows('SELECT id, name, "$path" FROM shelf ORDER BY id') == [
+        ["1", "Ann", f"s3://{bucket}/shelf/a.csv.gz"],
+        ["2", "Bob", f"s3://{bucket}/shelf/later/b.csv"],
+        ["3", "stray", f"s3://{bucket}/shelf/notes.tmp"],
+    ]
+    assert rows(
+        f"SELECT s.id FROM shelf AS s WHERE s.\"$path\" IN ('s3://{bucket}/shelf/a.csv.gz')"
+    ) == [["1"]]
+    assert rows("SELECT * FROM shelf ORDER BY id")[0] == ["1", "Ann"]  # "$path" is not in *
+
+
+def test_a_query_string_longer_than_athenas_limit_is_refused(people):
+    athena = people.client("athena")
+    head = "SELECT 1 AS x -- "
+    at_limit = head + "x" * (262_144 - len(head))
+    execution, _ = run(athena, at_limit, "plumbing_db")
+    assert execution["Status"]["State"] == "SUCCEEDED", execution["Status"]
+    with pytest.raises(
+        athena.exceptions.InvalidRequestException,
+        match="'queryString' failed to satisfy constraint: "
+        "Member must have length less than or equal to 262144",
+    ):
+        athena.start_query_execution(QueryString=at_limit + "x", WorkGroup="snapcdc-wg")

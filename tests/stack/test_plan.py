@@ -64,6 +64,7 @@ def test_delta_recreates_the_previous_table_from_the_head(aws):
             "schema": {"columns": ["PK", "COL_1", "COL_2", "COL_3"], "key": ["PK"]},
             "config": previous_config,
             "location": "s3://imports/tenant/test_table/20201230_V0001/",
+            "files": ["s3://imports/tenant/test_table/20201230_V0001/export1.csv.gz"],
         },
     )
     upload = registered(aws, "tenant/test_table/20201230_V0002/export2.csv.gz")
@@ -86,6 +87,65 @@ def test_delta_recreates_the_previous_table_from_the_head(aws):
     assert "IF NOT EXISTS" in previous and "test__table_v20201230___v0001" in previous
     assert "'|'" in previous  # the previous version is read with its own configuration
     assert "test__table_v20201230___v0001" in result["queries"][6]["sql"]
+    # each side reads exactly its applied files, whatever else the prefixes hold
+    assert result["files"] == ["s3://imports/tenant/test_table/20201230_V0002/export2.csv.gz"]
+    delta = result["queries"][5]["sql"]
+    assert (
+        "WHERE \"$path\" IN ('s3://imports/tenant/test_table/20201230_V0001/export1.csv.gz')"
+        in delta
+    )
+    assert (
+        "WHERE \"$path\" IN ('s3://imports/tenant/test_table/20201230_V0002/export2.csv.gz')"
+        in delta
+    )
+    check = result["queries"][4]["sql"]
+    assert check.count("'s3://imports/tenant/test_table/20201230_V0002/export2.csv.gz'") == 2
+
+
+def test_head_without_files_reads_its_applied_key(aws):
+    """Heads recorded before ``files`` existed name the one key they were applied from."""
+    advance_head(
+        "tenant/test_table",
+        "20201230_V0001",
+        {
+            "schema": {"columns": ["PK", "COL_1", "COL_2", "COL_3"], "key": ["PK"]},
+            "config": REFERENCE_CONFIG,
+            "location": "s3://imports/tenant/test_table/20201230_V0001/",
+            "applied_key": "tenant/test_table/20201230_V0001/export1.csv.gz",
+        },
+    )
+    upload = registered(aws, "tenant/test_table/20201230_V0002/export2.csv.gz")
+
+    delta = plan(aws, upload)["queries"][5]["sql"]
+
+    assert "IN ('s3://imports/tenant/test_table/20201230_V0001/export1.csv.gz')" in delta
+
+
+def test_table_too_wide_for_one_athena_query_fails_at_plan(aws):
+    """300 columns of 120 characters: the delta would exceed Athena's 262,144-byte limit."""
+    rng = random.Random(3)
+    columns = ["c" + "".join(rng.choices(string.ascii_lowercase, k=119)) for _ in range(300)]
+    advance_head(
+        "tenant/wide",
+        "v1",
+        {
+            "schema": {"columns": columns, "key": [columns[0]]},
+            "config": {"header": True},
+            "location": "s3://imports/tenant/wide/v1/",
+            "files": ["s3://imports/tenant/wide/v1/export.csv.gz"],
+        },
+    )
+    text = ",".join(columns) + "\n" + ",".join("v" for _ in columns) + "\n"
+    upload = registered(aws, "tenant/wide/v2/export.csv.gz", text, config=None)
+
+    with pytest.raises(ContractError) as failure:
+        plan(aws, upload)
+
+    message = str(failure.value)
+    assert "table tenant/wide version v2: the delta statement is " in message
+    assert "more than Athena's 262,144-byte query string limit (300 columns)" in message
+    size = int(re.search(r"statement is ([\d,]+) bytes", message).group(1).replace(",", ""))
+    assert size > 262_144
 
 
 @pytest.mark.parametrize("head_version", ["20201230_V0002", "20201231_V0001"])
@@ -173,6 +233,7 @@ def test_key_change_against_the_head_fails(aws):
             "schema": {"columns": ["PK", "COL_1"], "key": ["COL_1"]},
             "config": REFERENCE_CONFIG,
             "location": "s3://imports/x/",
+            "files": ["s3://imports/x/export.csv.gz"],
         },
     )
     upload = registered(aws, "tenant/test_table/20201230_V0002/export2.csv.gz")

@@ -235,6 +235,7 @@ def test_whole_pipeline_publishes_and_records_the_outcome(aws, pipeline):
             "schema": {"columns": REFERENCE_CONFIG["columns"], "key": ["PK"]},
             "config": REFERENCE_CONFIG,
             "location": "s3://imports/tenant/test_table/20201230_V0001/",
+            "files": ["s3://imports/tenant/test_table/20201230_V0001/export1.csv.gz"],
         },
     )
     event = aws.put_export(KEY, "PK1;a;b;c\n")
@@ -250,7 +251,9 @@ def test_whole_pipeline_publishes_and_records_the_outcome(aws, pipeline):
     [record] = list_uploads("tenant/test_table")
     assert record["status"] == "SUCCEEDED"
     assert (record["inserts"], record["updates"], record["deletes"]) == (2, 1, 1)
-    assert get_head("tenant/test_table")["last_applied_version"] == "20201230_V0002"
+    head = get_head("tenant/test_table")
+    assert head["last_applied_version"] == "20201230_V0002"
+    assert head["files"] == [f"s3://imports/{KEY}"]  # what the next delta reads it from
     expected = json.loads((DATA / "ops_expected.json").read_text())
     assert [json.loads(r["Data"]) for r in aws.stream_records()] == expected
     assert aws.dynamodb.scan(TableName="locks")["Items"] == []

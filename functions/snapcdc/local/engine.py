@@ -74,10 +74,26 @@ try:  # ISA-L inflates gzip about twice as fast as DuckDB's built-in reader
 except ImportError:  # pragma: no cover - optional accelerator
     _isal_gzip = None
 
-Resolver = Callable[[str], Sequence[str | os.PathLike[str]]]
+
+@dataclass(frozen=True)
+class TableFile:
+    """One file a LOCATION holds: where it is on disk and the URI Athena's ``"$path"`` shows."""
+
+    path: str
+    uri: str
+
+
+# A resolver answers a LOCATION with its files: TableFile, or a bare local path whose "$path"
+# is then the location joined with the file's name.
+Resolver = Callable[[str], Sequence["TableFile | str | os.PathLike[str]"]]
 
 # Where the rows of external tables live; user databases never get this name.
 STORAGE_SCHEMA = "snapcdc_engine_storage"
+# Athena's pseudo-column naming the S3 object a row was read from
+# (https://docs.aws.amazon.com/athena/latest/ug/select.html, "Getting the file locations for
+# source data in Amazon S3"); not part of SELECT *. Stored as an index into the table's files.
+PATH_COLUMN = "$path"
+FILE_COLUMN = "_file"
 DEFAULT_DATABASE = "default"
 COMPRESSED_SUFFIXES = {".gz": "gzip", ".zst": "zstd"}
 # Lines are read as a single column; the "delimiter" is a byte sequence text never holds (a
@@ -300,13 +316,16 @@ class AthenaEngine:
     # -- queries --------------------------------------------------------------------------------
 
     def _query(self, query: exp.Query, database: str, out: Path | None) -> QueryResult:
+        with self._state:
+            self._require_database(database)
+            tables = self._referenced_tables(query, database)
+            if any(c.name == PATH_COLUMN for c in query.find_all(exp.Column)):
+                query = _with_path(query, database)
         try:
             sql = query.sql(dialect="duckdb")
         except sqlglot.errors.SqlglotError as exc:
             raise EngineError(f"NOT_SUPPORTED: {exc}") from None
         with self._state:
-            self._require_database(database)
-            tables = self._referenced_tables(query, database)
             for key in tables:
                 self._pins[key] = self._pins.get(key, 0) + 1
         con = self._con.cursor()
@@ -353,16 +372,8 @@ class AthenaEngine:
 
     def _referenced_tables(self, query: exp.Query, database: str) -> dict[Key, ExternalTable]:
         """Catalog tables a query reads; unknown tables raise like Athena does."""
-        ctes = {cte.alias_or_name.lower() for cte in query.find_all(exp.CTE)}
         found: dict[Key, ExternalTable] = {}
-        for table in query.find_all(exp.Table):
-            if not table.name:  # table functions, VALUES, ...
-                continue
-            name = table.name.lower()
-            db = table.db.lower() if table.db else None
-            if db is None and name in ctes:
-                continue
-            key = (db or database, name)
+        for _, key in _table_refs(query, database):
             if key not in self._catalog.tables:
                 if key[0] not in self._catalog.databases:
                     raise EngineError(f"SCHEMA_NOT_FOUND: Schema '{key[0]}' does not exist")
@@ -380,7 +391,7 @@ class AthenaEngine:
             lock = self._table_locks.setdefault(key, threading.Lock())
         with lock:
             files = self._files(table)
-            signature = tuple((f, *_stat(f)) for f in files)
+            signature = tuple((f.path, *_stat(f.path)) for f in files)
             with self._state:
                 loaded = self._loaded.get(key)
             if loaded is None or loaded.signature != signature or loaded.table is not table:
@@ -402,9 +413,9 @@ class AthenaEngine:
             if not self._pins.get(key):
                 self._unload(key)
 
-    def _files(self, table: ExternalTable) -> list[str]:
+    def _files(self, table: ExternalTable) -> list[TableFile]:
         try:
-            paths = [str(p) for p in self._resolve(table.location)]
+            found = [_table_file(table.location, f) for f in self._resolve(table.location)]
         except EngineError:
             raise
         except Exception as exc:  # a resolver failing is an S3 error to the caller
@@ -412,44 +423,55 @@ class AthenaEngine:
                 f"HIVE_FILESYSTEM_ERROR: cannot list {table.location}: {exc}"
             ) from None
         files = []
-        for path in sorted(paths):
-            name = os.path.basename(path)
+        for file in sorted(found, key=lambda f: f.uri):
+            name = os.path.basename(file.path)
             if name.startswith(("_", ".")):
                 continue
             if name.lower().endswith(UNSUPPORTED_SUFFIXES):
                 raise EngineError(
                     f"NOT_SUPPORTED: compression of {name} is not supported by the embedded engine"
                 )
-            files.append(path)
+            files.append(file)
         return files
 
     def _materialize(
-        self, con: duckdb.DuckDBPyConnection, key: Key, table: ExternalTable, files: list[str]
+        self, con: duckdb.DuckDBPyConnection, key: Key, table: ExternalTable, files: list[TableFile]
     ) -> Any:
-        """Read the table's files and (re)define its view; return the Arrow rows if any."""
+        """Read the table's files and (re)define its views; return the Arrow rows if any.
+
+        Two views over the same rows: the table's columns (what ``SELECT *`` shows), and the
+        columns plus ``"$path"`` (what a query naming ``"$path"`` reads, see _with_path).
+        """
         storage = _storage_name(key)
         n = len(table.columns)
         column_list = ", ".join(_q(c) for c in table.columns)
         columns = ", ".join(f"c{i}" for i in range(n))
-        arrow = self._read_arrow(table, files)
+        uris = ", ".join(_lit(f.uri) for f in files)
+        path = f"[{uris}][{FILE_COLUMN} + 1]" if files else "NULL::VARCHAR"
+        arrow = self._read_arrow(table, [f.path for f in files])
         try:
             if arrow is not None:
                 con.register(_arrow_name(key), arrow)
                 con.execute(f"DROP TABLE IF EXISTS {storage}")
                 source = f"temp.main.{_q(_arrow_name(key))}"
             elif files:
-                self._read_files(con, storage, table, files)
+                self._read_files(con, storage, table, [f.path for f in files])
                 source = storage
             else:
                 fields = ", ".join(f"NULL::VARCHAR AS c{i}" for i in range(n))
                 con.execute(
                     f"CREATE OR REPLACE TABLE {storage} AS "
-                    f"SELECT NULL::VARCHAR AS _raw, NULL::TINYINT AS _tier, {fields} LIMIT 0"
+                    f"SELECT NULL::VARCHAR AS _raw, NULL::TINYINT AS _tier, {fields}, "
+                    f"NULL::INTEGER AS {FILE_COLUMN} LIMIT 0"
                 )
                 source = storage
             con.execute(
                 f"CREATE OR REPLACE VIEW {_q(key[0])}.{_q(key[1])} ({column_list}) AS "
                 f"SELECT {columns} FROM {source}"
+            )
+            con.execute(
+                f"CREATE OR REPLACE VIEW {_path_view(key)} ({column_list}, {_q(PATH_COLUMN)}) AS "
+                f"SELECT {columns}, {path} FROM {source}"
             )
             return arrow
         except duckdb.Error as exc:
@@ -463,7 +485,9 @@ class AthenaEngine:
         if not (self.arrow_read and files):
             return None
         sources = [(f, _compression(f)) for f in files]
-        return engine_arrow.read_plain(sources, table.csv, len(table.columns), table.header_lines)
+        return engine_arrow.read_plain(
+            sources, table.csv, len(table.columns), table.header_lines, file_column=FILE_COLUMN
+        )
 
     def _read_files(
         self, con: duckdb.DuckDBPyConnection, storage: str, table: ExternalTable, files: list[str]
@@ -486,14 +510,19 @@ class AthenaEngine:
         files: list[Source],
     ) -> None:
         con.execute(f"CREATE OR REPLACE TABLE {storage} AS {_split_sql(table, files)}")
-        blank, regular, irregular, with_nul = con.execute(
-            "SELECT count(*) FILTER (_tier = 0), count(*) FILTER (_tier = 2), "
+        regular, irregular, with_nul = con.execute(
+            "SELECT count(*) FILTER (_tier = 2), "
             "count(*) FILTER (_tier = 3), count(*) FILTER (_tier = 2 AND contains(_raw, chr(0))) "
             f"FROM {storage}"
         ).fetchone()
         native = not irregular and not with_nul and table.csv.escape == NO_ESCAPE
         if native and regular >= self.native_read_min_lines:
-            con.execute(f"CREATE OR REPLACE TABLE {storage} AS {_native_sql(table, files, blank)}")
+            blank = con.execute(
+                f"SELECT {FILE_COLUMN}, count(*) FROM {storage} WHERE _tier = 0 GROUP BY 1"
+            ).fetchall()
+            con.execute(
+                f"CREATE OR REPLACE TABLE {storage} AS {_native_sql(table, files, dict(blank))}"
+            )
             return
         if regular:
             _split_regular(con, storage, table)
@@ -507,9 +536,53 @@ class AthenaEngine:
         con = self._con.cursor()
         try:
             con.execute(f"DROP VIEW IF EXISTS {_q(key[0])}.{_q(key[1])}")
+            con.execute(f"DROP VIEW IF EXISTS {_path_view(key)}")
             con.execute(f"DROP TABLE IF EXISTS {_storage_name(key)}")
         finally:
             con.close()
+
+
+def _table_refs(query: exp.Query, database: str) -> list[tuple[exp.Table, Key]]:
+    """The query's references to tables (not CTEs, table functions or VALUES)."""
+    ctes = {cte.alias_or_name.lower() for cte in query.find_all(exp.CTE)}
+    refs = []
+    for table in query.find_all(exp.Table):
+        if not table.name:  # table functions, VALUES, ...
+            continue
+        name = table.name.lower()
+        db = table.db.lower() if table.db else None
+        if db is None and name in ctes:
+            continue
+        refs.append((table, (db or database, name)))
+    return refs
+
+
+def _with_path(query: exp.Query, database: str) -> exp.Query:
+    """The query reading each table through its view with ``"$path"`` (see _materialize).
+
+    Athena leaves ``"$path"`` out of ``SELECT *``; with the view it would be in, so a query
+    naming ``"$path"`` and selecting ``*`` is refused rather than answered differently.
+    """
+    for star in query.find_all(exp.Star):
+        parent = star.parent
+        if isinstance(parent, exp.Column):
+            parent = parent.parent
+        if isinstance(parent, exp.Select):
+            raise EngineError(
+                f'NOT_SUPPORTED: SELECT * in a query naming "{PATH_COLUMN}" '
+                "is not supported by the embedded engine; list the columns"
+            )
+    query = query.copy()
+    for node, key in _table_refs(query, database):
+        alias = node.alias or node.name
+        node.replace(
+            exp.Table(
+                this=exp.to_identifier(_path_view_name(key), quoted=True),
+                db=exp.to_identifier(STORAGE_SCHEMA, quoted=True),
+                alias=exp.TableAlias(this=exp.to_identifier(alias)),
+            )
+        )
+    return query
 
 
 def _fix_irregular(
@@ -569,12 +642,15 @@ def _size(path: str) -> int:
 
 
 def _read_csv(files: list[Source], select: str, options: str) -> list[str]:
-    """``SELECT {select} FROM read_csv(...)`` of ``files``, one per compression they use."""
+    """``SELECT {select}, _file FROM read_csv(...)`` of ``files``, one per compression they
+    use; ``_file`` is the row's file as its index in ``files``."""
     reads = []
     for comp in sorted({c for _, c in files}):
         paths = ", ".join(_lit(f) for f, c in files if c == comp)
+        index = " ".join(f"WHEN {_lit(f)} THEN {i}" for i, (f, c) in enumerate(files) if c == comp)
         reads.append(
-            f"SELECT {select} FROM read_csv([{paths}], {options}, compression = {_lit(comp)})"
+            f"SELECT {select}, CASE filename {index} END::INTEGER AS {FILE_COLUMN} "
+            f"FROM read_csv([{paths}], {options}, compression = {_lit(comp)}, filename = true)"
         )
     return reads
 
@@ -589,7 +665,7 @@ def _read_lines_sql(table: ExternalTable, files: list[Source]) -> str:
         f"columns = {{'line': 'VARCHAR'}}, delim = {LINE_DELIMITER}, quote = '', escape = '', "
         f"header = false, auto_detect = false, skip = {table.header_lines}"
     )
-    return " UNION ALL ".join(_read_csv(files, "line", options))
+    return " UNION ALL ".join(_read_csv(files, "line", options))  # line, _file
 
 
 def _split_sql(table: ExternalTable, files: list[Source]) -> str:
@@ -606,11 +682,12 @@ def _split_sql(table: ExternalTable, files: list[Source]) -> str:
     return f"""
         SELECT CASE WHEN tier >= 2 THEN line END AS _raw,
                CASE WHEN tier <> 1 THEN tier END::TINYINT AS _tier,
-               {fields}
+               {fields}, {FILE_COLUMN}
         FROM (
-            SELECT line, tier, CASE WHEN tier = 1 THEN string_split(line, {sep}) END AS f
+            SELECT line, tier, {FILE_COLUMN},
+                CASE WHEN tier = 1 THEN string_split(line, {sep}) END AS f
             FROM (
-                SELECT line,
+                SELECT line, {FILE_COLUMN},
                     CASE
                         WHEN line IS NULL THEN 0
                         WHEN NOT (contains(line, {quote}) OR contains(line, {escape})) THEN 1
@@ -623,12 +700,13 @@ def _split_sql(table: ExternalTable, files: list[Source]) -> str:
     """
 
 
-def _native_sql(table: ExternalTable, files: list[Source], blank_lines: int) -> str:
+def _native_sql(table: ExternalTable, files: list[Source], blank_lines: dict[int, int]) -> str:
     """All rows through DuckDB's CSV reader, for files whose every line is regular RFC 4180.
 
     On such lines it splits exactly as the SerDe does, given: no NULL string (an empty field is
     ''), quoted empty strings kept, missing fields NULL, fields past the extra column dropped.
-    It skips empty lines, so their all-NULL rows are added back.
+    It skips empty lines, so their all-NULL rows are added back (``blank_lines``: how many
+    each file holds, by its index).
     """
     fmt = table.csv
     n = len(table.columns)
@@ -641,7 +719,10 @@ def _native_sql(table: ExternalTable, files: list[Source], blank_lines: int) -> 
     )
     reads = _read_csv(files, ", ".join(f"c{i}" for i in range(n)), options)
     nulls = ", ".join(f"NULL::VARCHAR AS c{i}" for i in range(n))
-    reads.append(f"SELECT {nulls} FROM range({int(blank_lines)})")
+    for index, count in sorted(blank_lines.items()):
+        reads.append(
+            f"SELECT {nulls}, {int(index)}::INTEGER AS {FILE_COLUMN} FROM range({int(count)})"
+        )
     rows = " UNION ALL ".join(reads)
     return f"SELECT NULL::VARCHAR AS _raw, NULL::TINYINT AS _tier, * FROM ({rows})"
 
@@ -699,6 +780,22 @@ def _parse_one(sql: str) -> exp.Expression:
 
 def _storage_name(key: tuple[str, str]) -> str:
     return f"{_q(STORAGE_SCHEMA)}.{_q(key[0] + '.' + key[1])}"
+
+
+def _path_view_name(key: tuple[str, str]) -> str:
+    return f"{key[0]}.{key[1]}{PATH_COLUMN}"
+
+
+def _path_view(key: tuple[str, str]) -> str:
+    """The view of a table's columns plus ``"$path"`` (a name no user table has)."""
+    return f"{_q(STORAGE_SCHEMA)}.{_q(_path_view_name(key))}"
+
+
+def _table_file(location: str, found: TableFile | str | os.PathLike[str]) -> TableFile:
+    if isinstance(found, TableFile):
+        return found
+    path = str(found)
+    return TableFile(path, location.rstrip("/") + "/" + os.path.basename(path))
 
 
 def _arrow_name(key: tuple[str, str]) -> str:

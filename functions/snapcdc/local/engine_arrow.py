@@ -68,8 +68,10 @@ def read_plain(
     fmt: CsvFormat,
     column_count: int,
     header_lines: int,
+    file_column: str | None = None,
 ) -> pyarrow.Table | None:
-    """The rows of ``files`` (``(path, compression)`` pairs) as columns ``c0..c{n-1}``.
+    """The rows of ``files`` (``(path, compression)`` pairs) as columns ``c0..c{n-1}``
+    (and ``file_column``, when given: each row's file as its index in ``files``).
 
     Reads them as the SerDe would: ``header_lines`` skipped per file, every value a string,
     an empty field ``''``, fields a line lacks NULL, fields past ``column_count`` dropped.
@@ -82,7 +84,7 @@ def read_plain(
         return None
     special = {c.encode("utf-8") for c in (fmt.quote, fmt.escape, "\r", "\0")}
     tables = []
-    for path, compression in files:
+    for index, (path, compression) in enumerate(files):
         contents = _contents(path, compression, special)
         if contents is None:
             return None
@@ -97,9 +99,17 @@ def read_plain(
         table = _parse(buffer.slice(start), fmt.separator, fields)
         if table is None or _has_blank_lines(table, len(text) - start, text[-1:] == b"\n"):
             return None
-        tables.append(_columns(table, column_count))
+        table = _columns(table, column_count)
+        if file_column:
+            table = table.append_column(
+                file_column, pa.repeat(pa.scalar(index, pa.int32()), table.num_rows)
+            )
+        tables.append(table)
     if not tables:
-        return pa.table({f"c{i}": pa.array([], pa.string()) for i in range(column_count)})
+        empty = {f"c{i}": pa.array([], pa.string()) for i in range(column_count)}
+        if file_column:
+            empty[file_column] = pa.array([], pa.int32())
+        return pa.table(empty)
     return pa.concat_tables(tables)
 
 

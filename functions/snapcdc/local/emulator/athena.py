@@ -47,6 +47,10 @@ from snapcdc.local.engine import parse_athena_csv
 log = logging.getLogger(__name__)
 
 MAX_RESULTS = 1000
+# Athena's query string quota: 262,144 bytes, not adjustable; a longer one is refused by
+# StartQueryExecution with InvalidRequestException
+# (https://repost.aws/knowledge-center/athena-query-string-length).
+MAX_QUERY_BYTES = 262_144
 DDL_WORDS = ("ALTER", "CREATE", "DESCRIBE", "DROP", "MSCK", "SHOW")
 
 
@@ -160,13 +164,13 @@ class AthenaBridge:
     """Runs Athena queries on ``engine``; see the module docstring.
 
     ``engine`` is built lazily by ``engine_factory(resolve_location)`` where
-    ``resolve_location(s3_uri) -> [local paths]`` gives the files a LOCATION holds.
+    ``resolve_location(s3_uri) -> [TableFile or local path]`` gives the files a LOCATION holds.
     """
 
     def __init__(
         self,
-        engine_factory: Callable[[Callable[[str], list[str]]], EngineLike],
-        resolve_location: Callable[[str], list[str]],
+        engine_factory: Callable[[Callable[[str], Sequence[Any]]], EngineLike],
+        resolve_location: Callable[[str], Sequence[Any]],
         region: str,
         account_id: str,
         workers: int = 1,
@@ -259,6 +263,11 @@ class AthenaBridge:
         sql = params.get("QueryString")
         if not sql or not isinstance(sql, str):
             raise AthenaRequestError("QueryString is required", "ValidationException")
+        if len(sql.encode("utf-8")) > MAX_QUERY_BYTES:
+            raise AthenaRequestError(
+                "'queryString' failed to satisfy constraint: "
+                f"Member must have length less than or equal to {MAX_QUERY_BYTES}"
+            )
         if params.get("ExecutionParameters"):
             raise AthenaRequestError("ExecutionParameters are not supported by the embedded engine")
         workgroup_name = params.get("WorkGroup") or "primary"

@@ -1,9 +1,11 @@
 """S3 prefixes as local files, for the engine that reads what Athena would read.
 
-Athena reads every object under a table's ``LOCATION`` at query time, skipping objects whose
-name starts with ``_`` or ``.`` (Hive's hidden files, such as ``_table.json``).
-:class:`S3Files` copies those objects from moto's S3 into a directory (again only when an
-object changed) and answers with their local paths, in key order.
+Athena "reads all data stored in the Amazon S3 folder that you specify" as a table's
+``LOCATION`` (https://docs.aws.amazon.com/athena/latest/ug/tables-location-format.html), at query
+time and under sub-folders too, skipping objects whose name starts with ``_`` or ``.`` (Hive's
+hidden files, such as ``_table.json``). :class:`S3Files` copies those objects from moto's S3
+into a directory (again only when an object changed) and answers with their local paths and
+their ``s3://`` URIs (what ``"$path"`` shows), in key order.
 
 >>> split_s3_uri("s3://bucket/a/b/")
 ('bucket', 'a/b/')
@@ -16,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+
+from snapcdc.local.engine import TableFile
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -47,15 +51,16 @@ class S3Files:
         self._etags: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
 
-    def resolve(self, location: str) -> list[str]:
-        """Local paths of the files an Athena table at ``location`` reads, in key order."""
+    def resolve(self, location: str) -> list[TableFile]:
+        """The files an Athena table at ``location`` reads, in key order."""
         bucket, prefix = split_s3_uri(location)
         if prefix and not prefix.endswith("/"):
             prefix += "/"
         paths = []
         for obj in self._list(bucket, prefix):
             if not is_hidden(obj["Key"], prefix):
-                paths.append(str(self._fetch(bucket, obj)))
+                local = str(self._fetch(bucket, obj))
+                paths.append(TableFile(local, f"s3://{bucket}/{obj['Key']}"))
         return paths
 
     def _list(self, bucket: str, prefix: str) -> list[dict[str, Any]]:
