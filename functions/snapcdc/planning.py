@@ -17,8 +17,9 @@ dropped after the delta; the new one stays as the next delta's previous table.
 A table's LOCATION must be a folder, and Athena reads every object under it
 (https://docs.aws.amazon.com/athena/latest/ug/tables-location-format.html): a later file of an
 applied version, a manifest or a ``.tmp`` would become rows. So every query reads its versions
-through ``"$path"`` (https://docs.aws.amazon.com/athena/latest/ug/select.html) restricted to
-the files each version was applied from, recorded in the head as ``files``.
+through ``"$path"``, the object each row came from
+(https://aws.amazon.com/premiumsupport/knowledge-center/find-s3-source-file-athena-table-row/),
+restricted to the files each version was applied from, recorded in the head as ``files``.
 
 Athena refuses a query string longer than 262,144 bytes, a quota that cannot be raised
 (https://repost.aws/knowledge-center/athena-query-string-length); a table too wide for one

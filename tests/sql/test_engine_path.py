@@ -3,8 +3,8 @@
 Athena reads every object under a table's LOCATION
 (https://docs.aws.amazon.com/athena/latest/ug/tables-location-format.html) and names each
 row's object in the ``"$path"`` pseudo-column
-(https://docs.aws.amazon.com/athena/latest/ug/select.html); the templates use it to read a
-version from exactly its applied files.
+(https://aws.amazon.com/premiumsupport/knowledge-center/find-s3-source-file-athena-table-row/);
+the templates use it to read a version from exactly its applied files.
 """
 
 from __future__ import annotations

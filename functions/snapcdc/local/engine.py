@@ -90,8 +90,8 @@ Resolver = Callable[[str], Sequence["TableFile | str | os.PathLike[str]"]]
 # Where the rows of external tables live; user databases never get this name.
 STORAGE_SCHEMA = "snapcdc_engine_storage"
 # Athena's pseudo-column naming the S3 object a row was read from
-# (https://docs.aws.amazon.com/athena/latest/ug/select.html, "Getting the file locations for
-# source data in Amazon S3"); not part of SELECT *. Stored as an index into the table's files.
+# (https://aws.amazon.com/premiumsupport/knowledge-center/find-s3-source-file-athena-table-row/);
+# not part of SELECT *. Stored as an index into the table's files.
 PATH_COLUMN = "$path"
 FILE_COLUMN = "_file"
 DEFAULT_DATABASE = "default"
