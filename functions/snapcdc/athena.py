@@ -14,13 +14,38 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from snapcdc.errors import QueryFailed
+from botocore.exceptions import ClientError
+
+from snapcdc.errors import AthenaThrottled, QueryFailed
 from snapcdc.settings import Settings
 
 RUNNING_STATES = ("QUEUED", "RUNNING")
 FAILED_STATES = ("FAILED", "CANCELLED")
+# Athena answers a call over its active-query quota (running + queued DDL or DML queries) or
+# its API rate with TooManyRequestsException:
+# https://docs.aws.amazon.com/athena/latest/ug/service-limits.html
+# https://docs.aws.amazon.com/athena/latest/APIReference/API_StartQueryExecution.html
+THROTTLED_CODES = ("TooManyRequestsException", "ThrottlingException")
+
+
+@contextmanager
+def throttling_named(operation: str, query: dict[str, Any]) -> Iterator[None]:
+    """Turn Athena's throttling (left after botocore's retries) into AthenaThrottled, the error
+    the state machine retries; any other error passes unchanged."""
+    try:
+        yield
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        if error.get("Code") not in THROTTLED_CODES:
+            raise
+        reason = exc.response.get("Reason") or error.get("Message") or error.get("Code")
+        raise AthenaThrottled(
+            f"Athena throttled {operation} of statement {query.get('name')}: {reason}"
+        ) from exc
 
 
 def request_token(execution_arn: str, index: int, name: str) -> str:
@@ -46,7 +71,8 @@ def start_query(
         # The workgroup enforces the same location; passing it keeps callers without an
         # enforcing workgroup (the emulation) writing results to the same place.
         args["ResultConfiguration"] = {"OutputLocation": settings.athena_output}
-    query_id = athena.start_query_execution(**args)["QueryExecutionId"]
+    with throttling_named("StartQueryExecution", query):
+        query_id = athena.start_query_execution(**args)["QueryExecutionId"]
     status = query_status(athena, query_id, query)
     deadline = time.monotonic() + settings.query_start_wait_seconds
     delay = 0.1
@@ -62,7 +88,8 @@ def poll_query(athena: Any, status: dict[str, Any], query: dict[str, Any]) -> di
 
 
 def query_status(athena: Any, query_id: str, query: dict[str, Any]) -> dict[str, Any]:
-    execution = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
+    with throttling_named("GetQueryExecution", query):
+        execution = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
     state = execution["Status"]["State"]
     return {
         "name": query["name"],
