@@ -118,11 +118,12 @@ class Emulator:
         scratch = Path(enter(tempfile.TemporaryDirectory(prefix="snapcdc-emulator-")))
 
         enter(cfn_models.installed())
-        enter(stepfunctions.installed())
+        self.events = EventBridgeBridge()
+        enter(stepfunctions.installed(on_status_change=self.events.put_event))
         enter(kinesis.installed())
         enter(dynamodb.installed())
         self.lambdas = enter(LambdaRuntime().installed())
-        self.events = enter(EventBridgeBridge().installed())
+        enter(self.events.installed())
         files = S3Files(scratch / "s3", self.region)
         self.athena = enter(
             AthenaBridge(
@@ -158,10 +159,17 @@ class Emulator:
         sfn = self.client("stepfunctions")
         while True:
             executions = stepfunctions.wait_until_idle(sfn, max(1.0, deadline - time.monotonic()))
+            # Status-change events of ended executions, and the Lambda targets they invoke.
+            stepfunctions.ANNOUNCEMENTS.wait(max(1.0, deadline - time.monotonic()))
+            events_idle = self.events.wait_idle(max(1.0, deadline - time.monotonic()))
             self.kinesis.drain(timeout=max(1.0, deadline - time.monotonic()))
-            # Draining may not start executions, but settle only when both are quiet together.
+            # Draining may not start executions, but settle only when all are quiet together.
             again = stepfunctions.list_all_executions(sfn)
-            if all(e["status"] in stepfunctions.TERMINAL for e in again) and len(again) == len(
-                executions
+            if (
+                events_idle
+                and all(e["status"] in stepfunctions.TERMINAL for e in again)
+                and len(again) == len(executions)
             ):
                 return again
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the emulator did not settle within {timeout:.0f}s")
