@@ -13,8 +13,13 @@ CFN skips some resources    :mod:`.cfn_models`: Athena workgroup, Glue database,
 CFN ignores bucket          :func:`.cfn.apply_bucket_notifications`
 notifications
 S3 -> EventBridge -> SFN    :mod:`.eventbridge`: the S3 event as AWS sends it, rule matching,
-                            ``StartExecution`` without a name
-unnamed executions          :mod:`.stepfunctions`: a UUID name like AWS
+                            ``StartExecution`` without a name; Lambda targets invoked
+                            asynchronously (``settle`` waits for them)
+unnamed executions,         :mod:`.stepfunctions`: a UUID name like AWS; "Execution Status
+no status-change events,    Change" events to EventBridge; StopExecution aborts at once
+StopExecution lags          with its error and cause
+States.ALL catches all,     :mod:`.stepfunctions_limits`: DataLimitExceeded and Runtime
+no history-event quota      escape States.ALL; FAILED at the 25,000th history event
 no Kinesis ESM poller       :mod:`.kinesis`: polls shards, batches, retries, bisects, DLQ
 (moto pushes each record    (and moto's own push is switched off; shards made thread-safe
 through docker instead)     and indexed)

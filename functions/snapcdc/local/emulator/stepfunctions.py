@@ -1,18 +1,14 @@
-"""Step Functions executions in moto: the one gap bridged here, and reading executions back.
+"""Step Functions executions in moto: the gaps bridged here, and reading executions back.
 
 Gaps: moto's executing backend names an execution started without a name ``None`` (so a
 second unnamed start collides with the first); AWS gives it a UUID, and EventBridge starts
 executions without a name. moto writes the context object's times in Python's ISO format
 rather than AWS's. moto sends no "Step Functions Execution Status Change" events to
 EventBridge, and its StopExecution leaves the execution RUNNING until the state in progress
-returns. moto's ``States.ALL`` catches everything, where AWS's catches neither
-``States.DataLimitExceeded`` nor ``States.Runtime``
-(https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html), and moto
-has no history-event quota, where AWS fails the execution with ``States.Runtime`` at 25,000
-events (https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html; the shape
-from field reports, e.g. https://github.com/loads/ardere/issues/86). :func:`installed` bridges
-all six; moto itself enforces ``TimeoutSeconds`` (the execution is TIMED_OUT when it passes)
-and the 256 KiB payload (``States.DataLimitExceeded``).
+returns. :func:`installed` bridges all four, and installs :mod:`.stepfunctions_limits` (the
+errors ``States.ALL`` does not catch, the history-event quota). moto itself enforces
+``TimeoutSeconds`` (the execution is TIMED_OUT when it passes) and the 256 KiB payload
+(``States.DataLimitExceeded``).
 
 The rest reads what the Step Functions API returns: which executions run, waiting for them,
 and :func:`history_rows`, the execution history as (state, type, seconds, error) rows.
@@ -41,11 +37,10 @@ from dataclasses import dataclass
 from typing import Any
 from unittest import mock
 
+from snapcdc.local.emulator import stepfunctions_limits
 from snapcdc.outcomes import readable_cause
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
-HISTORY_EVENT_QUOTA = 25_000
-HISTORY_QUOTA_CAUSE = "The execution reached the maximum number of history events (25000)."
 STATUS_CHANGE = "Step Functions Execution Status Change"
 
 
@@ -135,20 +130,8 @@ def installed(
     execution (RUNNING, then SUCCEEDED / FAILED / TIMED_OUT / ABORTED once) is passed to
     ``on_status_change`` as Step Functions' EventBridge event; StopExecution makes the execution
     ABORTED at once, as in AWS, and the state in progress can no longer change that."""
-    from moto.stepfunctions.parser.api import (
-        ExecutionFailedEventDetails,
-        ExecutionStatus,
-        HistoryEventType,
-    )
-    from moto.stepfunctions.parser.asl.component.common.error_name import error_equals_decl
-    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import (
-        StatesErrorName,
-    )
-    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
-        StatesErrorNameType,
-    )
+    from moto.stepfunctions.parser.api import ExecutionStatus
     from moto.stepfunctions.parser.asl.component.state import state as state_module
-    from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
     from moto.stepfunctions.parser.backend import execution as execution_module
     from moto.stepfunctions.parser.backend import execution_worker
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
@@ -175,52 +158,6 @@ def installed(
                 on_status_change(status_change_event(execution))
         finally:
             ANNOUNCEMENTS.done()
-
-    error_equals = error_equals_decl.ErrorEqualsDecl
-    matches_error = error_equals._eval_body
-    uncatchable_by_all = (
-        StatesErrorNameType.StatesStatesDataLimitExceeded,
-        StatesErrorNameType.StatesRuntime,
-    )
-
-    def match_error(self: Any, env: Any) -> None:
-        error_name = env.stack[-1]
-        named = any(n == error_name for n in self.error_names)
-        matches_error(self, env)
-        if (
-            isinstance(error_name, StatesErrorName)
-            and error_name.typ in uncatchable_by_all
-            and not named
-        ):
-            env.stack[-1] = False  # States.ALL (or States.TaskFailed) does not catch it
-
-    add_event = EventManager.add_event
-    terminal_events = {
-        HistoryEventType.ExecutionFailed,
-        HistoryEventType.ExecutionAborted,
-        HistoryEventType.ExecutionTimedOut,
-        HistoryEventType.ExecutionSucceeded,
-    }
-    environment = execution_worker.ExecutionWorker._get_evaluation_environment
-
-    def evaluation_environment(self: Any) -> Any:
-        env = environment(self)
-        env.event_manager.execution_env = env  # frames share the manager; this is the root
-        return env
-
-    def add_history_event(self: Any, *args: Any, **kwargs: Any) -> int:
-        event_type = kwargs.get("event_type", args[1] if len(args) > 1 else None)
-        if getattr(self, "history_capped", False) and event_type not in terminal_events:
-            return -1  # the execution already ended at the quota: nothing more is recorded
-        event_id = add_event(self, *args, **kwargs)
-        root = getattr(self, "execution_env", None)
-        if event_id == HISTORY_EVENT_QUOTA - 1 and root is not None:
-            # the next event, number 25,000, is the ExecutionFailed
-            self.history_capped = True
-            root.set_error(
-                ExecutionFailedEventDetails(error="States.Runtime", cause=HISTORY_QUOTA_CAUSE)
-            )
-        return event_id
 
     def started_execution(self: Any) -> None:
         ANNOUNCEMENTS.begin()
@@ -276,12 +213,8 @@ def installed(
         mock.patch.object(execution_class, "start", started_execution),
         mock.patch.object(execution_class, "stop", stopped_execution),
         mock.patch.object(StepFunctionResponse, "stop_execution", stop_execution),
-        mock.patch.object(error_equals, "_eval_body", match_error),
-        mock.patch.object(EventManager, "add_event", add_history_event),
-        mock.patch.object(
-            execution_worker.ExecutionWorker, "_get_evaluation_environment", evaluation_environment
-        ),
         mock.patch.object(communication, "_reflect_execution_status", reflected),
+        stepfunctions_limits.installed(),
     ):
         yield
 
