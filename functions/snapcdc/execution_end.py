@@ -11,6 +11,9 @@ a rule on this state machine's FAILED / TIMED_OUT / ABORTED changes runs
 done, and only where they did not: the upload record is set FAILED only if this execution
 registered it and it has no outcome yet, and the lock is deleted only if this execution holds
 it. An event may come twice or late; both writes are idempotent under their conditions.
+EventBridge delivers Step Functions' events best effort
+(https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-states.html): if one is lost,
+the record stays REGISTERED and the lock's lease (LockExpirySeconds) is the fallback.
 
 The execution's input (``detail.input``, the routed S3 event) names the upload. Step Functions
 may leave a large input out of the event (``inputDetails.included`` false); an S3 event is a
