@@ -7,20 +7,52 @@ that time and needs no Wait at all.
 A status is a small dict that travels through the state machine::
 
     {"name": "check_export", "kind": "check", "query_id": "...", "state": "SUCCEEDED",
-     "reason": "", "output_location": "s3://.../id.csv", "bytes_scanned": 123}
+     "reason": "", "output_location": "s3://.../id.csv", "bytes_scanned": 123,
+     "wait_seconds": 5}
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from snapcdc.errors import QueryFailed
+from botocore.exceptions import ClientError
+
+from snapcdc.errors import AthenaThrottled, QueryFailed
 from snapcdc.settings import Settings
 
 RUNNING_STATES = ("QUEUED", "RUNNING")
+# The state machine waits ``wait_seconds`` of the last status between polls: QueryPollSeconds
+# at first, doubling up to this cap (or QueryPollSeconds if larger). However long the
+# statements run, the polls of one execution stay few: within its 21600 s timeout at most
+# 21600 / 60 = 360 polls at the cap plus 6 doubling steps per statement (see
+# tests/stack/test_state_machine_resilience.py for the history-event budget).
+POLL_WAIT_CAP_SECONDS = 60
 FAILED_STATES = ("FAILED", "CANCELLED")
+# Athena answers a call over its active-query quota (running + queued DDL or DML queries) or
+# its API rate with TooManyRequestsException:
+# https://docs.aws.amazon.com/athena/latest/ug/service-limits.html
+# https://docs.aws.amazon.com/athena/latest/APIReference/API_StartQueryExecution.html
+THROTTLED_CODES = ("TooManyRequestsException", "ThrottlingException")
+
+
+@contextmanager
+def throttling_named(operation: str, query: dict[str, Any]) -> Iterator[None]:
+    """Turn Athena's throttling (left after botocore's retries) into AthenaThrottled, the error
+    the state machine retries; any other error passes unchanged."""
+    try:
+        yield
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        if error.get("Code") not in THROTTLED_CODES:
+            raise
+        reason = exc.response.get("Reason") or error.get("Message") or error.get("Code")
+        raise AthenaThrottled(
+            f"Athena throttled {operation} of statement {query.get('name')}: {reason}"
+        ) from exc
 
 
 def request_token(execution_arn: str, index: int, name: str) -> str:
@@ -46,7 +78,8 @@ def start_query(
         # The workgroup enforces the same location; passing it keeps callers without an
         # enforcing workgroup (the emulation) writing results to the same place.
         args["ResultConfiguration"] = {"OutputLocation": settings.athena_output}
-    query_id = athena.start_query_execution(**args)["QueryExecutionId"]
+    with throttling_named("StartQueryExecution", query):
+        query_id = athena.start_query_execution(**args)["QueryExecutionId"]
     status = query_status(athena, query_id, query)
     deadline = time.monotonic() + settings.query_start_wait_seconds
     delay = 0.1
@@ -54,15 +87,33 @@ def start_query(
         time.sleep(delay)
         delay = min(delay * 2, 0.5)
         status = query_status(athena, query_id, query)
+    status["wait_seconds"] = settings.query_poll_seconds
     return raise_if_failed(status)
 
 
-def poll_query(athena: Any, status: dict[str, Any], query: dict[str, Any]) -> dict[str, Any]:
-    return raise_if_failed(query_status(athena, status["query_id"], query))
+def next_poll_wait(previous: int, poll_seconds: int) -> int:
+    """The wait before the next poll: twice the last one, capped, never below QueryPollSeconds.
+
+    >>> [next_poll_wait(w, 1) for w in (1, 2, 32, 60)]
+    [2, 4, 60, 60]
+    >>> next_poll_wait(300, 300)
+    300
+    """
+    return max(poll_seconds, min(previous * 2, POLL_WAIT_CAP_SECONDS))
+
+
+def poll_query(
+    athena: Any, status: dict[str, Any], query: dict[str, Any], settings: Settings
+) -> dict[str, Any]:
+    polled = query_status(athena, status["query_id"], query)
+    previous = int(status.get("wait_seconds", settings.query_poll_seconds))
+    polled["wait_seconds"] = next_poll_wait(previous, settings.query_poll_seconds)
+    return raise_if_failed(polled)
 
 
 def query_status(athena: Any, query_id: str, query: dict[str, Any]) -> dict[str, Any]:
-    execution = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
+    with throttling_named("GetQueryExecution", query):
+        execution = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
     state = execution["Status"]["State"]
     return {
         "name": query["name"],

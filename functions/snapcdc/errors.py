@@ -20,3 +20,8 @@ class PublishFailed(Exception):
 
 class OpError(ValueError):
     """A Kinesis record is not a valid snapcdc op (a poison record for the consumer)."""
+
+
+class AthenaThrottled(Exception):
+    """Athena refused a call with TooManyRequestsException (its active-query quota was reached,
+    after botocore's own retries); the state machine retries the step with backoff and jitter."""

@@ -29,6 +29,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from snapcdc.aws import client
 
 
@@ -57,3 +59,20 @@ def lock_holder(lock_table: str, table_id: str) -> dict[str, Any] | None:
         .get("Item")
     )
     return {k: next(iter(v.values())) for k, v in item.items()} if item else None
+
+
+def release_lock(lock_table: str, table_id: str, holder: str) -> bool:
+    """Delete the table's lock if ``holder`` (an execution ARN) still holds it, as the state
+    machine's ReleaseLock does; False when it is free or held by another execution."""
+    try:
+        client("dynamodb").delete_item(
+            TableName=lock_table,
+            Key={"lock_id": {"S": table_id}},
+            ConditionExpression="held_by = :me",
+            ExpressionAttributeValues={":me": {"S": holder}},
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True

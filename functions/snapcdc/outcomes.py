@@ -89,7 +89,7 @@ def readable_cause(cause: Any) -> str:
     return str(cause)
 
 
-def _upload_ref(state: dict[str, Any]) -> tuple[str, str] | None:
+def upload_ref(state: dict[str, Any]) -> tuple[str, str] | None:
     """``(table_id, sk)`` of the run's upload record, from the registered upload or the event."""
     upload = state.get("upload")
     if isinstance(upload, dict) and upload.get("table_id") and upload.get("sk"):
@@ -103,6 +103,18 @@ def _upload_ref(state: dict[str, Any]) -> tuple[str, str] | None:
     return f"{tenant}/{table}", upload_sk(obj.key, obj.sequencer)
 
 
+def failure_values(name: str, cause: str, execution_arn: str, now: datetime) -> dict[str, Any]:
+    """The fields a FAILED upload record carries: the error's name and its readable cause."""
+    return {
+        "status": "FAILED",
+        "error": f"{name}: {cause}",
+        "error_type": name,
+        "execution_arn": execution_arn,
+        "failed_at": iso(now),
+        "updated_at": iso(now),
+    }
+
+
 def mark_failed(
     state: dict[str, Any], execution_arn: str, settings: Settings, now: datetime
 ) -> dict[str, Any]:
@@ -110,7 +122,7 @@ def mark_failed(
     error = state.get("error") or {}
     name = str(error.get("Error") or "Unknown")
     cause = readable_cause(error.get("Cause") or "")
-    ref = _upload_ref(state)
+    ref = upload_ref(state)
     table_id = ref[0] if ref else ""
     if name == "TableLocked" and table_id:
         holder = lock_holder(settings.lock_table, table_id)
@@ -123,14 +135,7 @@ def mark_failed(
         update_upload(
             ref[0],
             ref[1],
-            {
-                "status": "FAILED",
-                "error": f"{name}: {cause}",
-                "error_type": name,
-                "execution_arn": execution_arn,
-                "failed_at": iso(now),
-                "updated_at": iso(now),
-            },
+            failure_values(name, cause, execution_arn, now),
             table_name=settings.registry_table,
         )
     # "-" never matches a lock, so the release step is a harmless no-op without a table.

@@ -69,6 +69,41 @@ def update_upload(
     )
 
 
+def fail_unfinished_upload(
+    table_id: str,
+    sk: str,
+    execution_arn: str,
+    values: dict[str, Any],
+    *,
+    table_name: str | None = None,
+) -> bool:
+    """SET ``values`` (a FAILED status and its reason) on an upload record that this execution
+    registered and nothing has finished yet; False (nothing changed) otherwise.
+
+    The condition keeps a late or repeated report from overwriting an outcome already recorded,
+    or the record of another execution of the same object event.
+    """
+    args = update_expression(values)
+    args["ExpressionAttributeNames"]["#execution_arn"] = "execution_arn"
+    args["ExpressionAttributeNames"]["#status"] = "status"
+    args["ExpressionAttributeValues"].update(
+        {":me": to_value(execution_arn), ":registered": to_value("REGISTERED"),
+         ":running": to_value("RUNNING")}
+    )  # fmt: skip
+    try:
+        client("dynamodb").update_item(
+            TableName=_table(table_name),
+            Key=to_item({"table_id": table_id, "sk": sk}),
+            ConditionExpression="#execution_arn = :me AND #status IN (:registered, :running)",
+            **args,
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
 def get_head(table_id: str, *, table_name: str | None = None) -> dict[str, Any] | None:
     item = (
         client("dynamodb")

@@ -25,6 +25,7 @@ from stacktemplate import ACCOUNT, REGION, Call, Stack
 from snapcdc.handlers import (
     check,
     consumer,
+    execution_ended,
     finish,
     mark_failed,
     plan,
@@ -36,7 +37,18 @@ from snapcdc.handlers import (
 
 HANDLER_MODULES = {
     m.__name__.rsplit(".", 1)[1]: m
-    for m in (route, register, plan, query, check, publish, finish, mark_failed, consumer)
+    for m in (
+        route,
+        register,
+        plan,
+        query,
+        check,
+        publish,
+        finish,
+        mark_failed,
+        execution_ended,
+        consumer,
+    )
 }
 
 SM_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:pipeline"

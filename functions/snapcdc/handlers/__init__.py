@@ -12,5 +12,6 @@ HANDLERS = (
     "publish",
     "finish",
     "mark_failed",
+    "execution_ended",
     "consumer",
 )

@@ -27,7 +27,7 @@ def handler(event, context):
             athena, sql, query, event["execution_arn"], int(event["index"]), settings
         )
     elif event["action"] == "poll":
-        status = poll_query(athena, event["status"], event["query"])
+        status = poll_query(athena, event["status"], event["query"], settings)
     else:
         raise ValueError(f"unknown action {event['action']!r}: expected 'start' or 'poll'")
     logger.info("statement", extra={"statement": status})

@@ -13,10 +13,11 @@ installs the bridges and deploys a CloudFormation template::
 One module per gap: :mod:`.lambdas` (handlers run in process), :mod:`.athena` (queries on the
 DuckDB engine), :mod:`.cfn` / :mod:`.cfn_models` (packaging, deploying, resource types moto's
 CloudFormation skips), :mod:`.eventbridge` (S3 -> EventBridge -> Step Functions),
-:mod:`.stepfunctions` (unnamed executions, context-object times, history rows),
-:mod:`.kinesis` (the event source mapping poller), :mod:`.dynamodb` (atomic conditional
-writes, fast item reads), :mod:`.locking` (moto methods run under one lock), :mod:`.s3files`
-(S3 prefixes as local files for the engine).
+:mod:`.stepfunctions` (unnamed executions, context-object times, status-change events,
+StopExecution, history rows), :mod:`.stepfunctions_limits` (uncatchable errors, the history
+quota), :mod:`.kinesis` (the event source mapping poller), :mod:`.dynamodb` (atomic
+conditional writes, fast item reads), :mod:`.locking` (moto methods run under one lock),
+:mod:`.s3files` (S3 prefixes as local files for the engine).
 """
 
 from snapcdc.local.emulator.emulated_aws import Emulator

@@ -186,6 +186,10 @@ class AthenaBridge:
         self._futures: dict[str, Any] = {}
         self._known_databases: set[str] = set()
         self._scratch = tempfile.TemporaryDirectory(prefix="snapcdc-athena-")
+        # Fault injection: refuse the next N StartQueryExecution calls as Athena does when the
+        # account's active-query quota is reached (TooManyRequestsException), see
+        # https://docs.aws.amazon.com/athena/latest/ug/service-limits.html
+        self.throttle_starts = 0
 
     @property
     def engine(self) -> EngineLike:
@@ -260,6 +264,18 @@ class AthenaBridge:
         return workgroup
 
     def start_query_execution(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self._engine_lock:
+            throttled, self.throttle_starts = (
+                self.throttle_starts > 0,
+                max(0, self.throttle_starts - 1),
+            )
+        if throttled:
+            raise AthenaRequestError(
+                "You have exceeded the limit for the number of queries you can run concurrently. "
+                "Please reduce the number of concurrent queries submitted by this account. "
+                "Contact customer support to request a concurrent query limit increase.",
+                "TooManyRequestsException",
+            )
         sql = params.get("QueryString")
         if not sql or not isinstance(sql, str):
             raise AthenaRequestError("QueryString is required", "ValidationException")

@@ -11,6 +11,9 @@ skipped and every ``!Ref`` to them resolves to nothing. Three gaps matter here:
   ``DefinitionSubstitutions``. :func:`installed` replaces its creation so the state machine
   lands in the executing backend with the substituted definition, under the same ARN.
 
+- ``AWS::Lambda::Permission`` is created (the statement joins the function's policy) but has
+  no physical ID, so the stack's resource list misses it; :func:`installed` gives it the
+  statement's ``Sid``, as CloudFormation gives it an ID.
 - Queue policies and alarms have no model either; they are created through moto's API from
   their properties (moto stores them; neither changes how the pipeline runs). Bucket policies
   are recorded but not applied (see :class:`S3BucketPolicy`).
@@ -306,6 +309,24 @@ def _state_machine_attribute(self: Any, attribute_name: str, original: Any = Non
     return original(self, attribute_name)
 
 
+def _create_permission(
+    cls: Any,
+    resource_name: str,
+    cloudformation_json: dict[str, Any],
+    account_id: str,
+    region_name: str,
+    **kwargs: Any,
+) -> Any:
+    from moto.awslambda.utils import get_backend
+
+    properties = cloudformation_json["Properties"]
+    function = get_backend(account_id, region_name).get_function(properties["FunctionName"])
+    statement, _ = function.policy.add_statement(raw=json.dumps(properties))
+    permission = cls(region=region_name)
+    permission.physical_resource_id = statement["Sid"]
+    return permission
+
+
 def refresh_model_registry() -> None:
     """moto caches its type -> model map; rebuild it so the models above are found."""
     from moto.cloudformation import parsing
@@ -317,11 +338,15 @@ def refresh_model_registry() -> None:
 @contextmanager
 def installed() -> Iterator[None]:
     """Make moto's CloudFormation create what it otherwise skips, while the block runs."""
+    from moto.awslambda.models import Permission
     from moto.stepfunctions.models import StateMachine
 
     refresh_model_registry()
     original_attribute = StateMachine.get_cfn_attribute
     with (
+        mock.patch.object(
+            Permission, "create_from_cloudformation_json", classmethod(_create_permission)
+        ),
         mock.patch.object(
             StateMachine, "create_from_cloudformation_json", classmethod(_create_state_machine)
         ),

@@ -13,8 +13,13 @@ CFN skips some resources    :mod:`.cfn_models`: Athena workgroup, Glue database,
 CFN ignores bucket          :func:`.cfn.apply_bucket_notifications`
 notifications
 S3 -> EventBridge -> SFN    :mod:`.eventbridge`: the S3 event as AWS sends it, rule matching,
-                            ``StartExecution`` without a name
-unnamed executions          :mod:`.stepfunctions`: a UUID name like AWS
+                            ``StartExecution`` without a name; Lambda targets invoked
+                            asynchronously (``settle`` waits for them)
+unnamed executions,         :mod:`.stepfunctions`: a UUID name like AWS; "Execution Status
+no status-change events,    Change" events to EventBridge; StopExecution aborts at once
+StopExecution lags          with its error and cause
+States.ALL catches all,     :mod:`.stepfunctions_limits`: DataLimitExceeded and Runtime
+no history-event quota      escape States.ALL; FAILED at the 25,000th history event
 no Kinesis ESM poller       :mod:`.kinesis`: polls shards, batches, retries, bisects, DLQ
 (moto pushes each record    (and moto's own push is switched off; shards made thread-safe
 through docker instead)     and indexed)
@@ -118,11 +123,12 @@ class Emulator:
         scratch = Path(enter(tempfile.TemporaryDirectory(prefix="snapcdc-emulator-")))
 
         enter(cfn_models.installed())
-        enter(stepfunctions.installed())
+        self.events = EventBridgeBridge()
+        enter(stepfunctions.installed(on_status_change=self.events.put_event))
         enter(kinesis.installed())
         enter(dynamodb.installed())
         self.lambdas = enter(LambdaRuntime().installed())
-        self.events = enter(EventBridgeBridge().installed())
+        enter(self.events.installed())
         files = S3Files(scratch / "s3", self.region)
         self.athena = enter(
             AthenaBridge(
@@ -158,10 +164,17 @@ class Emulator:
         sfn = self.client("stepfunctions")
         while True:
             executions = stepfunctions.wait_until_idle(sfn, max(1.0, deadline - time.monotonic()))
+            # Status-change events of ended executions, and the Lambda targets they invoke.
+            stepfunctions.ANNOUNCEMENTS.wait(max(1.0, deadline - time.monotonic()))
+            events_idle = self.events.wait_idle(max(1.0, deadline - time.monotonic()))
             self.kinesis.drain(timeout=max(1.0, deadline - time.monotonic()))
-            # Draining may not start executions, but settle only when both are quiet together.
+            # Draining may not start executions, but settle only when all are quiet together.
             again = stepfunctions.list_all_executions(sfn)
-            if all(e["status"] in stepfunctions.TERMINAL for e in again) and len(again) == len(
-                executions
+            if (
+                events_idle
+                and all(e["status"] in stepfunctions.TERMINAL for e in again)
+                and len(again) == len(executions)
             ):
                 return again
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the emulator did not settle within {timeout:.0f}s")

@@ -6,7 +6,10 @@ on every object creation or deletion in a bucket whose notification configuratio
 EventBridge, it builds the event exactly as S3 sends it, matches it against every enabled rule
 on the default bus (the rules, patterns and targets are the ones the stack created), shapes the
 target's input (``Input``, ``InputPath`` or ``InputTransformer``) and calls ``StartExecution``
-without a name, like EventBridge. Targets of other kinds go to moto's own delivery.
+without a name, like EventBridge. :meth:`EventBridgeBridge.put_event` takes any other event
+(Step Functions' status changes come that way, see :mod:`.stepfunctions`). A Lambda target is
+invoked asynchronously, as EventBridge invokes it, on a thread of its own that
+:meth:`EventBridgeBridge.wait_idle` waits for. Targets of other kinds go to moto's own delivery.
 
 >>> event = {"detail": {"object": {"key": "t/x/v1/a.csv.gz", "size": 3}}}
 >>> transform_input({"InputPathsMap": {"k": "$.detail.object.key", "n": "$.detail.object.size"},
@@ -65,6 +68,13 @@ class EventBridgeBridge:
     deliveries: list[Delivery] = field(default_factory=list)
     _sequencer: Iterator[int] = field(default_factory=lambda: itertools.count(0x617F08299329D189))
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _in_flight: int = 0
+    _idle: threading.Condition = field(default_factory=threading.Condition)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no asynchronous delivery (a Lambda target's invocation) is running."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
 
     @contextmanager
     def installed(self) -> Iterator[EventBridgeBridge]:
@@ -154,6 +164,8 @@ class EventBridgeBridge:
                 delivery.execution_arn = start_execution(
                     target["Arn"], delivery.input, event["region"]
                 )
+            elif ":lambda:" in target["Arn"] and ":function:" in target["Arn"]:
+                self._invoke_async(delivery, event["region"])
             else:
                 # Not ours to emulate: moto's own delivery for this single target.
                 single = copy.copy(rule)
@@ -173,6 +185,38 @@ class EventBridgeBridge:
         with self._lock:
             self.deliveries.append(delivery)
         return delivery
+
+    def _invoke_async(self, delivery: Delivery, region: str) -> None:
+        """EventBridge invokes a Lambda target asynchronously: the event is accepted, the
+        function runs later; its errors are the function's (Lambda's asynchronous retries and
+        destinations, not emulated: logged and kept in ``delivery.error``), not the rule's."""
+
+        def run() -> None:
+            try:
+                delivery.error = invoke_function(delivery.target_arn, delivery.input or "", region)
+            except Exception as exc:  # recorded like a failed delivery
+                delivery.error = f"{type(exc).__name__}: {exc}"
+            if delivery.error:
+                log.error("Lambda target %s failed: %s", delivery.target_arn, delivery.error)
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+        with self._idle:
+            self._in_flight += 1
+        threading.Thread(target=run, name="eventbridge-lambda", daemon=True).start()
+
+
+def invoke_function(function_arn: str, payload: str, region: str) -> str | None:
+    """Invoke a Lambda target with the event as its payload; the function's error, if any."""
+    import boto3
+
+    response = boto3.client("lambda", region_name=region).invoke(
+        FunctionName=function_arn, InvocationType="RequestResponse", Payload=payload.encode()
+    )
+    if response.get("FunctionError"):
+        return response["Payload"].read().decode()
+    return None
 
 
 def send_to_dead_letter_queue(

@@ -1,9 +1,14 @@
-"""Step Functions executions in moto: the one gap bridged here, and reading executions back.
+"""Step Functions executions in moto: the gaps bridged here, and reading executions back.
 
 Gaps: moto's executing backend names an execution started without a name ``None`` (so a
 second unnamed start collides with the first); AWS gives it a UUID, and EventBridge starts
-executions without a name. And moto writes the context object's times in Python's ISO format
-rather than AWS's. :func:`installed` bridges both.
+executions without a name. moto writes the context object's times in Python's ISO format
+rather than AWS's. moto sends no "Step Functions Execution Status Change" events to
+EventBridge, and its StopExecution leaves the execution RUNNING until the state in progress
+returns. :func:`installed` bridges all four, and installs :mod:`.stepfunctions_limits` (the
+errors ``States.ALL`` does not catch, the history-event quota). moto itself enforces
+``TimeoutSeconds`` (the execution is TIMED_OUT when it passes) and the 256 KiB payload
+(``States.DataLimitExceeded``).
 
 The rest reads what the Step Functions API returns: which executions run, waiting for them,
 and :func:`history_rows`, the execution history as (state, type, seconds, error) rows.
@@ -22,17 +27,21 @@ and :func:`history_rows`, the execution history as (state, type, seconds, error)
 from __future__ import annotations
 
 import datetime as dt
+import json
+import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from unittest import mock
 
+from snapcdc.local.emulator import stepfunctions_limits
 from snapcdc.outcomes import readable_cause
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+STATUS_CHANGE = "Step Functions Execution Status Change"
 
 
 def aws_time(value: Any) -> str:
@@ -46,18 +55,145 @@ def aws_time(value: Any) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+class _Pending:
+    """Status changes made but not yet handed to EventBridge (so a settled emulator has no
+    event still to deliver)."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._quiet = threading.Condition()
+
+    def begin(self) -> None:
+        with self._quiet:
+            self._count += 1
+
+    def done(self) -> None:
+        with self._quiet:
+            self._count -= 1
+            self._quiet.notify_all()
+
+    def wait(self, timeout: float) -> bool:
+        with self._quiet:
+            return self._quiet.wait_for(lambda: self._count == 0, timeout)
+
+
+ANNOUNCEMENTS = _Pending()
+
+
+def _millis(moment: Any) -> int | None:
+    return int(moment.timestamp() * 1000) if isinstance(moment, dt.datetime) else None
+
+
+def status_change_event(execution: Any) -> dict[str, Any]:
+    """The EventBridge event Step Functions sends when a standard execution changes status.
+
+    Shape as documented in "Automating Step Functions event delivery with EventBridge"
+    (https://docs.aws.amazon.com/step-functions/latest/dg/eventbridge-integration.html): dates
+    in epoch milliseconds, input and output as JSON text, error and cause as the execution has
+    them (null while running or after success).
+    """
+    status = execution.exec_status.value
+    succeeded = status == "SUCCEEDED"
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": STATUS_CHANGE,
+        "source": "aws.states",
+        "account": execution.account_id,
+        "time": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": execution.region_name,
+        "resources": [execution.exec_arn],
+        "detail": {
+            "executionArn": execution.exec_arn,
+            "stateMachineArn": execution.state_machine_arn,
+            "name": execution.name,
+            "status": status,
+            "startDate": _millis(execution.start_date),
+            "stopDate": None if status == "RUNNING" else _millis(execution.stop_date),
+            "input": json.dumps(execution.input_data, separators=(",", ":")),
+            "inputDetails": {"included": True},
+            "output": json.dumps(execution.output, separators=(",", ":")) if succeeded else None,
+            "outputDetails": {"included": True} if succeeded else None,
+            "error": execution.error,
+            "cause": execution.cause,
+        },
+    }
+
+
 @contextmanager
-def installed() -> Iterator[None]:
+def installed(
+    on_status_change: Callable[[dict[str, Any]], Any] | None = None,
+) -> Iterator[None]:
     """While the block runs: unnamed executions get a UUID name and the context object's
     ``$$.State.EnteredTime`` / ``$$.Execution.StartTime`` are written as AWS writes them
-    (moto uses Python's ``isoformat``, ``...:00.123456+00:00``)."""
+    (moto uses Python's ``isoformat``, ``...:00.123456+00:00``); every status change of an
+    execution (RUNNING, then SUCCEEDED / FAILED / TIMED_OUT / ABORTED once) is passed to
+    ``on_status_change`` as Step Functions' EventBridge event; StopExecution makes the execution
+    ABORTED at once, as in AWS, and the state in progress can no longer change that."""
+    from moto.stepfunctions.parser.api import ExecutionStatus
     from moto.stepfunctions.parser.asl.component.state import state as state_module
+    from moto.stepfunctions.parser.backend import execution as execution_module
     from moto.stepfunctions.parser.backend import execution_worker
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+    from moto.stepfunctions.responses import StepFunctionResponse
 
     original = StepFunctionsParserBackend.start_execution
     state_data = state_module.StateData
     execution_data = execution_worker.ExecutionData
+    execution_class = execution_module.Execution
+    communication = execution_module.BaseExecutionWorkerCommunication
+    start, stop, reflect = (
+        execution_class.start,
+        execution_class.stop,
+        communication._reflect_execution_status,
+    )
+    stop_response = StepFunctionResponse.stop_execution
+    stop_request = threading.local()  # moto's backend drops StopExecution's error and cause
+    transitions = threading.Lock()  # one status change of one execution at a time
+    ended: set[str] = set()  # executions whose terminal status was announced
+
+    def announce(execution: Any) -> None:
+        try:
+            if on_status_change is not None:
+                on_status_change(status_change_event(execution))
+        finally:
+            ANNOUNCEMENTS.done()
+
+    def started_execution(self: Any) -> None:
+        ANNOUNCEMENTS.begin()
+        start(self)
+        announce(self)
+
+    def stop_execution(self: Any) -> Any:
+        stop_request.reason = (self._get_param("error"), self._get_param("cause"))
+        try:
+            return stop_response(self)
+        finally:
+            stop_request.reason = (None, None)
+
+    def stopped_execution(self: Any, stop_date: Any, error: Any, cause: Any) -> None:
+        requested = getattr(stop_request, "reason", (None, None))
+        error, cause = error or requested[0] or None, cause or requested[1] or None
+        with transitions:
+            running = self.exec_status == ExecutionStatus.RUNNING
+            if running:
+                self.exec_status, self.stop_date = ExecutionStatus.ABORTED, stop_date
+                self.error, self.cause = error, cause
+                ended.add(self.exec_arn)
+                ANNOUNCEMENTS.begin()
+        stop(self, stop_date, error, cause)
+        if running:
+            announce(self)
+
+    def reflected(self: Any) -> None:
+        execution = self.execution
+        with transitions:
+            if execution.exec_arn in ended:  # aborted while a state was still in progress
+                return
+            reflect(self)
+            ended.add(execution.exec_arn)
+            ANNOUNCEMENTS.begin()
+        announce(execution)
 
     def start_execution(
         self: Any, state_machine_arn: str, name: Any = None, *args: Any, **kwargs: Any
@@ -74,6 +210,11 @@ def installed() -> Iterator[None]:
         mock.patch.object(StepFunctionsParserBackend, "start_execution", start_execution),
         mock.patch.object(state_module, "StateData", entered),
         mock.patch.object(execution_worker, "ExecutionData", started),
+        mock.patch.object(execution_class, "start", started_execution),
+        mock.patch.object(execution_class, "stop", stopped_execution),
+        mock.patch.object(StepFunctionResponse, "stop_execution", stop_execution),
+        mock.patch.object(communication, "_reflect_execution_status", reflected),
+        stepfunctions_limits.installed(),
     ):
         yield
 

@@ -1,0 +1,179 @@
+"""The emulation's Step Functions refuses what AWS refuses and reports what AWS reports.
+
+moto's interpreter in process (no stack): the history-event quota, errors ``States.ALL`` does not
+catch, status-change events for EventBridge, StopExecution and ``TimeoutSeconds``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import boto3
+import pytest
+
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def sfn():
+    """moto's executing Step Functions with the emulator's bridge; ``.events`` collects what it
+    would send to EventBridge."""
+    from moto import mock_aws
+
+    from snapcdc.local.emulator import stepfunctions
+
+    events = []
+    with (
+        mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
+        stepfunctions.installed(on_status_change=events.append),
+    ):
+        client = boto3.client("stepfunctions", region_name=REGION)
+        client.events = events
+        client.role = boto3.client("iam", region_name=REGION).create_role(
+            RoleName="sfn", AssumeRolePolicyDocument="{}"
+        )["Role"]["Arn"]
+        yield client
+
+
+def run(sfn, definition, execution_input=None, timeout=120.0):
+    machine = sfn.create_state_machine(
+        name=f"m{len(sfn.list_state_machines()['stateMachines'])}",
+        definition=json.dumps(definition),
+        roleArn=sfn.role,
+    )["stateMachineArn"]
+    arn = sfn.start_execution(stateMachineArn=machine, input=json.dumps(execution_input or {}))[
+        "executionArn"
+    ]
+    return wait(sfn, arn, timeout)
+
+
+def wait(sfn, arn, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, "execution still running"
+        time.sleep(0.05)
+    return described
+
+
+def history(sfn, arn):
+    from snapcdc.local.emulator.stepfunctions import execution_history
+
+    return execution_history(sfn, arn)
+
+
+SPIN = {
+    "StartAt": "Spin",
+    "States": {
+        "Spin": {"Type": "Pass", "Next": "Again"},
+        "Again": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.stop", "IsPresent": True, "Next": "Done"}],
+            "Default": "Spin",
+        },
+        "Done": {"Type": "Succeed"},
+    },
+}
+
+
+@pytest.mark.slow
+def test_an_execution_fails_at_the_25000th_history_event(sfn):
+    described = run(sfn, SPIN)
+
+    assert (described["status"], described["error"]) == ("FAILED", "States.Runtime")
+    assert described["cause"] == (
+        "The execution reached the maximum number of history events (25000)."
+    )
+    events = history(sfn, described["executionArn"])
+    assert len(events) == 25_000
+    assert (events[-1]["id"], events[-1]["type"]) == (25_000, "ExecutionFailed")
+
+
+def test_states_all_does_not_catch_a_payload_over_256_kib(sfn):
+    big = "x" * (256 * 1024)
+    definition = {
+        "StartAt": "Each",
+        "States": {
+            "Each": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "INLINE"},
+                    "StartAt": "Big",
+                    "States": {"Big": {"Type": "Pass", "Result": big, "End": True}},
+                },
+                "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}],
+                "End": True,
+            },
+            "Caught": {"Type": "Succeed"},
+        },
+    }
+    described = run(sfn, definition, {"items": [1]})
+
+    assert described["status"] == "FAILED"
+    assert "Caught" not in [
+        e.get("stateEnteredEventDetails", {}).get("name")
+        for e in history(sfn, described["executionArn"])
+    ]
+
+
+def test_status_changes_are_sent_as_step_functions_sends_them(sfn):
+    described = run(sfn, {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
+
+    arn = described["executionArn"]
+    mine = [e for e in sfn.events if e["detail"]["executionArn"] == arn]
+    assert [e["detail"]["status"] for e in mine] == ["RUNNING", "SUCCEEDED"]
+    event = mine[-1]
+    assert (event["source"], event["detail-type"]) == (
+        "aws.states",
+        "Step Functions Execution Status Change",
+    )
+    assert event["resources"] == [arn]
+    detail = event["detail"]
+    assert detail["stateMachineArn"] == described["stateMachineArn"]
+    assert isinstance(detail["startDate"], int) and detail["stopDate"] >= detail["startDate"]
+    assert (detail["input"], detail["output"]) == ("{}", "{}")
+
+
+def test_stop_execution_aborts_at_once_with_its_error_and_cause(sfn):
+    machine = sfn.create_state_machine(
+        name="waits",
+        definition=json.dumps(
+            {"StartAt": "Sleep", "States": {"Sleep": {"Type": "Wait", "Seconds": 30, "End": True}}}
+        ),
+        roleArn=sfn.role,
+    )["stateMachineArn"]
+    arn = sfn.start_execution(stateMachineArn=machine)["executionArn"]
+
+    sfn.stop_execution(executionArn=arn, error="Operator", cause="not needed")
+
+    described = sfn.describe_execution(executionArn=arn)
+    assert (described["status"], described["error"], described["cause"]) == (
+        "ABORTED",
+        "Operator",
+        "not needed",
+    )
+    [ended] = [
+        e["detail"]
+        for e in sfn.events
+        if e["detail"]["executionArn"] == arn and e["detail"]["status"] != "RUNNING"
+    ]
+    assert (ended["status"], ended["error"], ended["cause"]) == (
+        "ABORTED",
+        "Operator",
+        "not needed",
+    )
+
+
+def test_timeout_seconds_ends_the_execution_timed_out(sfn):
+    definition = {
+        "StartAt": "Sleep",
+        "TimeoutSeconds": 1,
+        "States": {"Sleep": {"Type": "Wait", "Seconds": 30, "End": True}},
+    }
+    started = time.monotonic()
+    described = run(sfn, definition, timeout=10)
+
+    assert described["status"] == "TIMED_OUT"
+    assert time.monotonic() - started < 5
+    assert [e["detail"]["status"] for e in sfn.events][-1] == "TIMED_OUT"

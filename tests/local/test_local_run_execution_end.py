@@ -1,0 +1,182 @@
+"""Runs that end where the state machine's Catch cannot see them, and Athena throttling.
+
+On one deployed stack (real handlers, the real state machine, cfn.yaml's rules):
+
+- an execution aborted (StopExecution) or timed out mid-Publish: Step Functions' status-change
+  event reaches ExecutionEndedFunction through the stack's rule, the upload is FAILED with the
+  reason, the lock is released, and the next version of the table runs at once;
+- Athena refusing StartQueryExecution (its active-query quota) is retried by the state machine
+  and the version still succeeds.
+
+A few rows per table: the point is the control flow.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+from datasets import write_config, write_export
+
+V1 = [[str(i), f"name {i}", str(i)] for i in range(1, 5)]
+V2 = [[str(i), f"renamed {i}", str(i * 10)] for i in range(1, 5)]
+TABLES = ("aborted", "timedout", "throttled")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    from snapcdc.local.emulator import Emulator
+    from snapcdc.local.run import DEFAULT_TEMPLATE, LOCAL_PARAMETERS, PACKAGE_DIR, LocalRun
+
+    data = tmp_path_factory.mktemp("data")
+    for table in TABLES:
+        write_config(data, "acme", table, {"columns": ["id", "name", "qty"], "header": False})
+        write_export(data, f"acme/{table}/V1/a.csv.gz", V1, delimiter=",")
+        write_export(data, f"acme/{table}/V2/a.csv.gz", V2, delimiter=",")
+    with Emulator(DEFAULT_TEMPLATE, parameters=LOCAL_PARAMETERS, lambda_code=PACKAGE_DIR) as aws:
+        yield aws, LocalRun(aws, data)
+
+
+class HeldPublish:
+    """Publish of one table blocks until released (the Lambda keeps running, as in AWS)."""
+
+    def __init__(self, aws, table):
+        self.aws, self.table = aws, table
+        self.entered, self.released = threading.Event(), threading.Event()
+        self.function = aws.stack.physical_id("PublishFunction")
+
+    def __call__(self, event, context, handler):
+        if event["upload"]["table_id"] == f"acme/{self.table}":
+            self.entered.set()
+            self.released.wait(60)
+        return handler(event, context)
+
+    def __enter__(self):
+        self.aws.lambdas.overrides[self.function] = self
+        return self
+
+    def __exit__(self, *exc):
+        self.released.set()
+        del self.aws.lambdas.overrides[self.function]
+
+
+def running_execution(aws, table):
+    from snapcdc.local.emulator.stepfunctions import list_all_executions
+
+    sfn = aws.client("stepfunctions")
+    [execution] = [
+        e
+        for e in list_all_executions(sfn)
+        if e["status"] == "RUNNING" and e["name"].startswith(f"acme-{table}-V1-")
+    ]
+    return execution["executionArn"]
+
+
+def lock_of(aws, table):
+    return (
+        aws.client("dynamodb")
+        .get_item(
+            TableName=aws.stack.outputs["LockTableName"], Key={"lock_id": {"S": f"acme/{table}"}}
+        )
+        .get("Item")
+    )
+
+
+def start(stack, table, version):
+    _, run = stack
+    run.put(f"acme/{table}/_table.json")
+    upload = run.put(f"acme/{table}/{version}/a.csv.gz")
+    assert upload is not None and upload.executions
+    return upload
+
+
+def finish(stack, upload):
+    _, run = stack
+    run.settle(120)
+    return run.resolve(upload)
+
+
+def then_the_next_version_runs(stack, table):
+    _, run = stack
+    result = finish(stack, start(stack, table, "V2"))
+    assert (result.status, result.inserts, result.error) == ("SUCCEEDED", 4, None)
+    rows = run.applying.read_rows(run.outputs["TargetTableName"], f"acme/{table}")
+    assert sorted([r["id"], r["name"], r["qty"]] for r in rows) == sorted(V2)
+
+
+def test_an_execution_aborted_mid_publish_is_failed_and_frees_its_table(stack):
+    aws, _ = stack
+    with HeldPublish(aws, "aborted") as publish:
+        upload = start(stack, "aborted", "V1")
+        assert publish.entered.wait(60)
+        arn = running_execution(aws, "aborted")
+        assert lock_of(aws, "aborted")["held_by"]["S"] == arn
+        aws.client("stepfunctions").stop_execution(
+            executionArn=arn, error="Operator", cause="stopped by the test"
+        )
+        # ABORTED at once, as in AWS, though Publish is still running
+        assert aws.client("stepfunctions").describe_execution(executionArn=arn)["status"] == (
+            "ABORTED"
+        )
+        publish.released.set()
+        result = finish(stack, upload)
+    assert result.status == "FAILED"
+    assert result.error.startswith("Operator: execution acme-aborted-V1-")
+    assert result.error.endswith("ABORTED: stopped by the test")
+    assert lock_of(aws, "aborted") is None
+    [delivery] = [d for d in aws.events.deliveries if d.event.get("source") == "aws.states"
+                  and d.event["detail"]["executionArn"] == arn]  # fmt: skip
+    assert delivery.rule == aws.stack.physical_id("ExecutionEndedRule")
+    assert delivery.event["detail"]["status"] == "ABORTED" and delivery.error is None
+    then_the_next_version_runs(stack, "aborted")
+
+
+def test_an_execution_timed_out_mid_publish_is_failed_and_frees_its_table(stack):
+    aws, _ = stack
+    sfn = aws.client("stepfunctions")
+    machine = aws.stack.outputs["StateMachineArn"]
+    definition = sfn.describe_state_machine(stateMachineArn=machine)["definition"]
+    # The deployed definition with a timeout a test can wait for (21600 s in the template).
+    short = json.loads(definition)
+    short["TimeoutSeconds"] = 8
+    sfn.update_state_machine(stateMachineArn=machine, definition=json.dumps(short))
+    try:
+        with HeldPublish(aws, "timedout") as publish:
+            upload = start(stack, "timedout", "V1")
+            assert publish.entered.wait(60)
+            arn = running_execution(aws, "timedout")
+            deadline = time.monotonic() + 30
+            while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
+                assert time.monotonic() < deadline, "TimeoutSeconds was not enforced"
+                time.sleep(0.2)
+            assert sfn.describe_execution(executionArn=arn)["status"] == "TIMED_OUT"
+            publish.released.set()
+            result = finish(stack, upload)
+    finally:
+        sfn.update_state_machine(stateMachineArn=machine, definition=definition)
+    assert result.status == "FAILED"
+    assert result.error == f"ExecutionTimedOut: execution {arn.rsplit(':', 1)[1]} TIMED_OUT"
+    assert lock_of(aws, "timedout") is None
+    then_the_next_version_runs(stack, "timedout")
+
+
+def test_athena_throttling_is_retried_and_the_version_succeeds(stack):
+    from snapcdc.local.emulator.stepfunctions import execution_history
+
+    aws, _ = stack
+    # botocore makes 5 attempts per call (snapcdc.aws), so 6 refusals fail one StartQuery
+    # invocation and the first call of the next; the state machine retries it.
+    aws.athena.throttle_starts = 6
+    upload = start(stack, "throttled", "V1")
+    result = finish(stack, upload)
+    assert aws.athena.throttle_starts == 0
+    assert (result.status, result.inserts, result.error) == ("SUCCEEDED", 4, None)
+    sfn = aws.client("stepfunctions")
+    events = [e for arn in result.executions for e in execution_history(sfn, arn)]
+    failures = [
+        e["lambdaFunctionFailedEventDetails"] for e in events if e["type"] == "LambdaFunctionFailed"
+    ]
+    assert [f["error"] for f in failures] == ["AthenaThrottled"]
+    assert "TooManyRequestsException" in failures[0]["cause"] or "throttled" in failures[0]["cause"]

@@ -1,0 +1,131 @@
+"""ExecutionEnded: the EventBridge "Execution Status Change" of a run that ended past its Catch.
+
+The event is shaped as Step Functions sends it
+(https://docs.aws.amazon.com/step-functions/latest/dg/eventbridge-integration.html): the
+execution's input is the routed S3 event, which names the upload record.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from snapcdc.registry import find_upload
+
+KEY = "tenant/test_table/20201230_V0001/export1.csv.gz"
+SM = "arn:aws:states:us-east-1:123456789012:stateMachine:pipeline"
+EXEC = (
+    "arn:aws:states:us-east-1:123456789012:execution:pipeline:tenant-test_table-20201230_V0001-0A"
+)
+OTHER = "arn:aws:states:us-east-1:123456789012:execution:pipeline:someone-else"
+
+
+def status_change(s3_event, status, execution=EXEC, error=None, cause=None):
+    return {
+        "version": "0",
+        "id": "315c1398-40ff-a850-213b-158f73e60175",
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": "123456789012",
+        "time": "2020-12-30T10:00:00Z",
+        "region": "us-east-1",
+        "resources": [execution],
+        "detail": {
+            "executionArn": execution,
+            "stateMachineArn": SM,
+            "name": execution.rsplit(":", 1)[1],
+            "status": status,
+            "startDate": 1609322400000,
+            "stopDate": 1609322460000,
+            "input": json.dumps({"routed": True, "event": s3_event}),
+            "inputDetails": {"included": True},
+            "output": None,
+            "outputDetails": None,
+            "error": error,
+            "cause": cause,
+        },
+    }
+
+
+@pytest.fixture
+def registered(aws):
+    """An upload registered by EXEC, which also holds the table's lock."""
+    event = aws.put_export(KEY, "PK1;a;b;c\n")
+    aws.invoke("register", {"event": event, "execution_arn": EXEC})
+    aws.dynamodb.put_item(
+        TableName="locks",
+        Item={"lock_id": {"S": "tenant/test_table"}, "held_by": {"S": EXEC},
+              "expires_at": {"S": "2999-01-01T00:00:00Z"}},
+    )  # fmt: skip
+    return event
+
+
+def record(event):
+    return find_upload("tenant/test_table", KEY, event["detail"]["object"]["sequencer"])
+
+
+def lock_item(aws):
+    return aws.dynamodb.get_item(
+        TableName="locks", Key={"lock_id": {"S": "tenant/test_table"}}
+    ).get("Item")
+
+
+def test_an_aborted_run_is_recorded_failed_and_its_lock_released(aws, registered):
+    summary = aws.invoke("execution_ended", status_change(registered, "ABORTED"))
+
+    assert summary["upload_marked_failed"] and summary["lock_released"]
+    assert record(registered)["status"] == "FAILED"
+    assert record(registered)["error"] == (
+        "ExecutionAborted: execution tenant-test_table-20201230_V0001-0A ABORTED"
+    )
+    assert lock_item(aws) is None
+
+
+def test_a_failure_catch_could_not_see_keeps_its_error_and_readable_cause(aws, registered):
+    cause = json.dumps({"errorMessage": "state too large", "errorType": "X"})
+    event = status_change(registered, "FAILED", error="States.DataLimitExceeded", cause=cause)
+
+    aws.invoke("execution_ended", event)
+
+    assert record(registered)["error_type"] == "States.DataLimitExceeded"
+    assert record(registered)["error"].endswith("FAILED: state too large")
+
+
+def test_an_outcome_already_recorded_and_another_holders_lock_are_left_alone(aws, registered):
+    aws.invoke(
+        "mark_failed",
+        {"state": {"upload": {"table_id": "tenant/test_table",
+                              "sk": f"upload#{KEY}#{registered['detail']['object']['sequencer']}"},
+                   "error": {"Error": "QueryFailed", "Cause": "bad"}},
+         "execution_arn": EXEC},
+    )  # fmt: skip
+    aws.dynamodb.put_item(
+        TableName="locks",
+        Item={"lock_id": {"S": "tenant/test_table"}, "held_by": {"S": OTHER},
+              "expires_at": {"S": "2999-01-01T00:00:00Z"}},
+    )  # fmt: skip
+
+    summary = aws.invoke(
+        "execution_ended", status_change(registered, "FAILED", error="QueryFailed")
+    )
+
+    assert not summary["upload_marked_failed"] and not summary["lock_released"]
+    assert record(registered)["error"] == "QueryFailed: bad"
+    assert lock_item(aws)["held_by"]["S"] == OTHER
+
+
+def test_another_execution_of_the_same_event_does_not_touch_the_record(aws, registered):
+    summary = aws.invoke("execution_ended", status_change(registered, "TIMED_OUT", execution=OTHER))
+
+    assert not summary["upload_marked_failed"] and not summary["lock_released"]
+    assert record(registered)["status"] == "REGISTERED"
+    assert lock_item(aws)["held_by"]["S"] == EXEC
+
+
+def test_other_statuses_and_inputs_naming_no_upload_are_ignored(aws, registered):
+    assert "ignored" in aws.invoke("execution_ended", status_change(registered, "SUCCEEDED"))
+    event = status_change(registered, "ABORTED")
+    event["detail"]["input"] = "{}"
+    assert "ignored" in aws.invoke("execution_ended", event)
+    assert record(registered)["status"] == "REGISTERED"
