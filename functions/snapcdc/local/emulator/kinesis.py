@@ -11,7 +11,12 @@ Kinesis mapping moto holds (the ones the stack declares), honouring its settings
   failed is split the same way, which isolates a poison record); after
   ``MaximumRetryAttempts`` retries, or once a record is older than
   ``MaximumRecordAgeInSeconds``, the batch is discarded and an invocation record goes to
-  ``DestinationConfig.OnFailure`` (SQS or SNS), as AWS sends it;
+  ``DestinationConfig.OnFailure`` as AWS sends it: metadata only to SQS or SNS; to an S3
+  bucket the same record plus ``payload``, the batch's event as a JSON string, in an object
+  named ``aws/lambda/<ESM-UUID>/<shardID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<Random UUID>``
+  (https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html). A
+  delivery that fails is counted in :attr:`KinesisPoller.delivery_failures` and the records are
+  dropped, as Lambda does (its ``DestinationDeliveryFailures`` metric);
 - ``FunctionResponseTypes: [ReportBatchItemFailures]``: the lowest reported sequence number
   is the checkpoint; records from there on are retried; an empty or unknown identifier fails
   the whole batch.
@@ -40,6 +45,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -252,6 +258,7 @@ class KinesisPoller:
         self.idle_sleep = idle_sleep
         self.mappings: dict[str, Mapping] = {}
         self.discarded: list[Discarded] = []
+        self.delivery_failures: list[str] = []  # why an on-failure delivery failed, one per batch
         self.invocations = 0
         self._kinesis = boto3.client("kinesis", region_name=region)
         self._lambda = boto3.client("lambda", region_name=region)
@@ -454,8 +461,11 @@ class KinesisPoller:
             )
         work.appendleft((batch, retries + 1))
 
-    def _invoke(self, mapping: Mapping, shard: ShardState, batch: list[dict[str, Any]]) -> Outcome:
-        event = {
+    def _event(
+        self, mapping: Mapping, shard: ShardState, batch: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The event Lambda invokes the function with for ``batch``."""
+        return {
             "Records": [
                 kinesis_event_record(
                     r, shard.shard_id, mapping.stream_arn, mapping.role_arn, self.region
@@ -463,6 +473,9 @@ class KinesisPoller:
                 for r in batch
             ]
         }
+
+    def _invoke(self, mapping: Mapping, shard: ShardState, batch: list[dict[str, Any]]) -> Outcome:
+        event = self._event(mapping, shard, batch)
         response = self._lambda.invoke(
             FunctionName=mapping.function_arn, Payload=json.dumps(event).encode()
         )
@@ -521,15 +534,54 @@ class KinesisPoller:
             "Destination"
         )
         log.warning("discarding %d record(s) of %s (%s)", len(batch), shard.shard_id, condition)
-        if destination:
-            send_to_destination(destination, record, self.region)
+        if not destination:
+            return
+        try:
+            send_to_destination(
+                destination,
+                record,
+                self.region,
+                payload=self._event(mapping, shard, batch),
+                object_key=failure_object_key(mapping.config["UUID"], shard.shard_id, time.time()),
+            )
+        except Exception as exc:  # Lambda drops the records and carries on with the shard
+            log.error("on-failure delivery to %s failed: %s", destination, exc)
+            self.delivery_failures.append(f"{destination}: {exc}")
 
 
-def send_to_destination(arn: str, record: dict[str, Any], region: str) -> None:
-    """Deliver an on-failure invocation record to an SQS queue or SNS topic ARN."""
+def failure_object_key(mapping_uuid: str, shard_id: str, now: float) -> str:
+    """The S3 key AWS gives an on-failure invocation record of a stream mapping.
+
+    >>> failure_object_key("u-1", "shardId-000000000000", 0.0)[:64]
+    'aws/lambda/u-1/shardId-000000000000/1970/01/01/1970-01-01T00.00.00-'
+    """
+    at = dt.datetime.fromtimestamp(now, dt.UTC)
+    stamp = at.strftime("%Y/%m/%d/%Y-%m-%dT%H.%M.%S")
+    return f"aws/lambda/{mapping_uuid}/{shard_id}/{stamp}-{uuid.uuid4()}"
+
+
+def send_to_destination(
+    arn: str,
+    record: dict[str, Any],
+    region: str,
+    *,
+    payload: dict[str, Any] | None = None,
+    object_key: str | None = None,
+) -> None:
+    """Deliver an on-failure invocation record to an SQS queue, SNS topic or S3 bucket ARN.
+
+    Only an S3 object carries ``payload`` (the invocation's event, as an escaped JSON string).
+    """
     service = arn.split(":")[2]
     body = json.dumps(record)
-    if service == "sqs":
+    if service == "s3":
+        if payload is None or object_key is None:
+            raise ValueError("an S3 on-failure destination needs the payload and an object key")
+        document = {**record, "payload": json.dumps(payload)}
+        boto3.client("s3", region_name=region).put_object(
+            Bucket=arn.split(":")[-1], Key=object_key, Body=json.dumps(document).encode()
+        )
+    elif service == "sqs":
         _, _, _, queue_region, account, name = arn.split(":")
         sqs = boto3.client("sqs", region_name=queue_region)
         url = sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
@@ -538,5 +590,5 @@ def send_to_destination(arn: str, record: dict[str, Any], region: str) -> None:
         boto3.client("sns", region_name=arn.split(":")[3]).publish(TopicArn=arn, Message=body)
     else:
         raise ValueError(
-            f"unsupported on-failure destination {arn!r}: expected an SQS queue or SNS topic"
+            f"unsupported on-failure destination {arn!r}: expected an SQS queue, SNS topic or S3 bucket"
         )
