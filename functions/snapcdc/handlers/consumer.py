@@ -3,7 +3,8 @@
 The batch's ops are applied concurrently (conditional writes, so order does not matter), then
 Powertools' batch processor reports each record's outcome: a record that could not be applied
 (bad data, a DynamoDB error) is a batch item failure; Lambda retries from it, bisects, and
-finally writes the batch, records included, to the failed-batches bucket (``snapcdc redrive``). A stale op (a newer version is already there) is skipped.
+finally writes the batch, records included, to the failed-batches bucket (``snapcdc
+redrive``). A stale op (a newer version is already there) is skipped.
 """
 
 from aws_lambda_powertools import Logger

@@ -552,7 +552,7 @@ class KinesisPoller:
 def failure_object_key(mapping_uuid: str, shard_id: str, now: float) -> str:
     """The S3 key AWS gives an on-failure invocation record of a stream mapping.
 
-    >>> failure_object_key("u-1", "shardId-000000000000", 0.0)[:64]
+    >>> failure_object_key("u-1", "shardId-000000000000", 0.0)[:67]
     'aws/lambda/u-1/shardId-000000000000/1970/01/01/1970-01-01T00.00.00-'
     """
     at = dt.datetime.fromtimestamp(now, dt.UTC)
@@ -590,5 +590,6 @@ def send_to_destination(
         boto3.client("sns", region_name=arn.split(":")[3]).publish(TopicArn=arn, Message=body)
     else:
         raise ValueError(
-            f"unsupported on-failure destination {arn!r}: expected an SQS queue, SNS topic or S3 bucket"
+            f"unsupported on-failure destination {arn!r}: "
+            "expected an SQS queue, SNS topic or S3 bucket"
         )
