@@ -24,6 +24,18 @@ Kinesis mapping moto holds (the ones the stack declares), honouring its settings
 moto itself pushes every record put on a mapped stream to the function at once, one record per
 invocation and through docker; :func:`installed` turns that off, the poller does it instead.
 
+:func:`installed` also makes ``PutRecord`` and ``PutRecords`` refuse what Kinesis refuses
+(https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecords.html): a request of more
+than 500 records, a record above the stream's 1 MiB maximum record size (data and partition key
+together), a partition key longer than 256 characters: the whole request fails with
+``ValidationException`` before any record is stored; a request above 5 MiB with
+``InvalidArgumentException`` (moto's figure; the API reference now says 10 MiB). And each shard
+takes 1 MiB and 1,000 records per second (a token bucket per shard, refilled in real time, holding
+one second's allowance): a record beyond it is refused on its own, as
+``ProvisionedThroughputExceededException`` in its entry of the PutRecords response and counted in
+``FailedRecordCount`` (a PutRecord call fails with that error), while the request's other records
+are stored.
+
 Not emulated: ``MaximumBatchingWindowInSeconds`` (batches go out at once),
 ``ParallelizationFactor`` (one batch per shard at a time), tumbling windows, filters.
 With infinite retries (the default -1) a record that always fails would block its shard for a
@@ -109,11 +121,172 @@ def _max_sequence(shard: Any) -> int:
     return keys[-1] if keys else 0
 
 
+# Kinesis' write limits (https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecords.html,
+# https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
+MAX_REQUEST_RECORDS = 500
+MAX_RECORD_BYTES = 1024 * 1024  # the stream's default maximum record size
+MAX_REQUEST_BYTES = 5 * 1024 * 1024
+MAX_PARTITION_KEY = 256
+SHARD_RECORDS_PER_SECOND = 1000
+SHARD_BYTES_PER_SECOND = 1024 * 1024
+
+
+class ShardThroughput:
+    """A shard's write allowance: a token bucket of records and of bytes, refilled in real time.
+
+    >>> clock = [0.0]
+    >>> bucket = ShardThroughput(now=lambda: clock[0])
+    >>> [bucket.take(100) for _ in range(1001)].count(False)  # 1,000 records a second
+    1
+    >>> clock[0] = 1.0  # a second later: 1 MiB, whatever the record count
+    >>> bucket.take(700 * 1024), bucket.take(400 * 1024), bucket.take(300 * 1024)
+    (True, False, True)
+    >>> clock[0] = 1.5
+    >>> bucket.take(400 * 1024)
+    True
+    """
+
+    def __init__(self, now: Any = time.monotonic) -> None:
+        self._now = now
+        self._at = now()
+        self.records = float(SHARD_RECORDS_PER_SECOND)
+        self.bytes = float(SHARD_BYTES_PER_SECOND)
+        self.refused = 0
+
+    def take(self, size: int) -> bool:
+        now = self._now()
+        elapsed, self._at = now - self._at, now
+        self.records = min(
+            SHARD_RECORDS_PER_SECOND, self.records + elapsed * SHARD_RECORDS_PER_SECOND
+        )
+        self.bytes = min(SHARD_BYTES_PER_SECOND, self.bytes + elapsed * SHARD_BYTES_PER_SECOND)
+        if self.records < 1 or self.bytes < size:
+            self.refused += 1
+            return False
+        self.records -= 1
+        self.bytes -= size
+        return True
+
+
+_THROUGHPUT_LOCK = threading.Lock()
+
+
+def _throughput(shard: Any) -> ShardThroughput:
+    bucket = shard.__dict__.get("_snapcdc_throughput")
+    if bucket is None:
+        bucket = shard.__dict__["_snapcdc_throughput"] = ShardThroughput()
+    return bucket
+
+
+def _record_size(partition_key: str, data: str) -> int:
+    return len(base64.b64decode(data or "")) + len(partition_key.encode())
+
+
+def _validate_request(records: list[dict[str, Any]]) -> None:
+    """Refuse a PutRecords request as Kinesis does, before anything is stored."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.kinesis.exceptions import TooManyRecords, TotalRecordsSizeExceedsLimit
+
+    if len(records) > MAX_REQUEST_RECORDS:
+        raise TooManyRecords
+    errors = []
+    for position, record in enumerate(records, 1):
+        key = record.get("PartitionKey") or ""
+        if len(key) > MAX_PARTITION_KEY:
+            errors.append(
+                f"Value '{key}' at 'records.{position}.member.partitionKey' failed to satisfy "
+                f"constraint: Member must have length less than or equal to {MAX_PARTITION_KEY}"
+            )
+        if _record_size(key, record.get("Data", "")) > MAX_RECORD_BYTES:
+            errors.append(
+                f"Value at 'records.{position}.member.data' failed to satisfy constraint: "
+                f"Member must have length less than or equal to {MAX_RECORD_BYTES}"
+            )
+    if errors:
+        message = f"{len(errors)} validation error{'s' if len(errors) > 1 else ''} detected: "
+        raise JsonRESTError("ValidationException", message + "; ".join(errors))
+    if sum(_record_size(r.get("PartitionKey") or "", r.get("Data", "")) for r in records) > (
+        MAX_REQUEST_BYTES
+    ):
+        raise TotalRecordsSizeExceedsLimit
+
+
+def _rate_exceeded(stream: Any, shard: Any) -> str:
+    # the message of the API reference's example response
+    return (
+        f"Rate exceeded for shard {shard.shard_id} in stream {stream.stream_name} "
+        f"under account {stream.account_id}."
+    )
+
+
+def _backend_put_records(
+    backend: Any, stream_arn: str, stream_name: str, records: list[dict[str, Any]]
+) -> dict[str, Any]:
+    stream = backend.describe_stream(stream_arn=stream_arn, stream_name=stream_name)
+    _validate_request(records)
+    response: dict[str, Any] = {"FailedRecordCount": 0, "Records": []}
+    accepted_bytes = 0
+    for record in records:
+        key, hash_key, data = (
+            record.get("PartitionKey"),
+            record.get("ExplicitHashKey"),
+            record.get("Data"),
+        )
+        shard = stream.get_shard_for_key(key, hash_key)
+        size = _record_size(key, data)
+        with _THROUGHPUT_LOCK:
+            allowed = _throughput(shard).take(size)
+        if not allowed:
+            response["FailedRecordCount"] += 1
+            response["Records"].append(
+                {
+                    "ErrorCode": "ProvisionedThroughputExceededException",
+                    "ErrorMessage": _rate_exceeded(stream, shard),
+                }
+            )
+            continue
+        sequence_number, shard_id = stream.put_record(key, hash_key, data)
+        response["Records"].append({"SequenceNumber": sequence_number, "ShardId": shard_id})
+        accepted_bytes += size
+    backend._send_stream_metrics(
+        stream.stream_name,
+        incoming_bytes=accepted_bytes,
+        incoming_records=len(records) - response["FailedRecordCount"],
+    )
+    return response
+
+
+def _backend_put_record(
+    backend: Any,
+    stream_arn: str,
+    stream_name: str,
+    partition_key: str,
+    explicit_hash_key: str,
+    data: str,
+) -> tuple[str, str]:
+    from moto.core.exceptions import JsonRESTError
+
+    stream = backend.describe_stream(stream_arn=stream_arn, stream_name=stream_name)
+    record = {"PartitionKey": partition_key, "Data": data}
+    _validate_request([record])  # one record: the same field limits (named records.1)
+    shard = stream.get_shard_for_key(partition_key, explicit_hash_key)
+    with _THROUGHPUT_LOCK:
+        allowed = _throughput(shard).take(_record_size(partition_key, data))
+    if not allowed:
+        raise JsonRESTError("ProvisionedThroughputExceededException", _rate_exceeded(stream, shard))
+    sequence_number, shard_id = stream.put_record(partition_key, explicit_hash_key, data)
+    backend._send_stream_metrics(
+        stream.stream_name, incoming_bytes=_record_size(partition_key, data), incoming_records=1
+    )
+    return sequence_number, shard_id
+
+
 @contextmanager
 def installed() -> Iterator[None]:
-    """While the block runs: no per-record push by moto; thread-safe, indexed moto shards."""
+    """While the block runs: no per-record push by moto; thread-safe, indexed moto shards;
+    Kinesis' request limits and per-shard write throughput."""
     from moto.awslambda.models import LambdaBackend
-    from moto.kinesis.models import Shard
+    from moto.kinesis.models import KinesisBackend, Shard
 
     def send_kinesis_message(self: Any, **kwargs: Any) -> None:
         return None  # the poller delivers, in batches, with the mapping's settings
@@ -131,6 +304,8 @@ def installed() -> Iterator[None]:
             mock.patch.object(LambdaBackend, "send_kinesis_message", send_kinesis_message)
         )
         stack.enter_context(serialized(Shard, replacements))
+        stack.enter_context(mock.patch.object(KinesisBackend, "put_records", _backend_put_records))
+        stack.enter_context(mock.patch.object(KinesisBackend, "put_record", _backend_put_record))
         yield
 
 
