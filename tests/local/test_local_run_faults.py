@@ -24,6 +24,8 @@ ROWS = [[str(i), f"name {i}", str(i * 3)] for i in range(1, 11)]
 ROWS_V2 = [[str(i), f"renamed {i}", str(i * 3)] for i in range(1, 11)]
 HOLDER = "arn:aws:states:us-east-1:123456789012:execution:elsewhere:holder"
 TABLES = ("held", "expired", "stuck", "flaky", "poison", "denied")
+# more ops than one shard takes in a second (1,000 records): Kinesis throttles the publisher
+BULK = [[str(i), f"n{i}", "1"] for i in range(2500)]
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +38,8 @@ def stack(tmp_path_factory):
         write_config(data, "acme", table, {"columns": ["id", "name", "qty"], "header": False})
         write_export(data, f"acme/{table}/V1/a.csv.gz", ROWS, delimiter=",")
     write_export(data, "acme/denied/V2/a.csv.gz", ROWS_V2, delimiter=",")
+    write_config(data, "acme", "bulk", {"columns": ["id", "name", "qty"], "header": False})
+    write_export(data, "acme/bulk/V1/a.csv.gz", BULK, delimiter=",")
     parameters = {**LOCAL_PARAMETERS, "LockMaxAttempts": "4", "ConsumerMaxRetries": "2"}
     with Emulator(DEFAULT_TEMPLATE, parameters=parameters, lambda_code=PACKAGE_DIR) as aws:
         yield aws, LocalRun(aws, data)
@@ -294,3 +298,59 @@ def redrive(stack, *options):
         path = Path(tmp) / "report.json"
         code = main(["redrive", "--stack", aws.stack_name, "--report", str(path), *options])
         return code, json.loads(path.read_text())
+
+
+def test_a_version_above_one_shards_allowance_is_throttled_and_lands_exactly_once(stack):
+    aws, _ = stack
+    assert (
+        aws.client("kinesis").describe_stream_summary(StreamName=aws.stack.outputs["StreamName"])[
+            "StreamDescriptionSummary"
+        ]["OpenShardCount"]
+        == 1
+    )
+    result = upload(stack, "bulk")
+    assert (result.status, result.inserts, result.error) == ("SUCCEEDED", 2500, None)
+    assert target(stack, "bulk") == sorted(BULK)
+    # every op is on the stream exactly once ...
+    ops = [op for op in stream_ops(aws) if op["table_id"] == "acme/bulk"]
+    assert sorted(op["key"]["id"] for op in ops) == sorted(row[0] for row in BULK)
+    # ... although Kinesis refused records on the way: the throttled path was taken
+    [*_, last] = publish_outputs(aws, result.executions[-1])
+    assert (last["records"], last["inserts"], last["done"]) == (2500, 2500, True)
+    assert last["retries"] > 0
+
+
+def stream_ops(aws):
+    kinesis = aws.client("kinesis")
+    stream = aws.stack.outputs["StreamName"]
+    ops = []
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        iterator = kinesis.get_shard_iterator(
+            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            response = kinesis.get_records(ShardIterator=iterator, Limit=10000)
+            ops.extend(op for r in response["Records"] if isinstance(op := decoded(r), dict))
+            if not response["Records"]:
+                break
+            iterator = response.get("NextShardIterator")
+    return ops
+
+
+def decoded(record):
+    try:
+        return json.loads(record["Data"])
+    except ValueError:
+        return None  # the poison record
+
+
+def publish_outputs(aws, execution_arn):
+    """The publish progress after each Publish state of an execution."""
+    from snapcdc.local.emulator.stepfunctions import execution_history
+
+    events = execution_history(aws.client("stepfunctions"), execution_arn)
+    return [
+        json.loads(e["stateExitedEventDetails"]["output"])["publish"]
+        for e in events
+        if e.get("stateExitedEventDetails", {}).get("name") == "Publish"
+    ]
