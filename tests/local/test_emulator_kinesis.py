@@ -170,10 +170,10 @@ def test_put_records_refuses_what_kinesis_refuses_before_storing_anything(plumbi
     six_mib = entries(6, size=1024 * 1024 - 100)
     code, _ = error_of(lambda: kinesis.put_records(StreamName="limits", Records=six_mib))
     assert code == "InvalidArgumentException"
-    code, _ = error_of(
+    code, message = error_of(
         lambda: kinesis.put_record(StreamName="limits", Data=b"x", PartitionKey="p" * 257)
     )
-    assert code == "ValidationException"
+    assert code == "ValidationException" and "at 'partitionKey'" in message
     shard = kinesis.list_shards(StreamName="limits")["Shards"][0]["ShardId"]
     iterator = kinesis.get_shard_iterator(
         StreamName="limits", ShardId=shard, ShardIteratorType="TRIM_HORIZON"

@@ -182,8 +182,9 @@ def _record_size(partition_key: str, data: str) -> int:
     return len(base64.b64decode(data or "")) + len(partition_key.encode())
 
 
-def _validate_request(records: list[dict[str, Any]]) -> None:
-    """Refuse a PutRecords request as Kinesis does, before anything is stored."""
+def _validate_request(records: list[dict[str, Any]], single: bool = False) -> None:
+    """Refuse a PutRecords (or, ``single``, a PutRecord) request as Kinesis does, before
+    anything is stored."""
     from moto.core.exceptions import JsonRESTError
     from moto.kinesis.exceptions import TooManyRecords, TotalRecordsSizeExceedsLimit
 
@@ -191,15 +192,16 @@ def _validate_request(records: list[dict[str, Any]]) -> None:
         raise TooManyRecords
     errors = []
     for position, record in enumerate(records, 1):
+        where = "" if single else f"records.{position}.member."
         key = record.get("PartitionKey") or ""
         if len(key) > MAX_PARTITION_KEY:
             errors.append(
-                f"Value '{key}' at 'records.{position}.member.partitionKey' failed to satisfy "
+                f"Value '{key}' at '{where}partitionKey' failed to satisfy "
                 f"constraint: Member must have length less than or equal to {MAX_PARTITION_KEY}"
             )
         if _record_size(key, record.get("Data", "")) > MAX_RECORD_BYTES:
             errors.append(
-                f"Value at 'records.{position}.member.data' failed to satisfy constraint: "
+                f"Value at '{where}data' failed to satisfy constraint: "
                 f"Member must have length less than or equal to {MAX_RECORD_BYTES}"
             )
     if errors:
@@ -268,7 +270,7 @@ def _backend_put_record(
 
     stream = backend.describe_stream(stream_arn=stream_arn, stream_name=stream_name)
     record = {"PartitionKey": partition_key, "Data": data}
-    _validate_request([record])  # one record: the same field limits (named records.1)
+    _validate_request([record], single=True)
     shard = stream.get_shard_for_key(partition_key, explicit_hash_key)
     with _THROUGHPUT_LOCK:
         allowed = _throughput(shard).take(_record_size(partition_key, data))
