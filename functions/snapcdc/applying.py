@@ -20,6 +20,7 @@ INSERT cannot bring the row back. A refused (stale) op is skipped, not an error.
 
 from __future__ import annotations
 
+import base64
 import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -58,6 +59,21 @@ def validate_op(op: Any) -> dict[str, Any]:
     if not isinstance(op.get("row"), dict):
         raise OpError(f"op record without row values: {str(op)[:200]}")
     return op
+
+
+def decode_record(record: dict[str, Any]) -> Any:
+    """The op a Kinesis event record carries, or the exception decoding it raised (a poison
+    record, reported as that record's failure). The consumer and ``snapcdc redrive`` share it.
+
+    >>> decode_record({"kinesis": {"data": "eyJvcCI6ICJJTlNFUlQifQ=="}})
+    {'op': 'INSERT'}
+    >>> type(decode_record({"kinesis": {"data": "not base64!"}})).__name__
+    'Error'
+    """
+    try:
+        return json.loads(base64.b64decode(record["kinesis"]["data"], validate=True))
+    except Exception as exc:
+        return exc
 
 
 def apply_op(table_name: str, op: dict[str, Any]) -> str:

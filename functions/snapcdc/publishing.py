@@ -2,8 +2,21 @@
 
 A page streams the ops result CSV from its byte cursor, turns each row into a Kinesis record,
 sends them with PutRecords in batches within Kinesis' limits, retries only the records Kinesis
-refused (bounded, with backoff), and returns before the invocation runs out of time. The state
-machine calls it again with the returned cursor until ``done``.
+refused, with backoff, and returns before the invocation runs out of time. The state machine
+calls it again with the returned cursor until ``done``.
+
+Kinesis refuses records one by one: a shard takes 1 MiB and 1,000 records a second, and a record
+beyond that comes back as ``ProvisionedThroughputExceededException`` in its entry of the
+response while the others are stored
+(https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecords.html). Each op is sent
+until Kinesis has taken it exactly once, across pages: a batch is counted, and the cursor moves
+past it, only when all of it is in; when the invocation runs low on time while Kinesis still
+refuses part of a batch, the page returns the cursor of the batch's first row and ``sent``, the
+ordinals (rows after the cursor, from 0) of the batch's rows Kinesis already took, and the next
+page skips those. The version fails (PublishFailed) only when Kinesis accepts nothing for
+``max_retries`` attempts in a row. (A Lambda invocation that fails and is retried by the state
+machine sends its page again from the cursor it was given: Kinesis then holds duplicates, which
+the consumer's version-conditioned writes make harmless.)
 
 Record format (JSON, one per row)::
 
@@ -60,7 +73,11 @@ def ops_status(queries: list[dict[str, Any]]) -> dict[str, Any]:
 
 @dataclass
 class Batch:
+    start: int = 0  # cursor of the batch's first row
+    first: int = 0  # the ordinal of that row in the page
     entries: list[dict[str, Any]] = field(default_factory=list)
+    ordinals: list[int] = field(default_factory=list)  # the page ordinal of each entry
+    taken: list[int] = field(default_factory=list)  # ordinals Kinesis took on an earlier page
     size: int = 0
     end: int = 0  # cursor just past the batch's last record
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OPS, 0))
@@ -108,28 +125,38 @@ def put_records(
     entries: list[dict[str, Any]],
     max_retries: int,
     sleep: Callable[[float], None] = time.sleep,
-) -> int:
-    """PutRecords, then again with only the refused records, with backoff; returns the retries."""
-    pending = entries
-    for attempt in range(max_retries + 1):
-        response = kinesis.put_records(StreamName=stream, Records=pending)
-        if not response.get("FailedRecordCount"):
-            return attempt
-        failed = [
-            (entry, result)
-            for entry, result in zip(pending, response["Records"], strict=True)
-            if result.get("ErrorCode")
-        ]
-        pending = [entry for entry, _ in failed]
-        last_error = f"{failed[0][1]['ErrorCode']}: {failed[0][1].get('ErrorMessage', '')}"
-        if attempt < max_retries:
-            # A shard takes 1 MiB or 1000 records per second: wait long enough for the next
-            # second's allowance, with jitter so retries of parallel pages spread out.
-            sleep(min(0.1 * 2**attempt, 5.0) * (0.5 + random.random() / 2))  # noqa: S311
-    raise PublishFailed(
-        f"{len(pending)} record(s) still refused by Kinesis after {max_retries} retries "
-        f"({last_error})"
-    )
+    may_wait: Callable[[float], bool] = lambda seconds: True,
+) -> tuple[int, list[int]]:
+    """PutRecords, then again with only the refused records, with backoff.
+
+    Returns the number of retries and the indexes of the entries still refused when
+    ``may_wait(delay)`` says there is no time for the next wait (none when all went in). Raises
+    PublishFailed after ``max_retries`` attempts in a row in which Kinesis took nothing.
+    """
+    pending = list(range(len(entries)))
+    retries = idle = 0
+    while True:
+        response = kinesis.put_records(StreamName=stream, Records=[entries[i] for i in pending])
+        results = response["Records"]
+        refused = [i for i, r in zip(pending, results, strict=True) if r.get("ErrorCode")]
+        if not refused:
+            return retries, []
+        first = next(r for r in results if r.get("ErrorCode"))
+        last_error = f"{first['ErrorCode']}: {first.get('ErrorMessage', '')}"
+        idle = idle + 1 if len(refused) == len(pending) else 0
+        if idle > max_retries:
+            raise PublishFailed(
+                f"{len(refused)} record(s) still refused by Kinesis after {max_retries} retries "
+                f"without progress ({last_error})"
+            )
+        pending = refused
+        # A shard's allowance refills continuously: wait longer only while nothing gets in,
+        # with jitter so that retries of parallel pages spread out.
+        delay = min(0.1 * 2**idle, 5.0) * (0.5 + random.random() / 2)  # noqa: S311
+        if not may_wait(delay):
+            return retries, pending
+        sleep(delay)
+        retries += 1
 
 
 def publish_page(
@@ -151,46 +178,73 @@ def publish_page(
     status = ops_status(queries)
     progress = {
         "cursor": 0, "done": False, "calls": 0, "records": 0, "retries": 0,
-        "inserts": 0, "updates": 0, "deletes": 0, **progress,
+        "inserts": 0, "updates": 0, "deletes": 0, "sent": [], **progress,
     }  # fmt: skip
     progress["calls"] += 1
     cursor = progress["cursor"]
+    taken_before = set(progress["sent"])  # ordinals after the cursor Kinesis already took
     sent = 0
-    batch = Batch(end=cursor)
+    ordinal = 0  # of the next row, counted from the cursor
+    batch = Batch(start=cursor, end=cursor)
 
-    def flush() -> None:
+    def may_wait(seconds: float) -> bool:
+        return time_left_ms() - seconds * 1000 >= reserve_ms
+
+    def flush() -> bool:
+        """Send the batch; False when part of it is still refused (the page must end)."""
         nonlocal batch, sent
+        retries, refused = (0, [])
         if batch.entries:
-            progress["retries"] += put_records(kinesis, stream, batch.entries, max_retries, sleep)
-            sent += len(batch.entries)
-            progress["records"] += len(batch.entries)
-            for op, n in batch.counts.items():
-                progress[f"{op.lower()}s"] += n
+            retries, refused = put_records(
+                kinesis, stream, batch.entries, max_retries, sleep, may_wait
+            )
+        progress["retries"] += retries
+        sent += len(batch.entries) - len(refused)
+        if refused:
+            still_out = {batch.ordinals[i] for i in refused}
+            taken = sorted({*batch.taken, *batch.ordinals} - still_out)
+            progress["cursor"] = batch.start
+            progress["sent"] = [o - batch.first for o in taken]
+            return False
+        progress["records"] += len(batch.entries) + len(batch.taken)
+        for op, n in batch.counts.items():
+            progress[f"{op.lower()}s"] += n
         progress["cursor"] = batch.end
-        batch = Batch(end=batch.end)
+        progress["sent"] = []
+        batch = Batch(start=batch.end, first=ordinal, end=batch.end)
+        return True
 
     expect_header = cursor == 0
     for fields, end in iter_records(s3, status["output_location"], cursor):
         if expect_header:
             _check_header(fields, schema)
             expect_header = False
-            batch.end = end
+            batch.start = batch.end = end
             continue
         entry, op = make_entry(fields, schema, upload)
+        if ordinal in taken_before:  # Kinesis has it: count it with its batch, do not resend
+            batch.taken.append(ordinal)
+            batch.counts[op] += 1
+            batch.end = end
+            ordinal += 1
+            continue
         size = len(entry["Data"]) + len(entry["PartitionKey"].encode())
         if not batch.fits(size):
-            flush()
+            if not flush():
+                return progress  # not done: the next page resends what is still refused
             if sent >= max_records or time_left_ms() < reserve_ms:
                 return progress  # not done: the next page starts at progress["cursor"]
         batch.entries.append(entry)
+        batch.ordinals.append(ordinal)
         batch.size += size
         batch.counts[op] += 1
         batch.end = end
+        ordinal += 1
         if sent + len(batch.entries) >= max_records:
             flush()
             return progress
-    flush()
-    progress["done"] = True
+    if flush():
+        progress["done"] = True
     return progress
 
 

@@ -39,7 +39,8 @@ class Settings:
     publish_reserve_millis: int = 30000
     # Upper bound of ops one publish invocation sends (the rest goes to the next page).
     publish_max_records: int = 1_000_000
-    # Retries of the records Kinesis refused (throttling), with backoff up to 5 s apart.
+    # Attempts in a row in which Kinesis takes none of the records it refused (throttling),
+    # with backoff up to 5 s apart, before the version fails; any progress resets the count.
     publish_max_retries: int = 10
     # Conditional writes the consumer keeps in flight at once.
     consumer_workers: int = 16

@@ -131,3 +131,105 @@ def test_records_older_than_the_maximum_age_go_to_the_dlq_unprocessed(plumbing):
     [message] = dlq_messages(plumbing)
     assert message["requestContext"]["condition"] == "RecordAgeExceeded"
     assert message["KinesisBatchInfo"]["startSequenceNumber"] == response["SequenceNumber"]
+
+
+# -- what PutRecords refuses (https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecords.html)
+
+
+def fresh_stream(aws, name):
+    kinesis = aws.client("kinesis")
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    return kinesis
+
+
+def entries(n, size=10, key="k"):
+    return [{"Data": b"x" * size, "PartitionKey": f"{key}{i}"} for i in range(n)]
+
+
+def error_of(call):
+    from botocore.exceptions import ClientError
+
+    try:
+        call()
+    except ClientError as exc:
+        return exc.response["Error"]["Code"], exc.response["Error"]["Message"]
+    raise AssertionError("the call was accepted")
+
+
+def test_put_records_refuses_what_kinesis_refuses_before_storing_anything(plumbing):
+    kinesis = fresh_stream(plumbing, "limits")
+    too_long_key = [*entries(2), {"Data": b"x", "PartitionKey": "p" * 257}]
+    code, message = error_of(lambda: kinesis.put_records(StreamName="limits", Records=too_long_key))
+    assert code == "ValidationException"
+    assert "'records.3.member.partitionKey'" in message and "less than or equal to 256" in message
+    too_big = [{"Data": b"x" * (1024 * 1024 - 2), "PartitionKey": "abc"}]  # data + key > 1 MiB
+    code, message = error_of(lambda: kinesis.put_records(StreamName="limits", Records=too_big))
+    assert code == "ValidationException" and "'records.1.member.data'" in message
+    code, _ = error_of(lambda: kinesis.put_records(StreamName="limits", Records=entries(501)))
+    assert code == "ValidationException"
+    six_mib = entries(6, size=1024 * 1024 - 100)
+    code, _ = error_of(lambda: kinesis.put_records(StreamName="limits", Records=six_mib))
+    assert code == "InvalidArgumentException"
+    code, message = error_of(
+        lambda: kinesis.put_record(StreamName="limits", Data=b"x", PartitionKey="p" * 257)
+    )
+    assert code == "ValidationException" and "at 'partitionKey'" in message
+    shard = kinesis.list_shards(StreamName="limits")["Shards"][0]["ShardId"]
+    iterator = kinesis.get_shard_iterator(
+        StreamName="limits", ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    assert kinesis.get_records(ShardIterator=iterator)["Records"] == []  # nothing was stored
+
+
+def test_a_shard_takes_1000_records_a_second_and_refuses_the_rest_one_by_one(plumbing):
+    import time
+
+    kinesis = fresh_stream(plumbing, "records-per-second")
+    started = time.monotonic()
+    responses = [
+        kinesis.put_records(StreamName="records-per-second", Records=entries(500, key=key))
+        for key in "abc"
+    ]
+    elapsed = time.monotonic() - started
+    first, _, third = responses
+    assert first["FailedRecordCount"] == 0
+    accepted = sum(500 - r["FailedRecordCount"] for r in responses)
+    # one second's allowance to start with, then 1000 records a second
+    assert 1000 <= accepted <= 1000 + elapsed * 1000 + 1
+    assert third["FailedRecordCount"] > 0
+    refused = [r for r in third["Records"] if "ErrorCode" in r]
+    account = plumbing.stack.account_id
+    assert refused[0] == {
+        "ErrorCode": "ProvisionedThroughputExceededException",
+        "ErrorMessage": f"Rate exceeded for shard shardId-000000000000 in stream "
+        f"records-per-second under account {account}.",
+    }
+    assert all("SequenceNumber" in r for r in third["Records"] if "ErrorCode" not in r)
+    time.sleep(0.6)  # 600 records' worth of allowance again
+    again = kinesis.put_records(StreamName="records-per-second", Records=entries(500, key="d"))
+    assert again["FailedRecordCount"] == 0
+
+
+def test_a_shard_takes_1_mib_a_second(plumbing):
+    import time
+
+    from botocore.exceptions import ClientError
+
+    kinesis = fresh_stream(plumbing, "bytes-per-second")
+    started = time.monotonic()
+    response = kinesis.put_records(StreamName="bytes-per-second", Records=entries(3, 600 * 1024))
+    refused = []
+    for i in range(4):
+        try:
+            kinesis.put_record(
+                StreamName="bytes-per-second", Data=b"y" * 900 * 1024, PartitionKey=f"{i}"
+            )
+        except ClientError as exc:
+            refused.append(exc.response["Error"]["Code"])
+    elapsed = time.monotonic() - started
+    accepted = 3 - response["FailedRecordCount"]
+    assert response["Records"][0].get("SequenceNumber") and "ErrorCode" in response["Records"][1]
+    accepted_bytes = accepted * 600 * 1024 + (4 - len(refused)) * 900 * 1024
+    assert accepted_bytes <= (1 + elapsed) * 1024 * 1024
+    # (moto takes its time over large records: the allowance refills meanwhile, in real time)
+    assert set(refused) <= {"ProvisionedThroughputExceededException"}

@@ -27,7 +27,7 @@ def test_a_run_prints_a_row_per_upload_and_writes_report_dump_and_history(data, 
     sequence = tmp_path / "sequence.txt"
     lines = ["shop/tags/V1/x.csv.gz", "shop/tags/V2/x.csv.gz", "", "# again: not newer"]
     sequence.write_text("\n".join([*lines, "shop/tags/V1/x.csv.gz"]) + "\n")
-    args = ["local", "run", str(data), "--sequence", str(sequence), "--history"]
+    args = ["local", "run", str(data), "--sequence", str(sequence), "--history", "--redrive"]
     args += ["--report", str(tmp_path / "report.json"), "--dump-target", str(tmp_path / "dump")]
     assert main(args) == 0
     out = capsys.readouterr().out.splitlines()
@@ -38,7 +38,9 @@ def test_a_run_prints_a_row_per_upload_and_writes_report_dump_and_history(data, 
         ["shop/tags/V2/x.csv.gz", "SUCCEEDED", "1", "1", "1"],
         ["shop/tags/V1/x.csv.gz", "SKIPPED", "0", "0", "0"],
     ]
-    summary = out[out.index("") + 2].split()
+    assert "0 object(s): 0 op(s) applied, 0 stale, 0 failed" in out  # nothing to redrive
+    titles = next(i for i, line in enumerate(out) if line.split()[:2] == ["table", "succeeded"])
+    summary = out[titles + 1].split()
     assert summary == ["shop/tags", "2", "1", "0", "2", "V2"]
     assert any(line.strip().startswith("history of shop-tags-V2-") for line in out)
     assert not any(line.split()[:2] == ["LockWait", "Wait"] for line in out)
@@ -92,3 +94,57 @@ def test_a_run_that_cannot_start_fails_with_one_line(
     assert line.startswith("snapcdc local: error: ")
     assert message in line
     assert "Traceback" not in captured.err
+
+
+def test_a_run_with_redrive_reapplies_the_batches_the_consumer_gave_up_on(data, tmp_path):
+    """--redrive runs snapcdc.redrive on the emulated stack once the uploads have settled."""
+    from botocore.exceptions import ClientError
+
+    from snapcdc.local.run import RunOptions, run_pipeline, write_report
+
+    def deny_until_a_batch_is_discarded(aws):
+        consumer = aws.stack.physical_id("ConsumerFunction")
+        table = aws.stack.outputs["TargetTableName"]
+
+        def deny(params, **kwargs):
+            if params.get("TableName") == table and not aws.kinesis.discarded:
+                raise ClientError(
+                    {"Error": {"Code": "AccessDeniedException", "Message": "denied (injected)"}},
+                    "PutItem",
+                )
+
+        def consumer_with_fault(event, context, handler):
+            from snapcdc.aws import client
+
+            events = client("dynamodb").meta.events
+            events.register("provide-client-params.dynamodb.PutItem", deny, unique_id="deny")
+            try:
+                return handler(event, context)
+            finally:
+                events.unregister("provide-client-params.dynamodb.PutItem", unique_id="deny")
+
+        aws.lambdas.overrides[consumer] = consumer_with_fault
+
+    sequence = tmp_path / "sequence.txt"
+    sequence.write_text("shop/tags/V1/x.csv.gz\n")
+    options = RunOptions(
+        data_dir=data, sequence=sequence, redrive=True, parameters={"ConsumerMaxRetries": "0"}
+    )
+    result = run_pipeline(
+        options, dump_target=tmp_path / "dump", emulator_hook=deny_until_a_batch_is_discarded
+    )
+    [upload] = result.uploads
+    assert (upload.status, upload.inserts) == ("SUCCEEDED", 2)
+    [redriven] = result.redriven
+    assert redriven.key.startswith("aws/lambda/")
+    assert (redriven.condition, redriven.applied, redriven.failed, redriven.removed) == (
+        "RetryAttemptsExhausted",
+        1,
+        [],
+        True,
+    )
+    assert result.tables["shop/tags"]["rows"] == 2
+    assert read_dump(tmp_path / "dump" / "shop" / "tags.csv") == [["tag", "label"], *ROWS_V1]
+    write_report(result, tmp_path / "report.json")
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [o["applied"] for o in report["redriven"]] == [1]

@@ -3,13 +3,16 @@
 - a table lock held by another execution: the version waits, then runs once it is released;
   an expired lock is taken over; a lock never released fails the version naming its holder;
 - a consumer batch that fails once is retried and applied;
-- a poison record on the stream ends in the consumer's DLQ while the rest is applied.
+- a poison record on the stream ends in the failed-batches bucket while the rest is applied;
+- target writes denied until the consumer gives up: the batches land in the failed-batches
+  bucket with their records, and once the fault is cleared ``snapcdc redrive`` applies them.
 
 Parameters: LockMaxAttempts 4 (1 s apart), ConsumerMaxRetries 2.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -18,8 +21,11 @@ import pytest
 from datasets import write_config, write_export
 
 ROWS = [[str(i), f"name {i}", str(i * 3)] for i in range(1, 11)]
+ROWS_V2 = [[str(i), f"renamed {i}", str(i * 3)] for i in range(1, 11)]
 HOLDER = "arn:aws:states:us-east-1:123456789012:execution:elsewhere:holder"
-TABLES = ("held", "expired", "stuck", "flaky", "poison")
+TABLES = ("held", "expired", "stuck", "flaky", "poison", "denied")
+# more ops than one shard takes in a second (1,000 records): Kinesis throttles the publisher
+BULK = [[str(i), f"n{i}", "1"] for i in range(2500)]
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +37,9 @@ def stack(tmp_path_factory):
     for table in TABLES:
         write_config(data, "acme", table, {"columns": ["id", "name", "qty"], "header": False})
         write_export(data, f"acme/{table}/V1/a.csv.gz", ROWS, delimiter=",")
+    write_export(data, "acme/denied/V2/a.csv.gz", ROWS_V2, delimiter=",")
+    write_config(data, "acme", "bulk", {"columns": ["id", "name", "qty"], "header": False})
+    write_export(data, "acme/bulk/V1/a.csv.gz", BULK, delimiter=",")
     parameters = {**LOCAL_PARAMETERS, "LockMaxAttempts": "4", "ConsumerMaxRetries": "2"}
     with Emulator(DEFAULT_TEMPLATE, parameters=parameters, lambda_code=PACKAGE_DIR) as aws:
         yield aws, LocalRun(aws, data)
@@ -159,7 +168,7 @@ def test_a_consumer_batch_that_fails_once_is_retried(stack):
     assert len(aws.kinesis.discarded) == discarded
 
 
-def test_a_poison_record_ends_in_the_dlq_and_the_rest_is_applied(stack):
+def test_a_poison_record_ends_in_the_failed_batches_bucket_and_the_rest_is_applied(stack):
     aws, _ = stack
     # Hold the poller so the poison record and the version's ops share one batch.
     aws.kinesis.stop()
@@ -174,16 +183,174 @@ def test_a_poison_record_ends_in_the_dlq_and_the_rest_is_applied(stack):
         aws.kinesis.start()
     assert (result.status, result.inserts) == ("SUCCEEDED", 10)
     assert target(stack, "poison") == sorted(ROWS)
-    sqs = aws.client("sqs")
-    messages = sqs.receive_message(
-        QueueUrl=aws.stack.outputs["DeadLetterQueueUrl"], MaxNumberOfMessages=10
+    [(key, document)] = failed_batches(aws)
+    assert key.startswith(f"aws/lambda/{mapping_uuid(aws)}/shardId-000000000000/")
+    assert document["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert document["requestContext"]["functionArn"].endswith(
+        aws.stack.physical_id("ConsumerFunction")
     )
-    [body] = [json.loads(m["Body"]) for m in messages.get("Messages", [])]
-    assert body["requestContext"]["condition"] == "RetryAttemptsExhausted"
-    assert body["requestContext"]["functionArn"].endswith(aws.stack.physical_id("ConsumerFunction"))
-    info = body["KinesisBatchInfo"]
+    info = document["KinesisBatchInfo"]
     assert (info["batchSize"], info["startSequenceNumber"], info["endSequenceNumber"]) == (
         1,
         poison["SequenceNumber"],
         poison["SequenceNumber"],
     )
+    # Unlike an SQS message, the S3 object holds the record itself: the invocation's event.
+    [record] = json.loads(document["payload"])["Records"]
+    assert record["kinesis"]["sequenceNumber"] == poison["SequenceNumber"]
+    assert base64.b64decode(record["kinesis"]["data"]) == b"{not json"
+    # A redrive cannot apply a poison record either: reported, and its object kept.
+    code, report = redrive(stack)
+    [entry] = report["objects"]
+    assert (code, entry["key"], entry["removed"], entry["applied"]) == (1, key, False, 0)
+    assert "cannot decode" in entry["failed"][0]
+    aws.client("s3").delete_object(Bucket=aws.stack.outputs["FailedBatchesBucketName"], Key=key)
+
+
+def test_denied_target_writes_land_in_the_failed_batches_bucket_and_redrive_applies_them(stack):
+    from botocore.exceptions import ClientError
+
+    from snapcdc.local.run import drive
+
+    aws, _ = stack
+    consumer = aws.stack.physical_id("ConsumerFunction")
+    table = aws.stack.outputs["TargetTableName"]
+
+    def deny(params, **kwargs):
+        if params.get("TableName") == table:
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "AccessDeniedException",
+                        "Message": "PutItem denied (injected)",
+                    }
+                },
+                "PutItem",
+            )
+
+    def denied_writes(event, context, handler):
+        from snapcdc.aws import client
+
+        events = client("dynamodb").meta.events
+        events.register("provide-client-params.dynamodb.PutItem", deny, unique_id="deny")
+        try:
+            return handler(event, context)
+        finally:
+            events.unregister("provide-client-params.dynamodb.PutItem", unique_id="deny")
+
+    aws.lambdas.overrides[consumer] = denied_writes
+    try:
+        result = upload(stack, "denied")
+    finally:
+        del aws.lambdas.overrides[consumer]
+    assert (result.status, result.inserts) == ("SUCCEEDED", 10)
+    assert target(stack, "denied") == []
+    batches = failed_batches(aws)
+    ops = [
+        json.loads(base64.b64decode(r["kinesis"]["data"]))
+        for _, document in batches
+        for r in json.loads(document["payload"])["Records"]
+    ]
+    assert sorted(op["row"]["id"] for op in ops) == sorted(row[0] for row in ROWS)
+    assert {d["requestContext"]["condition"] for _, d in batches} == {"RetryAttemptsExhausted"}
+
+    code, report = redrive(stack, "--keep")
+    assert code == 0
+    assert sum(o["applied"] for o in report["objects"]) == 10
+    assert not any(o["removed"] or o["failed"] for o in report["objects"])
+    assert target(stack, "denied") == sorted(ROWS)
+    # Once a newer version is applied, redriving the old batches again changes nothing: every
+    # write is conditional on the stored version, so they are refused as stale, and removed.
+    [v2] = drive(stack[1], ["acme/denied/V2/a.csv.gz"], timeout=120)
+    assert (v2.status, v2.updates) == ("SUCCEEDED", 10)
+    code, report = redrive(stack)
+    assert code == 0
+    assert [(o["applied"], o["stale"]) for o in report["objects"]] == [
+        (0, len(json.loads(d["payload"])["Records"])) for _, d in batches
+    ]
+    assert all(o["removed"] for o in report["objects"])
+    assert target(stack, "denied") == sorted(ROWS_V2)
+    assert failed_batches(aws) == []
+
+
+def mapping_uuid(aws):
+    [uuid] = list(aws.kinesis.mappings)
+    return uuid
+
+
+def failed_batches(aws):
+    """(key, document) of every object in the failed-batches bucket."""
+    s3 = aws.client("s3")
+    bucket = aws.stack.outputs["FailedBatchesBucketName"]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    return [(k, json.loads(s3.get_object(Bucket=bucket, Key=k)["Body"].read())) for k in keys]
+
+
+def redrive(stack, *options):
+    """``snapcdc redrive --stack snapcdc``, as against AWS: (exit status, its JSON report)."""
+    import tempfile
+    from pathlib import Path
+
+    from snapcdc.local.cli import main
+
+    aws, _ = stack
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "report.json"
+        code = main(["redrive", "--stack", aws.stack_name, "--report", str(path), *options])
+        return code, json.loads(path.read_text())
+
+
+def test_a_version_above_one_shards_allowance_is_throttled_and_lands_exactly_once(stack):
+    aws, _ = stack
+    assert (
+        aws.client("kinesis").describe_stream_summary(StreamName=aws.stack.outputs["StreamName"])[
+            "StreamDescriptionSummary"
+        ]["OpenShardCount"]
+        == 1
+    )
+    result = upload(stack, "bulk")
+    assert (result.status, result.inserts, result.error) == ("SUCCEEDED", 2500, None)
+    assert target(stack, "bulk") == sorted(BULK)
+    # every op is on the stream exactly once ...
+    ops = [op for op in stream_ops(aws) if op["table_id"] == "acme/bulk"]
+    assert sorted(op["key"]["id"] for op in ops) == sorted(row[0] for row in BULK)
+    # ... although Kinesis refused records on the way: the throttled path was taken
+    [*_, last] = publish_outputs(aws, result.executions[-1])
+    assert (last["records"], last["inserts"], last["done"]) == (2500, 2500, True)
+    assert last["retries"] > 0
+
+
+def stream_ops(aws):
+    kinesis = aws.client("kinesis")
+    stream = aws.stack.outputs["StreamName"]
+    ops = []
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        iterator = kinesis.get_shard_iterator(
+            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            response = kinesis.get_records(ShardIterator=iterator, Limit=10000)
+            ops.extend(op for r in response["Records"] if isinstance(op := decoded(r), dict))
+            if not response["Records"]:
+                break
+            iterator = response.get("NextShardIterator")
+    return ops
+
+
+def decoded(record):
+    try:
+        return json.loads(record["Data"])
+    except ValueError:
+        return None  # the poison record
+
+
+def publish_outputs(aws, execution_arn):
+    """The publish progress after each Publish state of an execution."""
+    from snapcdc.local.emulator.stepfunctions import execution_history
+
+    events = execution_history(aws.client("stepfunctions"), execution_arn)
+    return [
+        json.loads(e["stateExitedEventDetails"]["output"])["publish"]
+        for e in events
+        if e.get("stateExitedEventDetails", {}).get("name") == "Publish"
+    ]

@@ -59,7 +59,6 @@ REFERENCE_CONFIG = {
     "delimiter": ";",
     "header": False,
 }
-DLQ_URL = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/dlq"
 
 
 def _physical() -> dict[str, dict[str, str]]:
@@ -75,11 +74,7 @@ def _physical() -> dict[str, dict[str, str]]:
         "Stream": {"Ref": "ops", "Arn": f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/ops"},
         "AthenaWorkGroup": {"Ref": "snapcdc"},
         "StateMachine": {"Ref": SM_ARN, "Name": "pipeline"},
-        "DeadLetterQueue": {
-            "Ref": DLQ_URL,
-            "Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:dlq",
-            "QueueName": "dlq",
-        },
+        "FailedBatchesBucket": {"Ref": "failed-batches", "Arn": "arn:aws:s3:::failed-batches"},
     }
     stack = Stack({})
     for name, resource in stack.resources.items():
@@ -275,4 +270,4 @@ def create_resources(stack: Stack) -> None:
         Name="snapcdc",
         Configuration={"ResultConfiguration": {"OutputLocation": "s3://results/athena/"}},
     )
-    boto3.client("sqs").create_queue(QueueName="dlq")
+    boto3.client("s3").create_bucket(Bucket="failed-batches")

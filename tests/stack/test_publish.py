@@ -211,6 +211,39 @@ def test_gives_up_after_the_bounded_retries(aws, monkeypatch):
     assert len(failures.requests) == 3
 
 
+def test_retries_are_bounded_only_while_kinesis_takes_nothing(aws, monkeypatch):
+    # Throttled but draining (each attempt gets some records in): never a failed version.
+    monkeypatch.setenv("SNAPCDC_PUBLISH_MAX_RETRIES", "2")
+    failures = PartialFailures(fail_calls=3).install()
+    put_result(aws, generated_result(10))
+
+    [page] = publish_all(aws)
+
+    assert [len(r) for r in failures.requests] == [10, 4, 2, 1]
+    assert page["retries"] == 3 and page["records"] == 10
+    assert sorted(r["key"]["PK"] for r in published(aws)) == [f"PK{i:06d}" for i in range(10)]
+
+
+def test_records_still_refused_when_time_runs_low_go_with_the_next_page_exactly_once(aws):
+    failures = PartialFailures(fail_calls=2).install()
+    put_result(aws, generated_result(10))
+
+    pages = publish_all(aws, remaining_ms=1_000)  # below the reserve: no time to wait
+
+    first, second, third = failures.requests
+    assert (len(first), second, third) == (10, first[::3], second[::3])
+    assert [p["done"] for p in pages] == [False, False, True]
+    # the cursor stays at the batch's first row; "sent" names the rows Kinesis already took
+    assert pages[0]["sent"] == [1, 2, 4, 5, 7, 8] and pages[0]["records"] == 0
+    assert pages[1]["sent"] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert pages[0]["cursor"] == pages[1]["cursor"] == len(b'"op","pk","col_1","col_2","col_3"\n')
+    last = pages[-1]
+    assert (last["records"], last["inserts"], last["updates"], last["deletes"]) == (10, 4, 3, 3)
+    assert last["sent"] == []
+    keys = [r["key"]["PK"] for r in published(aws)]
+    assert sorted(keys) == [f"PK{i:06d}" for i in range(10)]  # each op exactly once
+
+
 def test_result_with_unexpected_header_is_refused(aws):
     put_result(aws, b'"op","pk","col_1"\n"INSERT","PK1","a"\n')
 

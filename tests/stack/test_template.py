@@ -147,15 +147,53 @@ def test_rule_sends_csv_gz_objects_of_the_import_bucket_to_the_state_machine():
     assert STACK.is_granted("EventsRole", "states:StartExecution", PHYSICAL["StateMachine"]["Ref"])
 
 
-def test_consumer_mapping_reports_partial_failures_bisects_and_dead_letters():
+def test_consumer_mapping_reports_partial_failures_bisects_and_keeps_failed_batches_in_s3():
     esm = STACK.resources["ConsumerEventSourceMapping"]["Properties"]
     assert esm["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert esm["BisectBatchOnFunctionError"] is True
     assert esm["BatchSize"] == {"Ref": "ConsumerBatchSize"}
     assert esm["MaximumRetryAttempts"] == {"Ref": "ConsumerMaxRetries"}
-    assert (
-        STACK.resolve(esm["DestinationConfig"]["OnFailure"]["Destination"])
-        == PHYSICAL["DeadLetterQueue"]["Arn"]
+    # An S3 destination gets the records (payload); SQS and SNS get metadata only.
+    bucket = PHYSICAL["FailedBatchesBucket"]["Arn"]
+    assert STACK.resolve(esm["DestinationConfig"]["OnFailure"]["Destination"]) == bucket
+    # "For an S3 destination: s3:PutObject and s3:ListBucket", with the function's role.
+    role = STACK.role_of_function("ConsumerFunction")
+    assert STACK.is_granted(role, "s3:PutObject", f"{bucket}/aws/lambda/u/shardId-0/2026/x")
+    assert STACK.is_granted(role, "s3:ListBucket", bucket)
+    assert not STACK.is_granted(role, "s3:PutObject", f"{bucket}/elsewhere")
+    assert esm["MetricsConfig"] == {"Metrics": ["EventCount"]}
+
+
+def test_no_parameter_combination_lets_the_stream_trim_records_before_their_maximum_age():
+    parameters = STACK.template["Parameters"]
+    retention = parameters["StreamRetentionHours"]
+    max_age = parameters["ConsumerMaxRecordAgeSeconds"]
+    assert retention["MinValue"] * 3600 >= 2 * max_age["MaxValue"]
+    assert retention["Default"] * 3600 >= 2 * max_age["Default"]
+    esm = STACK.resources["ConsumerEventSourceMapping"]["Properties"]
+    stream = STACK.resources["Stream"]["Properties"]
+    assert esm["MaximumRecordAgeInSeconds"] == {"Ref": "ConsumerMaxRecordAgeSeconds"}
+    assert stream["RetentionPeriodHours"] == {"Ref": "StreamRetentionHours"}
+
+
+def test_alarms_watch_failed_batches_arriving_and_failing_to_arrive():
+    alarms = {
+        STACK.resources[name]["Properties"]["MetricName"]: STACK.resources[name]["Properties"]
+        for name, r in STACK.resources.items()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    delivered = alarms["OnFailureDestinationDeliveredEventCount"]
+    assert delivered["Dimensions"] == [
+        {"Name": "EventSourceMappingUUID", "Value": {"Ref": "ConsumerEventSourceMapping"}}
+    ]
+    failures = alarms["DestinationDeliveryFailures"]
+    assert failures["Dimensions"] == [
+        {"Name": "FunctionName", "Value": {"Ref": "ConsumerFunction"}}
+    ]
+    assert "ApproximateNumberOfMessagesVisible" in alarms  # the EventBridge target's DLQ only
+    assert not any(
+        r["Type"] == "AWS::SQS::Queue" and n != "EventsDeadLetterQueue"
+        for n, r in STACK.resources.items()
     )
 
 

@@ -3,7 +3,8 @@
 The batch's ops are applied concurrently (conditional writes, so order does not matter), then
 Powertools' batch processor reports each record's outcome: a record that could not be applied
 (bad data, a DynamoDB error) is a batch item failure; Lambda retries from it, bisects, and
-finally sends it to the DLQ. A stale op (a newer version is already there) is skipped.
+finally writes the batch, records included, to the failed-batches bucket (``snapcdc
+redrive``). A stale op (a newer version is already there) is skipped.
 """
 
 from aws_lambda_powertools import Logger
@@ -14,24 +15,16 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
-from snapcdc.applying import apply_concurrently
+from snapcdc.applying import apply_concurrently, decode_record
 from snapcdc.settings import Settings
 
 logger = Logger()
 
 
-def decode(record: dict):
-    """The op a Kinesis record carries, or the exception that decoding it raised."""
-    try:
-        return KinesisStreamRecord(record).kinesis.data_as_json()
-    except Exception as exc:  # a poison record: reported as that record's failure
-        return exc
-
-
 @logger.inject_lambda_context
 def handler(event, context):
     settings = Settings.from_env().require("target_table")
-    ops = {r["kinesis"]["sequenceNumber"]: decode(r) for r in event["Records"]}
+    ops = {r["kinesis"]["sequenceNumber"]: decode_record(r) for r in event["Records"]}
     decoded = {k: op for k, op in ops.items() if not isinstance(op, Exception)}
     outcomes = {
         **ops,

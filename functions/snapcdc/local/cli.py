@@ -26,7 +26,11 @@ from dataclasses import dataclass
 from snapcdc import __version__
 
 # Modules that define a subcommand (each exposes COMMAND); the order is the help order.
-COMMAND_MODULES: list[str] = ["snapcdc.local.diff", "snapcdc.local.run"]
+COMMAND_MODULES: list[str] = [
+    "snapcdc.local.diff",
+    "snapcdc.local.run",
+    "snapcdc.local.redrive_command",
+]
 
 
 class CliError(Exception):

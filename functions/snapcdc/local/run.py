@@ -15,6 +15,9 @@ every file of DATA_DIR is uploaded to the import bucket like an export landing i
 - ``--report FILE``: the same as JSON; ``--dump-target DIR``: ``DIR/{tenant}/{table}.csv`` of
   every table with a successful version, read back from the target table; ``--history``: each
   execution's Step Functions history.
+- ``--redrive``: once every upload has settled, re-apply the batches the consumer gave up on
+  from the stack's failed-batches bucket, with the code ``snapcdc redrive`` runs against AWS
+  (``snapcdc.redrive``), before the tables are summarised; one line per object.
 
 Exit status 0 when every upload reached a terminal status (FAILED included); 1 with a one-line
 reason when the run itself broke (the stack did not deploy, the pipeline did not settle).
@@ -267,6 +270,7 @@ class RunOptions:
     parameters: dict[str, str] = field(default_factory=dict)
     timeout: float = 1800.0
     history: bool = False
+    redrive: bool = False
 
 
 @dataclass
@@ -274,6 +278,7 @@ class RunResult:
     uploads: list[Upload]
     tables: dict[str, dict[str, Any]]  # table_id -> summary
     histories: dict[str, list[Any]] = field(default_factory=dict)  # execution ARN -> rows
+    redriven: list[Any] | None = None  # snapcdc.redrive.Redriven per object, with --redrive
 
 
 def run_pipeline(
@@ -307,8 +312,12 @@ def run_pipeline(
             emulator_hook(aws)
         run = LocalRun(aws, options.data_dir)
         uploads = drive(run, keys, options.concurrent, options.timeout, on_upload, progress, task)
+        redriven = None
+        if options.redrive:
+            progress.update(task, description="redriving failed batches")
+            redriven = redrive_failed_batches(aws)
         progress.update(task, description="reading the target tables")
-        result = RunResult(uploads=uploads, tables=summarize(run, uploads))
+        result = RunResult(uploads=uploads, tables=summarize(run, uploads), redriven=redriven)
         if options.history:
             result.histories = histories(aws, uploads)
         if dump_target is not None:
@@ -316,6 +325,20 @@ def run_pipeline(
         return result
     finally:
         aws.__exit__(None, None, None)
+
+
+def redrive_failed_batches(aws: Any) -> list[Any]:
+    """``snapcdc redrive`` on the emulated stack: the same function, the same clients' calls."""
+    from snapcdc.redrive import redrive
+    from snapcdc.settings import Settings
+
+    outputs = aws.stack.outputs
+    return redrive(
+        aws.client("s3"),
+        outputs["FailedBatchesBucketName"],
+        outputs["TargetTableName"],
+        workers=Settings.from_env().consumer_workers,
+    )
 
 
 def drive(
@@ -569,6 +592,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="print the state history of each execution (or of the last one: --history last)",
     )
     run.add_argument("--concurrent", action="store_true", help="upload everything at once")
+    run.add_argument(
+        "--redrive",
+        action="store_true",
+        help="at the end, re-apply the batches the consumer gave up on (as snapcdc redrive)",
+    )
     run.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help=argparse.SUPPRESS)
     run.add_argument(
         "--parameter",
@@ -607,6 +635,7 @@ def run_command(args: argparse.Namespace) -> int:
         parameters=parse_parameters(args.parameter),
         timeout=args.timeout,
         history=bool(args.history),
+        redrive=args.redrive,
     )
     out = sys.stdout
     show_progress = sys.__stderr__ is not None and sys.__stderr__.isatty()
@@ -632,6 +661,11 @@ def run_command(args: argparse.Namespace) -> int:
             raise CliError(
                 f"the local run failed: {type(exc).__name__}: {' '.join(str(exc).split())}"
             ) from None
+        if result.redriven is not None:
+            from snapcdc.local.redrive_command import print_results
+
+            printer.line("")
+            print_results(result.redriven, printer.out)
         printer.summary(result)
         if args.history:
             printer.histories(result, last_only=args.history == "last")
@@ -642,7 +676,9 @@ def run_command(args: argparse.Namespace) -> int:
 
 def write_report(result: RunResult, path: Path) -> None:
     """``{"versions": [...]}``: one entry per upload, in upload order."""
-    report = {"versions": [u.report() for u in result.uploads]}
+    report: dict[str, Any] = {"versions": [u.report() for u in result.uploads]}
+    if result.redriven is not None:
+        report["redriven"] = [r.report() for r in result.redriven]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 

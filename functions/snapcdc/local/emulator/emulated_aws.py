@@ -20,9 +20,11 @@ no status-change events,    Change" events to EventBridge; StopExecution aborts 
 StopExecution lags          with its error and cause
 States.ALL catches all,     :mod:`.stepfunctions_limits`: DataLimitExceeded and Runtime
 no history-event quota      escape States.ALL; FAILED at the 25,000th history event
-no Kinesis ESM poller       :mod:`.kinesis`: polls shards, batches, retries, bisects, DLQ
-(moto pushes each record    (and moto's own push is switched off; shards made thread-safe
-through docker instead)     and indexed)
+no Kinesis ESM poller       :mod:`.kinesis`: polls shards, batches, retries, bisects, the
+(moto pushes each record    on-failure destination (S3 objects with the records, as AWS);
+through docker instead)     moto's push switched off; shards thread-safe and indexed
+no Kinesis write limits     :mod:`.kinesis`: PutRecords' request limits, 1 MiB/s and 1,000
+                            records/s per shard (per-record throttling)
 slow item reads             :mod:`.dynamodb`: Scan/Query/GetItem answered with ``json``
 ==========================  =================================================================
 

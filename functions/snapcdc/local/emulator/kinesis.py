@@ -11,13 +11,30 @@ Kinesis mapping moto holds (the ones the stack declares), honouring its settings
   failed is split the same way, which isolates a poison record); after
   ``MaximumRetryAttempts`` retries, or once a record is older than
   ``MaximumRecordAgeInSeconds``, the batch is discarded and an invocation record goes to
-  ``DestinationConfig.OnFailure`` (SQS or SNS), as AWS sends it;
+  ``DestinationConfig.OnFailure`` as AWS sends it: metadata only to SQS or SNS; to an S3
+  bucket the same record plus ``payload``, the batch's event as a JSON string, in an object
+  named ``aws/lambda/<ESM-UUID>/<shardID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<Random UUID>``
+  (https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html). A
+  delivery that fails is counted in :attr:`KinesisPoller.delivery_failures` and the records are
+  dropped, as Lambda does (its ``DestinationDeliveryFailures`` metric);
 - ``FunctionResponseTypes: [ReportBatchItemFailures]``: the lowest reported sequence number
   is the checkpoint; records from there on are retried; an empty or unknown identifier fails
   the whole batch.
 
 moto itself pushes every record put on a mapped stream to the function at once, one record per
 invocation and through docker; :func:`installed` turns that off, the poller does it instead.
+
+:func:`installed` also makes ``PutRecord`` and ``PutRecords`` refuse what Kinesis refuses
+(https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecords.html): a request of more
+than 500 records, a record above the stream's 1 MiB maximum record size (data and partition key
+together), a partition key longer than 256 characters: the whole request fails with
+``ValidationException`` before any record is stored; a request above 5 MiB with
+``InvalidArgumentException`` (moto's figure; the API reference now says 10 MiB). And each shard
+takes 1 MiB and 1,000 records per second (a token bucket per shard, refilled in real time, holding
+one second's allowance): a record beyond it is refused on its own, as
+``ProvisionedThroughputExceededException`` in its entry of the PutRecords response and counted in
+``FailedRecordCount`` (a PutRecord call fails with that error), while the request's other records
+are stored.
 
 Not emulated: ``MaximumBatchingWindowInSeconds`` (batches go out at once),
 ``ParallelizationFactor`` (one batch per shard at a time), tumbling windows, filters.
@@ -40,6 +57,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -103,11 +121,174 @@ def _max_sequence(shard: Any) -> int:
     return keys[-1] if keys else 0
 
 
+# Kinesis' write limits (https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecords.html,
+# https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
+MAX_REQUEST_RECORDS = 500
+MAX_RECORD_BYTES = 1024 * 1024  # the stream's default maximum record size
+MAX_REQUEST_BYTES = 5 * 1024 * 1024
+MAX_PARTITION_KEY = 256
+SHARD_RECORDS_PER_SECOND = 1000
+SHARD_BYTES_PER_SECOND = 1024 * 1024
+
+
+class ShardThroughput:
+    """A shard's write allowance: a token bucket of records and of bytes, refilled in real time.
+
+    >>> clock = [0.0]
+    >>> bucket = ShardThroughput(now=lambda: clock[0])
+    >>> [bucket.take(100) for _ in range(1001)].count(False)  # 1,000 records a second
+    1
+    >>> clock[0] = 1.0  # a second later: 1 MiB, whatever the record count
+    >>> bucket.take(700 * 1024), bucket.take(400 * 1024), bucket.take(300 * 1024)
+    (True, False, True)
+    >>> clock[0] = 1.5
+    >>> bucket.take(400 * 1024)
+    True
+    """
+
+    def __init__(self, now: Any = time.monotonic) -> None:
+        self._now = now
+        self._at = now()
+        self.records = float(SHARD_RECORDS_PER_SECOND)
+        self.bytes = float(SHARD_BYTES_PER_SECOND)
+        self.refused = 0
+
+    def take(self, size: int) -> bool:
+        now = self._now()
+        elapsed, self._at = now - self._at, now
+        self.records = min(
+            SHARD_RECORDS_PER_SECOND, self.records + elapsed * SHARD_RECORDS_PER_SECOND
+        )
+        self.bytes = min(SHARD_BYTES_PER_SECOND, self.bytes + elapsed * SHARD_BYTES_PER_SECOND)
+        if self.records < 1 or self.bytes < size:
+            self.refused += 1
+            return False
+        self.records -= 1
+        self.bytes -= size
+        return True
+
+
+_THROUGHPUT_LOCK = threading.Lock()
+
+
+def _throughput(shard: Any) -> ShardThroughput:
+    bucket = shard.__dict__.get("_snapcdc_throughput")
+    if bucket is None:
+        bucket = shard.__dict__["_snapcdc_throughput"] = ShardThroughput()
+    return bucket
+
+
+def _record_size(partition_key: str, data: str) -> int:
+    return len(base64.b64decode(data or "")) + len(partition_key.encode())
+
+
+def _validate_request(records: list[dict[str, Any]], single: bool = False) -> None:
+    """Refuse a PutRecords (or, ``single``, a PutRecord) request as Kinesis does, before
+    anything is stored."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.kinesis.exceptions import TooManyRecords, TotalRecordsSizeExceedsLimit
+
+    if len(records) > MAX_REQUEST_RECORDS:
+        raise TooManyRecords
+    errors = []
+    for position, record in enumerate(records, 1):
+        where = "" if single else f"records.{position}.member."
+        key = record.get("PartitionKey") or ""
+        if len(key) > MAX_PARTITION_KEY:
+            errors.append(
+                f"Value '{key}' at '{where}partitionKey' failed to satisfy "
+                f"constraint: Member must have length less than or equal to {MAX_PARTITION_KEY}"
+            )
+        if _record_size(key, record.get("Data", "")) > MAX_RECORD_BYTES:
+            errors.append(
+                f"Value at '{where}data' failed to satisfy constraint: "
+                f"Member must have length less than or equal to {MAX_RECORD_BYTES}"
+            )
+    if errors:
+        message = f"{len(errors)} validation error{'s' if len(errors) > 1 else ''} detected: "
+        raise JsonRESTError("ValidationException", message + "; ".join(errors))
+    if sum(_record_size(r.get("PartitionKey") or "", r.get("Data", "")) for r in records) > (
+        MAX_REQUEST_BYTES
+    ):
+        raise TotalRecordsSizeExceedsLimit
+
+
+def _rate_exceeded(stream: Any, shard: Any) -> str:
+    # the message of the API reference's example response
+    return (
+        f"Rate exceeded for shard {shard.shard_id} in stream {stream.stream_name} "
+        f"under account {stream.account_id}."
+    )
+
+
+def _backend_put_records(
+    backend: Any, stream_arn: str, stream_name: str, records: list[dict[str, Any]]
+) -> dict[str, Any]:
+    stream = backend.describe_stream(stream_arn=stream_arn, stream_name=stream_name)
+    _validate_request(records)
+    response: dict[str, Any] = {"FailedRecordCount": 0, "Records": []}
+    accepted_bytes = 0
+    for record in records:
+        key, hash_key, data = (
+            record.get("PartitionKey"),
+            record.get("ExplicitHashKey"),
+            record.get("Data"),
+        )
+        shard = stream.get_shard_for_key(key, hash_key)
+        size = _record_size(key, data)
+        with _THROUGHPUT_LOCK:
+            allowed = _throughput(shard).take(size)
+        if not allowed:
+            response["FailedRecordCount"] += 1
+            response["Records"].append(
+                {
+                    "ErrorCode": "ProvisionedThroughputExceededException",
+                    "ErrorMessage": _rate_exceeded(stream, shard),
+                }
+            )
+            continue
+        sequence_number, shard_id = stream.put_record(key, hash_key, data)
+        response["Records"].append({"SequenceNumber": sequence_number, "ShardId": shard_id})
+        accepted_bytes += size
+    backend._send_stream_metrics(
+        stream.stream_name,
+        incoming_bytes=accepted_bytes,
+        incoming_records=len(records) - response["FailedRecordCount"],
+    )
+    return response
+
+
+def _backend_put_record(
+    backend: Any,
+    stream_arn: str,
+    stream_name: str,
+    partition_key: str,
+    explicit_hash_key: str,
+    data: str,
+) -> tuple[str, str]:
+    from moto.core.exceptions import JsonRESTError
+
+    stream = backend.describe_stream(stream_arn=stream_arn, stream_name=stream_name)
+    record = {"PartitionKey": partition_key, "Data": data}
+    _validate_request([record], single=True)
+    shard = stream.get_shard_for_key(partition_key, explicit_hash_key)
+    with _THROUGHPUT_LOCK:
+        allowed = _throughput(shard).take(_record_size(partition_key, data))
+    if not allowed:
+        raise JsonRESTError("ProvisionedThroughputExceededException", _rate_exceeded(stream, shard))
+    sequence_number, shard_id = stream.put_record(partition_key, explicit_hash_key, data)
+    backend._send_stream_metrics(
+        stream.stream_name, incoming_bytes=_record_size(partition_key, data), incoming_records=1
+    )
+    return sequence_number, shard_id
+
+
 @contextmanager
 def installed() -> Iterator[None]:
-    """While the block runs: no per-record push by moto; thread-safe, indexed moto shards."""
+    """While the block runs: no per-record push by moto; thread-safe, indexed moto shards;
+    Kinesis' request limits and per-shard write throughput."""
     from moto.awslambda.models import LambdaBackend
-    from moto.kinesis.models import Shard
+    from moto.kinesis.models import KinesisBackend, Shard
 
     def send_kinesis_message(self: Any, **kwargs: Any) -> None:
         return None  # the poller delivers, in batches, with the mapping's settings
@@ -125,6 +306,8 @@ def installed() -> Iterator[None]:
             mock.patch.object(LambdaBackend, "send_kinesis_message", send_kinesis_message)
         )
         stack.enter_context(serialized(Shard, replacements))
+        stack.enter_context(mock.patch.object(KinesisBackend, "put_records", _backend_put_records))
+        stack.enter_context(mock.patch.object(KinesisBackend, "put_record", _backend_put_record))
         yield
 
 
@@ -252,6 +435,7 @@ class KinesisPoller:
         self.idle_sleep = idle_sleep
         self.mappings: dict[str, Mapping] = {}
         self.discarded: list[Discarded] = []
+        self.delivery_failures: list[str] = []  # why an on-failure delivery failed, one per batch
         self.invocations = 0
         self._kinesis = boto3.client("kinesis", region_name=region)
         self._lambda = boto3.client("lambda", region_name=region)
@@ -454,8 +638,11 @@ class KinesisPoller:
             )
         work.appendleft((batch, retries + 1))
 
-    def _invoke(self, mapping: Mapping, shard: ShardState, batch: list[dict[str, Any]]) -> Outcome:
-        event = {
+    def _event(
+        self, mapping: Mapping, shard: ShardState, batch: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The event Lambda invokes the function with for ``batch``."""
+        return {
             "Records": [
                 kinesis_event_record(
                     r, shard.shard_id, mapping.stream_arn, mapping.role_arn, self.region
@@ -463,6 +650,9 @@ class KinesisPoller:
                 for r in batch
             ]
         }
+
+    def _invoke(self, mapping: Mapping, shard: ShardState, batch: list[dict[str, Any]]) -> Outcome:
+        event = self._event(mapping, shard, batch)
         response = self._lambda.invoke(
             FunctionName=mapping.function_arn, Payload=json.dumps(event).encode()
         )
@@ -521,15 +711,54 @@ class KinesisPoller:
             "Destination"
         )
         log.warning("discarding %d record(s) of %s (%s)", len(batch), shard.shard_id, condition)
-        if destination:
-            send_to_destination(destination, record, self.region)
+        if not destination:
+            return
+        try:
+            send_to_destination(
+                destination,
+                record,
+                self.region,
+                payload=self._event(mapping, shard, batch),
+                object_key=failure_object_key(mapping.config["UUID"], shard.shard_id, time.time()),
+            )
+        except Exception as exc:  # Lambda drops the records and carries on with the shard
+            log.error("on-failure delivery to %s failed: %s", destination, exc)
+            self.delivery_failures.append(f"{destination}: {exc}")
 
 
-def send_to_destination(arn: str, record: dict[str, Any], region: str) -> None:
-    """Deliver an on-failure invocation record to an SQS queue or SNS topic ARN."""
+def failure_object_key(mapping_uuid: str, shard_id: str, now: float) -> str:
+    """The S3 key AWS gives an on-failure invocation record of a stream mapping.
+
+    >>> failure_object_key("u-1", "shardId-000000000000", 0.0)[:67]
+    'aws/lambda/u-1/shardId-000000000000/1970/01/01/1970-01-01T00.00.00-'
+    """
+    at = dt.datetime.fromtimestamp(now, dt.UTC)
+    stamp = at.strftime("%Y/%m/%d/%Y-%m-%dT%H.%M.%S")
+    return f"aws/lambda/{mapping_uuid}/{shard_id}/{stamp}-{uuid.uuid4()}"
+
+
+def send_to_destination(
+    arn: str,
+    record: dict[str, Any],
+    region: str,
+    *,
+    payload: dict[str, Any] | None = None,
+    object_key: str | None = None,
+) -> None:
+    """Deliver an on-failure invocation record to an SQS queue, SNS topic or S3 bucket ARN.
+
+    Only an S3 object carries ``payload`` (the invocation's event, as an escaped JSON string).
+    """
     service = arn.split(":")[2]
     body = json.dumps(record)
-    if service == "sqs":
+    if service == "s3":
+        if payload is None or object_key is None:
+            raise ValueError("an S3 on-failure destination needs the payload and an object key")
+        document = {**record, "payload": json.dumps(payload)}
+        boto3.client("s3", region_name=region).put_object(
+            Bucket=arn.split(":")[-1], Key=object_key, Body=json.dumps(document).encode()
+        )
+    elif service == "sqs":
         _, _, _, queue_region, account, name = arn.split(":")
         sqs = boto3.client("sqs", region_name=queue_region)
         url = sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
@@ -538,5 +767,6 @@ def send_to_destination(arn: str, record: dict[str, Any], region: str) -> None:
         boto3.client("sns", region_name=arn.split(":")[3]).publish(TopicArn=arn, Message=body)
     else:
         raise ValueError(
-            f"unsupported on-failure destination {arn!r}: expected an SQS queue or SNS topic"
+            f"unsupported on-failure destination {arn!r}: "
+            "expected an SQS queue, SNS topic or S3 bucket"
         )
