@@ -18,7 +18,6 @@ Overheads(item=408, record=1909, partition_key=128)
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,4 +115,3 @@ def value_size(value: dict[str, Any]) -> int:
     if kind in ("SS", "NS", "BS"):
         return sum(len(e if isinstance(e, bytes) else str(e).encode()) for e in v)
     raise ValueError(f"unknown DynamoDB attribute type {kind!r}")
-
