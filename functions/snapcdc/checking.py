@@ -14,8 +14,8 @@ snapcdc.errors.ExportCheckFailed: export check failed: 1 duplicate key(s), e.g. 
 >>> try:
 ...     evaluate([*passing[:5], "512034", "17", *passing[7:]])
 ... except ExportCheckFailed as exc:
-...     print(str(exc).replace("; ", ";\n"))  # doctest: +ELLIPSIS
-export check failed: row with key 17 is up to 512,034 bytes as a target item;
+...     print(*str(exc).split("; "), sep="\\n")  # doctest: +ELLIPSIS
+export check failed: row with key 17 is up to 512,034 bytes as a target item
 DynamoDB items are limited to 400 KB (409,600 bytes) (https://docs.aws.amazon.com/...)
 """
 
