@@ -7,8 +7,8 @@
   in UTF-8 bytes and its key: the target item (DynamoDB counts names and values), the Kinesis
   record (JSON data + partition key) and the item's partition key. *_overhead is what every row
   adds (snapcdc.limits); the row's own part is its values' bytes, a NULL as 1 byte in the item
-  and `null` in the record, and up to 5 more bytes per character JSON escapes (quote, backslash,
-  control characters), counted exactly only for rows the looser bound would fail.
+  and `null` in the record, plus what JSON escaping adds (1 byte per quote or backslash, at most
+  5 per control character), counted only for rows that 5 bytes per byte of value would fail.
 -#}
 WITH rows_checked AS (
   SELECT
@@ -26,21 +26,21 @@ WITH rows_checked AS (
     *,
     {{ item_overhead }} + _snapcdc_row_bytes + _snapcdc_row_nulls + 2 * _snapcdc_key_bytes{% if key | length > 1 %}
 
-      + 10 * (CASE WHEN {{ item_overhead }} + _snapcdc_row_bytes + _snapcdc_row_nulls + 12 * _snapcdc_key_bytes > {{ item_limit }}
-        THEN {% for k in key %}coalesce(length({{ k | ident }}) - length(regexp_replace({{ k | ident }}, '[\x00-\x1f"\\]', '')), 0){% if not loop.last %} + {% endif %}{% endfor %}
+      + 2 * (CASE WHEN {{ item_overhead }} + _snapcdc_row_bytes + _snapcdc_row_nulls + 12 * _snapcdc_key_bytes > {{ item_limit }}
+        THEN {% for k in key %}coalesce(length({{ k | ident }}) - length(regexp_replace({{ k | ident }}, '["\\]', '')) + 5 * (length({{ k | ident }}) - length(regexp_replace({{ k | ident }}, '[\x00-\x1f]', ''))), 0){% if not loop.last %} + {% endif %}{% endfor %}
 
-        ELSE _snapcdc_key_bytes END){% endif %} AS _snapcdc_item_bytes,
+        ELSE 5 * _snapcdc_key_bytes END){% endif %} AS _snapcdc_item_bytes,
     {{ record_overhead }} + _snapcdc_row_bytes + 2 * _snapcdc_row_nulls + _snapcdc_key_bytes
-      + 5 * (CASE WHEN {{ record_overhead }} + 6 * _snapcdc_row_bytes + 2 * _snapcdc_row_nulls + 6 * _snapcdc_key_bytes > {{ record_limit }}
-        THEN {% for c in columns + key %}coalesce(length({{ c | ident }}) - length(regexp_replace({{ c | ident }}, '[\x00-\x1f"\\]', '')), 0){% if not loop.last %} + {% endif %}{% endfor %}
+      + (CASE WHEN {{ record_overhead }} + 6 * _snapcdc_row_bytes + 2 * _snapcdc_row_nulls + 6 * _snapcdc_key_bytes > {{ record_limit }}
+        THEN {% for c in columns + key %}coalesce(length({{ c | ident }}) - length(regexp_replace({{ c | ident }}, '["\\]', '')) + 5 * (length({{ c | ident }}) - length(regexp_replace({{ c | ident }}, '[\x00-\x1f]', ''))), 0){% if not loop.last %} + {% endif %}{% endfor %}
 
-        ELSE _snapcdc_row_bytes + _snapcdc_key_bytes END) AS _snapcdc_record_bytes,
+        ELSE 5 * (_snapcdc_row_bytes + _snapcdc_key_bytes) END) AS _snapcdc_record_bytes,
     {{ pk_overhead }} + _snapcdc_key_bytes{% if key | length > 1 %}
 
-      + 5 * (CASE WHEN {{ pk_overhead }} + 6 * _snapcdc_key_bytes > {{ pk_limit }}
-        THEN {% for k in key %}coalesce(length({{ k | ident }}) - length(regexp_replace({{ k | ident }}, '[\x00-\x1f"\\]', '')), 0){% if not loop.last %} + {% endif %}{% endfor %}
+      + (CASE WHEN {{ pk_overhead }} + 6 * _snapcdc_key_bytes > {{ pk_limit }}
+        THEN {% for k in key %}coalesce(length({{ k | ident }}) - length(regexp_replace({{ k | ident }}, '["\\]', '')) + 5 * (length({{ k | ident }}) - length(regexp_replace({{ k | ident }}, '[\x00-\x1f]', ''))), 0){% if not loop.last %} + {% endif %}{% endfor %}
 
-        ELSE _snapcdc_key_bytes END){% endif %} AS _snapcdc_pk_bytes
+        ELSE 5 * _snapcdc_key_bytes END){% endif %} AS _snapcdc_pk_bytes
   FROM (
   SELECT
     *,
