@@ -6,9 +6,9 @@
   the extra column); and, for the largest row by each AWS size limit, an upper bound of its size
   in UTF-8 bytes and its key: the target item (DynamoDB counts names and values), the Kinesis
   record (JSON data + partition key) and the item's partition key. *_overhead is what every row
-  adds (snapcdc.limits); the row's own part is its values' bytes, a NULL as 1 byte in the item
-  and `null` in the record, plus what JSON escaping adds (1 byte per quote or backslash, at most
-  5 per control character), counted only for rows that 5 bytes per byte of value would fail.
+  adds whatever its values (snapcdc.limits, NULLs included); the row adds its values' bytes and
+  what JSON escaping adds to them. The escaped bytes (quote and backslash doubled, a control
+  character as six) are counted only for rows that six bytes per byte would put over a limit.
 -#}
 WITH rows_checked AS (
   SELECT
@@ -24,28 +24,25 @@ WITH rows_checked AS (
   FROM (
   SELECT
     *,
-    {{ item_overhead }} + _snapcdc_row_bytes + _snapcdc_row_nulls + 2 * _snapcdc_key_bytes{% if key | length > 1 %}
+    {{ item_overhead }} + _snapcdc_row_bytes + 2 * _snapcdc_key_bytes{% if key | length > 1 %}
 
-      + 2 * (CASE WHEN {{ item_overhead }} + _snapcdc_row_bytes + _snapcdc_row_nulls + 12 * _snapcdc_key_bytes > {{ item_limit }}
-        THEN {% for k in key %}coalesce(length({{ k | ident }}) - length(regexp_replace({{ k | ident }}, '["\\]', '')) + 5 * (length({{ k | ident }}) - length(regexp_replace({{ k | ident }}, '[\x00-\x1f]', ''))), 0){% if not loop.last %} + {% endif %}{% endfor %}
-
+      + 2 * (CASE WHEN {{ item_overhead }} + _snapcdc_row_bytes + 12 * _snapcdc_key_bytes > {{ item_limit }}
+        THEN {% for k in key %}coalesce(length(to_utf8(regexp_replace(regexp_replace({{ k | ident }}, '["\\]', '__'), '[\x00-\x1f]', '______'))), 0){% if not loop.last %} + {% endif %}{% endfor %} - _snapcdc_key_bytes
         ELSE 5 * _snapcdc_key_bytes END){% endif %} AS _snapcdc_item_bytes,
-    {{ record_overhead }} + _snapcdc_row_bytes + 2 * _snapcdc_row_nulls + _snapcdc_key_bytes
-      + (CASE WHEN {{ record_overhead }} + 6 * _snapcdc_row_bytes + 2 * _snapcdc_row_nulls + 6 * _snapcdc_key_bytes > {{ record_limit }}
-        THEN {% for c in columns + key %}coalesce(length({{ c | ident }}) - length(regexp_replace({{ c | ident }}, '["\\]', '')) + 5 * (length({{ c | ident }}) - length(regexp_replace({{ c | ident }}, '[\x00-\x1f]', ''))), 0){% if not loop.last %} + {% endif %}{% endfor %}
+    {{ record_overhead }}
+      + (CASE WHEN {{ record_overhead }} + 6 * (_snapcdc_row_bytes + _snapcdc_key_bytes) > {{ record_limit }}
+        THEN {% for c in columns + key %}coalesce(length(to_utf8(regexp_replace(regexp_replace({{ c | ident }}, '["\\]', '__'), '[\x00-\x1f]', '______'))), 0){% if not loop.last %} + {% endif %}{% endfor %}
 
-        ELSE 5 * (_snapcdc_row_bytes + _snapcdc_key_bytes) END) AS _snapcdc_record_bytes,
+        ELSE 6 * (_snapcdc_row_bytes + _snapcdc_key_bytes) END) AS _snapcdc_record_bytes,
     {{ pk_overhead }} + _snapcdc_key_bytes{% if key | length > 1 %}
 
       + (CASE WHEN {{ pk_overhead }} + 6 * _snapcdc_key_bytes > {{ pk_limit }}
-        THEN {% for k in key %}coalesce(length({{ k | ident }}) - length(regexp_replace({{ k | ident }}, '["\\]', '')) + 5 * (length({{ k | ident }}) - length(regexp_replace({{ k | ident }}, '[\x00-\x1f]', ''))), 0){% if not loop.last %} + {% endif %}{% endfor %}
-
+        THEN {% for k in key %}coalesce(length(to_utf8(regexp_replace(regexp_replace({{ k | ident }}, '["\\]', '__'), '[\x00-\x1f]', '______'))), 0){% if not loop.last %} + {% endif %}{% endfor %} - _snapcdc_key_bytes
         ELSE 5 * _snapcdc_key_bytes END){% endif %} AS _snapcdc_pk_bytes
   FROM (
   SELECT
     *,
     ({% for c in columns %}coalesce(length(to_utf8({{ c | ident }})), 0){% if not loop.last %} + {% endif %}{% endfor %}) AS _snapcdc_row_bytes,
-    ({% for c in columns %}if({{ c | ident }} IS NULL, 1, 0){% if not loop.last %} + {% endif %}{% endfor %}) AS _snapcdc_row_nulls,
     ({% for k in key %}coalesce(length(to_utf8({{ k | ident }})), 0){% if not loop.last %} + {% endif %}{% endfor %}) AS _snapcdc_key_bytes,
     ({% if key | length == 1 %}{{ key[0] | ident }}{% else %}concat_ws('|'{% for k in key %}, {{ k | ident }}{% endfor %}){% endif %}) AS _snapcdc_key_text
   FROM {{ database | ident }}.{{ table | ident }}

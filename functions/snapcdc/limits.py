@@ -13,7 +13,7 @@ part, which the SQL adds up from the values. The overheads here are measured by 
 real item and record of a row whose values are all empty, so they follow the builders.
 
 >>> overheads(TableSchema(("PK", "COL_1"), ("PK",)))
-Overheads(item=408, record=1909, partition_key=128)
+Overheads(item=410, record=1913, partition_key=128)
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ LONGEST_PARTITION_KEY_BYTES = 4 * 256
 class Overheads:
     """Bytes every row of a table adds to each size, whatever its values."""
 
-    item: int  # the target item of an INSERT/UPDATE with every value ''
-    record: int  # the Kinesis record (data + partition key) with every value ''
+    item: int  # the target item of an INSERT/UPDATE with every value NULL
+    record: int  # the Kinesis record (data + partition key) with every value NULL
     partition_key: int  # the target item's ``pk`` with every key value ''
 
 
@@ -77,9 +77,12 @@ def overheads(schema: TableSchema) -> Overheads:
     }
     entry, _ = make_entry(["UPDATE", *empty.values()], schema, upload)
     pk = target_pk(table_id, row_key(list(op["key"].values())))
+    # A NULL instead of '' is 1 byte more in the item (a NULL attribute value is 1 byte) and 2 in
+    # the record (``null`` instead of ``""``): counted for every column, so the SQL need not.
+    columns = len(schema.columns)
     return Overheads(
-        item=item_size(to_item(target_item(op))),
-        record=len(entry["Data"]) + LONGEST_PARTITION_KEY_BYTES,
+        item=item_size(to_item(target_item(op))) + columns,
+        record=len(entry["Data"]) + 2 * columns + LONGEST_PARTITION_KEY_BYTES,
         partition_key=len(pk.encode()),
     )
 
