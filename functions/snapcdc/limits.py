@@ -18,6 +18,7 @@ Overheads(item=410, record=1913, partition_key=128)
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,8 +114,12 @@ def value_size(value: dict[str, Any]) -> int:
         return 3 + sum(len(k.encode()) + value_size(e) + 1 for k, e in v.items())
     if kind == "L":
         return 3 + sum(value_size(e) + 1 for e in v)
-    if kind == "B":
-        return len(v)
-    if kind in ("SS", "NS", "BS"):
-        return sum(len(e if isinstance(e, bytes) else str(e).encode()) for e in v)
+    if kind == "B":  # raw bytes (base64 text on the wire)
+        return len(v) if isinstance(v, bytes) else len(base64.b64decode(v))
+    if kind == "SS":
+        return sum(len(e.encode()) for e in v)
+    if kind == "NS":
+        return sum(len(e) + 1 for e in v)
+    if kind == "BS":
+        return sum(len(e) if isinstance(e, bytes) else len(base64.b64decode(e)) for e in v)
     raise ValueError(f"unknown DynamoDB attribute type {kind!r}")
