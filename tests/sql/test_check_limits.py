@@ -144,3 +144,12 @@ def test_an_empty_export_has_no_largest_row(tmp_path):
     result = check(path, [])
     assert result["largest_item_bytes"] is None and result["largest_item_key"] is None
     assert evaluate([result[c] for c in queries.CHECK_COLUMNS]) == {"row_count": 0}
+
+
+def test_the_engine_counts_utf8_bytes_as_trino_does(tmp_path):
+    """Trino's ``length(to_utf8(x))`` is the UTF-8 byte count
+    (https://trino.io/docs/current/functions/binary.html); DuckDB has no ``length`` of a BLOB."""
+    engine = AthenaEngine(mapping_resolver({}))
+    engine.execute("CREATE DATABASE d")
+    result = engine.execute("SELECT length(to_utf8('é☕𝄞')) AS n, length('é☕𝄞') AS c", "d")
+    assert result.rows == [(9, 3)]
