@@ -15,12 +15,22 @@ WITH rows_checked AS (
     count(*) AS row_count,
     count_if({% for k in key %}{{ k | ident }} IS NULL OR {{ k | ident }} = ''{% if not loop.last %} OR {% endif %}{% endfor %}) AS empty_keys,
     count_if({{ columns[-1] | ident }} IS NULL OR {{ extra_column | ident }} IS NOT NULL) AS ragged_rows,
+{% if size_limits %}
     max(_snapcdc_item_bytes) AS largest_item_bytes,
     max_by(_snapcdc_key_text, _snapcdc_item_bytes) AS largest_item_key,
     max(_snapcdc_record_bytes) AS largest_record_bytes,
     max_by(_snapcdc_key_text, _snapcdc_record_bytes) AS largest_record_key,
     max(_snapcdc_pk_bytes) AS largest_pk_bytes,
     max_by(_snapcdc_key_text, _snapcdc_pk_bytes) AS largest_pk_key
+{% else %}
+    {# not measured (snapcdc diff): the unused columns below are never computed #}
+    CAST(NULL AS bigint) AS largest_item_bytes,
+    CAST(NULL AS varchar) AS largest_item_key,
+    CAST(NULL AS bigint) AS largest_record_bytes,
+    CAST(NULL AS varchar) AS largest_record_key,
+    CAST(NULL AS bigint) AS largest_pk_bytes,
+    CAST(NULL AS varchar) AS largest_pk_key
+{% endif %}
   FROM (
   SELECT
     *,

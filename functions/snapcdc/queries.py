@@ -72,7 +72,11 @@ def create_export_table(
     )
 
 
-def check_export(database: str, table: str, schema: TableSchema) -> str:
+def check_export(
+    database: str, table: str, schema: TableSchema, *, size_limits: bool = True
+) -> str:
+    """The data checks, and with ``size_limits`` each row's AWS size bounds (``snapcdc.limits``);
+    without, the size columns are NULL (``snapcdc diff`` stores nothing in AWS)."""
     from snapcdc import limits  # imported here: limits builds records with snapcdc.publishing
 
     overheads = limits.overheads(schema)
@@ -89,6 +93,7 @@ def check_export(database: str, table: str, schema: TableSchema) -> str:
         record_limit=limits.KINESIS_RECORD_BYTES,
         pk_overhead=overheads.partition_key,
         pk_limit=limits.DYNAMODB_PARTITION_KEY_BYTES,
+        size_limits=size_limits,
     )
 
 
