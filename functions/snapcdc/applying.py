@@ -76,9 +76,8 @@ def decode_record(record: dict[str, Any]) -> Any:
         return exc
 
 
-def apply_op(table_name: str, op: dict[str, Any]) -> str:
-    """Apply one op; returns ``applied`` or ``stale`` (a newer version is already there)."""
-    op = validate_op(op)
+def target_item(op: dict[str, Any]) -> dict[str, Any]:
+    """The target item an op writes (a DELETE writes a tombstone without ``row``)."""
     key = row_key(list(op["key"].values()))
     deleted = op["op"] == "DELETE"
     item = {
@@ -92,10 +91,16 @@ def apply_op(table_name: str, op: dict[str, Any]) -> str:
     }
     if not deleted:
         item["row"] = op["row"]
+    return item
+
+
+def apply_op(table_name: str, op: dict[str, Any]) -> str:
+    """Apply one op; returns ``applied`` or ``stale`` (a newer version is already there)."""
+    op = validate_op(op)
     try:
         client("dynamodb").put_item(
             TableName=table_name,
-            Item=to_item(item),
+            Item=to_item(target_item(op)),
             ConditionExpression="attribute_not_exists(pk) OR version <= :v",
             ExpressionAttributeValues={":v": to_value(op["version"])},
         )

@@ -1,15 +1,20 @@
 """S3 "Object Created" events as EventBridge delivers them, and the execution name for one.
 
-S3 URL-encodes object keys in its notifications (``a b+c`` arrives as ``a+b%2Bc``), and keys
-in EventBridge events have been seen encoded the same way, so the key is decoded with
-``unquote_plus``. Keys that follow the export contract only use letters, digits, ``_ - . /``,
-which no encoding changes, so decoding can never turn a valid key into another one.
+The key is used exactly as the event carries it, never URL-decoded. S3 documents URL-encoding
+for its classic notifications ("red flower.jpg" becomes "red+flower.jpg",
+https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html); the
+EventBridge message reference (https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html)
+shows ``detail.object.key`` without saying either way. The pipeline's outcome does not depend on
+the answer: a key that follows the export contract only holds letters, digits and ``_ - . /``,
+which URL-encoding leaves as they are, and any key holding ``+``, ``%``, a space or another
+character outside the contract fails the contract check under the key as delivered. Decoding
+would turn ``V%31`` into ``V1``, the key of a different object that may well exist.
 
 >>> ev = object_event({"id": "e1", "time": "2020-12-30T10:00:00Z", "detail": {
 ...     "bucket": {"name": "imports"},
 ...     "object": {"key": "tenant/t/V1/a+b.csv.gz", "size": 79, "etag": "x", "sequencer": "0A"}}})
 >>> (ev.bucket, ev.key, ev.raw_key, ev.sequencer)
-('imports', 'tenant/t/V1/a b.csv.gz', 'tenant/t/V1/a+b.csv.gz', '0A')
+('imports', 'tenant/t/V1/a+b.csv.gz', 'tenant/t/V1/a+b.csv.gz', '0A')
 >>> parts = parse_key_parts("tenant/test_table/20201230_V0001/x.csv.gz")
 >>> execution_name(parts, "0055AED6DCD90281E5")
 'tenant-test_table-20201230_V0001-0055AED6DCD90281E5'
@@ -21,7 +26,6 @@ import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote_plus
 
 
 class EventError(ValueError):
@@ -31,8 +35,8 @@ class EventError(ValueError):
 @dataclass(frozen=True)
 class ObjectEvent:
     bucket: str
-    key: str  # decoded
-    raw_key: str  # as the event carried it
+    key: str  # as the event carried it (see the module docstring)
+    raw_key: str  # the same: kept for the registry record's ``raw_key``
     size: int
     etag: str
     sequencer: str  # unique per object event; identical in a duplicate delivery
@@ -53,7 +57,7 @@ def object_event(event: Any) -> ObjectEvent:
     event_id = str(event.get("id", ""))
     return ObjectEvent(
         bucket=str(bucket),
-        key=unquote_plus(str(raw_key)),
+        key=str(raw_key),
         raw_key=str(raw_key),
         size=int(obj.get("size") or 0),
         etag=str(obj.get("etag", "")),

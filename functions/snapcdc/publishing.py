@@ -47,12 +47,13 @@ from typing import Any
 from snapcdc.applying import row_key
 from snapcdc.contract import TableSchema
 from snapcdc.errors import PublishFailed, ResultFormatError
+from snapcdc.limits import KINESIS_RECORD_BYTES
 from snapcdc.queries import OPS
 from snapcdc.resultcsv import iter_records
 
 MAX_BATCH_RECORDS = 500
 MAX_BATCH_BYTES = 5 * 1024 * 1024
-MAX_RECORD_BYTES = 1024 * 1024
+MAX_RECORD_BYTES = KINESIS_RECORD_BYTES  # data + partition key
 MAX_PARTITION_KEY = 256
 
 

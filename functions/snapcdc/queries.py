@@ -6,7 +6,7 @@ rendered SQL is what Athena runs in AWS and what the embedded DuckDB engine runs
 Result shapes (what readers of the result CSV rely on):
 
 - ``check_export``: one row ``row_count, duplicate_keys, duplicate_sample, empty_keys,
-  ragged_rows``.
+  ragged_rows`` and, per AWS size limit, ``largest_*_bytes, largest_*_key`` (``CHECK_COLUMNS``).
 - ``delta`` and ``first_load``: ``op`` (INSERT / UPDATE / DELETE) then the new version's
   columns in file order; DELETE rows carry the old row's values.
 
@@ -26,7 +26,20 @@ from snapcdc.sqlrender import S3_URI_RE, render
 # past the last column silently, so a row with too many fields shows up as a value here.
 EXTRA_COLUMN = "_snapcdc_extra"
 
-CHECK_COLUMNS = ("row_count", "duplicate_keys", "duplicate_sample", "empty_keys", "ragged_rows")
+CHECK_COLUMNS = (
+    "row_count",
+    "duplicate_keys",
+    "duplicate_sample",
+    "empty_keys",
+    "ragged_rows",
+    # per AWS size limit (snapcdc.limits): the largest row's size bound and its key
+    "largest_item_bytes",
+    "largest_item_key",
+    "largest_record_bytes",
+    "largest_record_key",
+    "largest_pk_bytes",
+    "largest_pk_key",
+)
 OPS = ("INSERT", "UPDATE", "DELETE")
 
 
@@ -73,8 +86,18 @@ def object_uris(files: Sequence[str] | None) -> list[str] | None:
 
 
 def check_export(
-    database: str, table: str, schema: TableSchema, files: Sequence[str] | None = None
+    database: str,
+    table: str,
+    schema: TableSchema,
+    files: Sequence[str] | None = None,
+    *,
+    size_limits: bool = True,
 ) -> str:
+    """The data checks, and with ``size_limits`` each row's AWS size bounds (``snapcdc.limits``);
+    without, the size columns are NULL (``snapcdc diff`` stores nothing in AWS)."""
+    from snapcdc import limits  # imported here: limits builds records with snapcdc.publishing
+
+    overheads = limits.overheads(schema)
     return render(
         "check_export",
         database=validate_name(database, "database"),
@@ -83,6 +106,13 @@ def check_export(
         key=list(schema.key),
         extra_column=EXTRA_COLUMN,
         files=object_uris(files),
+        item_overhead=overheads.item,
+        item_limit=limits.DYNAMODB_ITEM_BYTES,
+        record_overhead=overheads.record,
+        record_limit=limits.KINESIS_RECORD_BYTES,
+        pk_overhead=overheads.partition_key,
+        pk_limit=limits.DYNAMODB_PARTITION_KEY_BYTES,
+        size_limits=size_limits,
     )
 
 

@@ -34,7 +34,7 @@ def register(
         ref = parse_export_key(obj.key)
         tenant, table, version, file = ref.tenant, ref.table, ref.version, ref.file
     except ContractError as exc:
-        error = str(exc)
+        error = f"{exc} (object key {obj.key!r}, as the event delivered it)"
     upload = {
         "table_id": f"{tenant}/{table}",
         "sk": upload_sk(obj.key, obj.sequencer),

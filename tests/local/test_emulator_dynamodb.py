@@ -7,6 +7,7 @@ import time
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.dynamodb.models import table as moto_table
 
@@ -77,3 +78,63 @@ def test_an_older_insert_racing_a_newer_delete_does_not_resurrect_the_row(target
     assert outcomes == {"DELETE": "applied", "INSERT": "stale"}
     [item] = read_items(TABLE, "acme/people")
     assert (item["version"], item["deleted"]) == ("V2", True)
+
+
+# ------------------------------------------------------------------ item size limits
+# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Constraints.html (400 KB
+# items, KB = 1024 bytes; 2,048-byte partition keys) and CapacityUnitCalculations.html (what
+# an item's size counts: names and values, 3 bytes per map plus 1 per element).
+
+ITEM_LIMIT = 400 * 1024
+
+
+def put(item):
+    boto3.client("dynamodb").put_item(TableName=TABLE, Item=item)
+
+
+def sized_item(total: int) -> dict:
+    """An item whose size, as DynamoDB counts it, is ``total`` bytes."""
+    # "pk" (2) + "k1" (2) and "v" (1) + the value
+    return {"pk": {"S": "k1"}, "v": {"S": "x" * (total - 5)}}
+
+
+def test_an_item_of_400_kb_is_stored_and_one_byte_more_is_refused(target):
+    put(sized_item(ITEM_LIMIT))  # moto alone refuses from 405,000 bytes on
+    with pytest.raises(ClientError) as refused:
+        put(sized_item(ITEM_LIMIT + 1))
+    assert refused.value.response["Error"] == {
+        "Code": "ValidationException",
+        "Message": "Item size has exceeded the maximum allowed size",
+    }
+
+
+def test_map_overheads_count_towards_the_item_size(target):
+    """10,000 map elements add 10,003 bytes DynamoDB counts and moto alone does not."""
+    row = {f"c{i:04d}": {"S": ""} for i in range(10_000)}  # names: 50,000 bytes
+    item = {"pk": {"S": "k1"}, "row": {"M": row}, "v": {"S": "x" * 350_000}}
+    with pytest.raises(ClientError, match="Item size has exceeded the maximum allowed size"):
+        put(item)
+
+
+def test_an_update_past_400_kb_is_refused(target):
+    put(sized_item(ITEM_LIMIT - 100))
+    with pytest.raises(ClientError) as refused:
+        boto3.client("dynamodb").update_item(
+            TableName=TABLE,
+            Key={"pk": {"S": "k1"}},
+            UpdateExpression="SET w = :w",
+            ExpressionAttributeValues={":w": {"S": "y" * 200}},
+        )
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert "exceeded the maximum allowed size" in refused.value.response["Error"]["Message"]
+
+
+def test_a_partition_key_over_2048_bytes_is_refused(target):
+    put({"pk": {"S": "é" * 1024}})  # 2,048 bytes
+    with pytest.raises(ClientError) as refused:
+        put({"pk": {"S": "é" * 1024 + "x"}})
+    assert refused.value.response["Error"] == {
+        "Code": "ValidationException",
+        "Message": "One or more parameter values were invalid: Size of hashkey has exceeded "
+        "the maximum size limit of2048 bytes",
+    }

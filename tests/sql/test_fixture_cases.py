@@ -77,7 +77,9 @@ def test_case(engine: AthenaEngine, name: str, tmp_path: Path):
         )
         check = engine.execute(queries.check_export(DB, table, schema))
         assert check.columns == queries.CHECK_COLUMNS
-        assert [list(r) for r in check.rows] == [spec["checks"][side]], f"checks of {side}"
+        # the data checks; the size bounds that follow are tested in test_check_limits.py
+        expected = spec["checks"][side]
+        assert [list(r)[: len(expected)] for r in check.rows] == [expected], f"checks of {side}"
 
     expected_file = case / "expected_ops.csv"
     if not expected_file.exists():

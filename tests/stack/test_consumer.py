@@ -188,3 +188,20 @@ def test_one_row_changed_twice_in_one_batch_ends_at_the_newer_version(aws, monke
     current = rows(aws)
     assert sorted(current) == sorted(f"PK{i}" for i in range(1, 40))
     assert {r["COL_1"] for r in current.values()} == {"new"}
+
+
+@pytest.mark.parametrize("workers", [None, "40"])
+def test_the_clients_keep_a_connection_for_every_consumer_thread(aws, monkeypatch, workers):
+    """botocore pools 10 connections per client by default; the consumer writes from
+    ``consumer_workers`` threads through one DynamoDB client (audit row 11)."""
+    from snapcdc import aws as snapcdc_aws
+    from snapcdc.settings import Settings
+
+    if workers:
+        monkeypatch.setenv("SNAPCDC_CONSUMER_WORKERS", workers)
+    snapcdc_aws.reset_clients()
+    wanted = Settings.from_env().consumer_workers
+    assert wanted == int(workers or 16)
+    dynamodb = snapcdc_aws.client("dynamodb")
+    assert dynamodb.meta.config.max_pool_connections >= wanted
+    snapcdc_aws.reset_clients()

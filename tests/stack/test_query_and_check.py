@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+
 import boto3
 import pytest
 from moto.athena.models import athena_backends
@@ -9,6 +11,7 @@ from moto.moto_api import state_manager
 
 from snapcdc import aws as snapcdc_aws
 from snapcdc.errors import ExportCheckFailed, QueryFailed, ResultFormatError
+from snapcdc.queries import CHECK_COLUMNS
 
 EXEC = "arn:aws:states:us-east-1:123456789012:execution:pipeline:q"
 QUERY = {"name": "delta", "kind": "ops", "sql": "SELECT 1"}
@@ -110,7 +113,8 @@ def _add_reason(parsed, **_):
 
 # ------------------------------------------------------------------ check
 
-HEADER = '"row_count","duplicate_keys","duplicate_sample","empty_keys","ragged_rows"\n'
+HEADER = ",".join(f'"{c}"' for c in CHECK_COLUMNS) + "\n"
+SIZES = ',"420","PK1","1950","PK1","131","PK1"'  # the largest row fits every AWS limit
 
 
 def check(aws, body: str):
@@ -124,7 +128,7 @@ def check(aws, body: str):
 
 
 def test_clean_export_passes_with_its_row_count(aws):
-    assert check(aws, HEADER + '"100000","0",,"0","0"\n') == {"row_count": 100000}
+    assert check(aws, HEADER + '"100000","0",,"0","0"' + SIZES + "\n") == {"row_count": 100000}
 
 
 @pytest.mark.parametrize(
@@ -141,9 +145,17 @@ def test_clean_export_passes_with_its_row_count(aws):
             "export check failed: 1 duplicate key(s), e.g. PK1; 2 row(s) with an empty key; "
             "1 row(s) with a wrong number of fields",
         ),
+        (
+            '"5","0",,"0","0","420","PK1","1950","PK1","2177","PK9"',
+            "export check failed: row with key PK9 is up to 2,177 bytes as the target item's "
+            "partition key (tenant/table#key); DynamoDB partition keys are limited to 2,048 bytes "
+            "(https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Constraints.html)",
+        ),
     ],
 )
 def test_bad_export_fails_naming_every_problem(aws, row, message):
+    if len(next(csv.reader([row]))) == 5:  # the data checks only: the sizes fit
+        row += SIZES
     with pytest.raises(ExportCheckFailed) as failed:
         check(aws, HEADER + row + "\n")
     assert str(failed.value) == message

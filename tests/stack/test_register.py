@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote_plus
+
+import pytest
 from harness import s3_event
 
+from snapcdc.contract import parse_export_key
 from snapcdc.registry import find_upload, list_uploads
 
 EXEC = "arn:aws:states:us-east-1:123456789012:execution:pipeline:one"
@@ -41,15 +45,40 @@ def test_invalid_key_gets_a_failed_record_with_the_contract_error(aws):
     assert record["error"].startswith("ContractError: invalid tenant 'Tenant'")
 
 
-def test_url_encoded_key_is_decoded_before_validation(aws):
-    event = s3_event("imports", "tenant/my+table/v1/export.csv.gz", 10, "e")
+@pytest.mark.parametrize(
+    ("delivered", "problem"),
+    [
+        ("tenant/my+table/v1/export.csv.gz", "invalid table 'my+table'"),
+        ("tenant/my table/v1/export.csv.gz", "invalid table 'my table'"),
+        ("tenant/my%20table/v1/export.csv.gz", "invalid table 'my%20table'"),
+        # decoded, this would be tenant/t/v1/export.csv.gz, an object that exists
+        ("tenant/t/v%31/export.csv.gz", "invalid version 'v%31'"),
+    ],
+)
+def test_a_key_outside_the_contract_fails_under_the_key_as_delivered(aws, delivered, problem):
+    """EventBridge's S3 event reference does not say whether ``detail.object.key`` is
+    URL-encoded: the key is never decoded, so ``+``, ``%`` or a space fails, naming the key
+    the event carried, and never becomes the key of another object."""
+    aws.put_export("tenant/t/v1/export.csv.gz", "PK1;a\n")
+    event = s3_event("imports", delivered, 10, "e")
 
     upload = aws.invoke("register", {"event": event, "execution_arn": EXEC})
 
     assert upload["outcome"] == "rejected"
-    assert upload["key"] == "tenant/my table/v1/export.csv.gz"
-    assert "invalid table 'my table'" in upload["error"]
-    assert list_uploads("tenant/my table")[0]["raw_key"] == "tenant/my+table/v1/export.csv.gz"
+    assert upload["key"] == delivered
+    assert problem in upload["error"]
+    assert f"(object key {delivered!r}, as the event delivered it)" in upload["error"]
+    [record] = list_uploads("/".join(delivered.split("/")[:2]))
+    assert (record["key"], record["raw_key"], record["status"]) == (delivered, delivered, "FAILED")
+
+
+@pytest.mark.parametrize(
+    "key", ["tenant/test_table/20201230_V0001/export1.csv.gz", "a_b/c1/V_x1/part-0.tar.csv.gz"]
+)
+def test_url_encoding_leaves_contract_keys_as_they_are(key):
+    """So the outcome for a valid key is the same whether or not EventBridge encodes it."""
+    assert quote_plus(key, safe="/") == key
+    parse_export_key(key)
 
 
 def test_object_in_another_bucket_is_rejected(aws):

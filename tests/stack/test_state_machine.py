@@ -27,6 +27,7 @@ from stacktemplate import ASL
 
 from snapcdc import aws as snapcdc_aws
 from snapcdc.events import execution_name, parse_key_parts
+from snapcdc.queries import CHECK_COLUMNS
 from snapcdc.registry import advance_head, get_head, list_uploads
 
 DATA = Path(__file__).parent / "data"
@@ -214,11 +215,9 @@ class AthenaResults:
         sql, query_id = _current.sql, parsed["QueryExecutionId"]
         self.sql[query_id] = sql
         if "duplicate_keys" in sql:
-            body = (
-                '"row_count","duplicate_keys","duplicate_sample","empty_keys","ragged_rows"\n'
-                + self.check_row
-                + "\n"
-            ).encode()
+            header = ",".join(f'"{c}"' for c in CHECK_COLUMNS)
+            sizes = ',"420","PK1","1950","PK1","131","PK1"'  # the largest row fits AWS's limits
+            body = (header + "\n" + self.check_row + sizes + "\n").encode()
         elif "AS op" in sql:
             body = self.ops_csv
         else:

@@ -220,7 +220,9 @@ def read_header_row(path: str | os.PathLike[str], config: TableConfig, what: str
 
 def _check(engine: AthenaEngine, side: _Export, schema: TableSchema) -> int:
     try:
-        result = engine.execute(queries.check_export(DATABASE, side.table, schema))
+        result = engine.execute(
+            queries.check_export(DATABASE, side.table, schema, size_limits=False)
+        )
     except EngineError as exc:
         raise CliError(f"cannot read {side.role} file {side.path}: {exc}") from None
     assert result.rows is not None

@@ -322,7 +322,7 @@ class AthenaEngine:
             if any(c.name == PATH_COLUMN for c in query.find_all(exp.Column)):
                 query = _with_path(query, database)
         try:
-            sql = query.sql(dialect="duckdb")
+            sql = query.transform(_utf8_length).sql(dialect="duckdb")
         except sqlglot.errors.SqlglotError as exc:
             raise EngineError(f"NOT_SUPPORTED: {exc}") from None
         with self._state:
@@ -757,6 +757,17 @@ def _stat(path: str) -> tuple[int, int]:
     except OSError as exc:
         raise EngineError(f"HIVE_FILESYSTEM_ERROR: cannot read {path}: {exc.strerror}") from None
     return st.st_size, st.st_mtime_ns
+
+
+def _utf8_length(node: exp.Expression) -> exp.Expression:
+    """Trino's ``length(to_utf8(x))``, the bytes of ``x`` in UTF-8, as DuckDB's ``octet_length``.
+
+    Trino's ``length`` of a varbinary counts bytes (https://trino.io/docs/current/functions/binary.html);
+    sqlglot writes it as DuckDB's ``length(encode(x))``, which DuckDB refuses for a BLOB.
+    """
+    if isinstance(node, exp.Length) and isinstance(node.this, exp.Encode):
+        return exp.Anonymous(this="OCTET_LENGTH", expressions=[node.this.copy()])
+    return node
 
 
 def _parse_one(sql: str) -> exp.Expression:

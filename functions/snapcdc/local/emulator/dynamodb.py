@@ -14,6 +14,15 @@ for ``Scan``, ``Query``, ``GetItem`` and ``BatchGetItem`` the result is written 
 ``json.dumps`` instead. Anything ``json`` cannot write as is (binary values) goes the generic
 way, so the bytes on the wire do not change, only the time it takes.
 
+**Item sizes are limited as DynamoDB limits them.** DynamoDB refuses an item over 400 KB
+(409,600 bytes, attribute names and values counted as its item-size page says) with a
+``ValidationException: Item size has exceeded the maximum allowed size``, and a partition key
+over 2,048 bytes. moto refuses both with AWS's messages, but counts items without the
+map/list overheads and refuses from 405,000 bytes on; here every stored item is measured with
+``snapcdc.limits.item_size`` against 409,600 bytes, and moto's own check moves to that limit.
+https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Constraints.html
+https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html
+
 >>> drop_none({"Items": [], "LastEvaluatedKey": None, "Count": 0})
 {'Items': [], 'Count': 0}
 """
@@ -51,7 +60,39 @@ def installed() -> Iterator[None]:
     from moto.dynamodb.models import DynamoDBBackend
 
     writes = {name: getattr(DynamoDBBackend, name) for name in WRITE_METHODS}
-    with serialized(DynamoDBBackend, writes), _fast_reads():
+    with serialized(DynamoDBBackend, writes), _fast_reads(), _item_size_limit():
+        yield
+
+
+@contextmanager
+def _item_size_limit() -> Iterator[None]:
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
+    from moto.dynamodb.models import dynamo_type
+    from moto.dynamodb.models.table import Table
+
+    from snapcdc.limits import DYNAMODB_ITEM_BYTES, item_size
+
+    put_item = Table.put_item
+
+    def limited_put_item(self: Any, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if item_size(item_attrs) > DYNAMODB_ITEM_BYTES:
+            raise ItemSizeTooLarge
+        return put_item(self, item_attrs, *args, **kwargs)
+
+    def set_within_limit(self: Any, key: str, value: Any) -> None:
+        # moto's LimitedSizeDict.__setitem__ (it guards UpdateItem), at DynamoDB's limit.
+        def size(v: Any) -> int:
+            return v.size() if type(v) is dynamo_type.DynamoType else dynamo_type.bytesize(str(v))
+
+        current = sum(size(v) for v in [*self.keys(), *self.values()])
+        if current + dynamo_type.bytesize(key) + size(value) > DYNAMODB_ITEM_BYTES:
+            raise ItemSizeTooLarge
+        dict.__setitem__(self, key, value)
+
+    with (
+        mock.patch.object(Table, "put_item", limited_put_item),
+        mock.patch.object(dynamo_type.LimitedSizeDict, "__setitem__", set_within_limit),
+    ):
         yield
 
 

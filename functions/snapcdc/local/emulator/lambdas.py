@@ -18,6 +18,7 @@ True
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import json
 import logging
@@ -140,31 +141,38 @@ class LambdaRuntime:
         )
         record = Invocation(fn.function_name, context.aws_request_id, 0.0)
         started = time.monotonic()
+        outcome = within_timeout(lambda: self._run(fn, event, context), context.timeout_seconds)
+        if outcome is None:
+            # Lambda stops the function at its Timeout and reports it as an unhandled error:
+            # https://docs.aws.amazon.com/lambda/latest/dg/troubleshooting-invocation.html
+            # A thread cannot be stopped: it runs on, but whatever it returns is discarded.
+            payload = json.dumps(timeout_payload(context)).encode()
+            record.timed_out, errored = True, True
+            record.error_type, record.error_message = TIMEOUT_ERROR, timeout_message(context)
+            log.warning("%s: %s", fn.function_name, record.error_message)
+        else:
+            payload, errored = outcome
+            if errored:
+                failure = json.loads(payload)
+                record.error_type, record.error_message = (
+                    failure["errorType"],
+                    failure["errorMessage"],
+                )
+        record.seconds = time.monotonic() - started
+        with self._lock:
+            self.invocations.append(record)
+        return payload, errored
+
+    def _run(self, fn: Any, event: Any, context: LambdaContext) -> tuple[bytes, bool]:
         try:
             self.apply_environment(fn)
             handler = resolve_handler(fn.handler)
             override = self.overrides.get(fn.function_name)
             result = override(event, context, handler) if override else handler(event, context)
-            payload = json.dumps(result).encode()
-            errored = False
+            return json.dumps(result).encode(), False
         except Exception as exc:  # the runtime reports any handler error to the caller
-            payload = json.dumps(error_payload(exc, context.aws_request_id)).encode()
-            record.error_type, record.error_message = type(exc).__name__, str(exc)
-            errored = True
             log.info("%s failed: %s: %s", fn.function_name, type(exc).__name__, exc)
-        record.seconds = time.monotonic() - started
-        if record.seconds > context.timeout_seconds:
-            # A thread cannot be stopped; flag it so slow handlers show up in tests and logs.
-            record.timed_out = True
-            log.warning(
-                "%s ran %.1fs, longer than its %ss timeout",
-                fn.function_name,
-                record.seconds,
-                context.timeout_seconds,
-            )
-        with self._lock:
-            self.invocations.append(record)
-        return payload, errored
+            return json.dumps(error_payload(exc, context.aws_request_id)).encode(), True
 
     def apply_environment(self, fn: Any) -> None:
         """Put the function's ``Environment.Variables`` into ``os.environ``.
@@ -178,6 +186,52 @@ class LambdaRuntime:
         with self._env_lock:
             for name, value in variables.items():
                 os.environ[name] = value
+
+
+TIMEOUT_ERROR = "Sandbox.Timedout"
+
+
+def within_timeout(run: Callable[[], Any], seconds: float) -> Any:
+    """``run()``'s result, or None when it is still running after ``seconds`` (on a thread).
+
+    >>> within_timeout(lambda: 1, 1.0), within_timeout(lambda: time.sleep(0.2), 0.05)
+    (1, None)
+    """
+    box: list[Any] = []
+
+    def work() -> None:
+        try:
+            box.append(run())
+        except BaseException as exc:  # handed to the caller's thread
+            box.append(exc)
+
+    # The caller's context variables go along, as if the handler ran on the caller's thread.
+    context = contextvars.copy_context()
+    worker = threading.Thread(target=context.run, args=(work,), name="lambda-handler", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if not box:
+        return None
+    if isinstance(box[0], BaseException):
+        raise box[0]
+    return box[0]
+
+
+def timeout_message(context: LambdaContext) -> str:
+    return (
+        f"RequestId: {context.aws_request_id} Error: Task timed out after "
+        f"{context.timeout_seconds:.2f} seconds"
+    )
+
+
+def timeout_payload(context: LambdaContext) -> dict[str, Any]:
+    """What Invoke returns (with ``FunctionError: Unhandled``) for a function past its Timeout.
+
+    >>> ctx = LambdaContext("f", "arn:aws:lambda:us-east-1:123456789012:function:f", 128, 3)
+    >>> timeout_payload(ctx)["errorMessage"].endswith("Error: Task timed out after 3.00 seconds")
+    True
+    """
+    return {"errorType": TIMEOUT_ERROR, "errorMessage": timeout_message(context)}
 
 
 def resolve_handler(spec: str) -> Callable[[Any, Any], Any]:
