@@ -74,9 +74,19 @@ def test_the_templates_read_exactly_the_files_they_are_given(tmp_path):
 def test_a_query_naming_path_with_select_star_is_refused(tmp_path):
     with (
         engine_over(tmp_path, {"a.csv.gz": b"1;a\n"}) as engine,
-        pytest.raises(EngineError, match=r'NOT_SUPPORTED: SELECT \* in a query naming "\$path"'),
+        pytest.raises(
+            EngineError, match=r'NOT_SUPPORTED: SELECT \* from a table in a query naming "\$path"'
+        ),
     ):
         engine.execute("SELECT * FROM d.t WHERE \"$path\" = 's3://bucket/t/v1/a.csv.gz'")
+
+
+def test_select_star_over_a_derived_table_passes_only_its_columns(tmp_path):
+    with engine_over(tmp_path, {"a.csv.gz": b"1;a\n"}) as engine:
+        result = engine.execute(
+            "SELECT * FROM (SELECT k, v FROM d.t WHERE \"$path\" = 's3://bucket/t/v1/a.csv.gz')"
+        )
+        assert result.rows == [("1", "a")]
 
 
 @pytest.mark.parametrize("files", [[], "s3://bucket/a.csv.gz", ["s3://bucket/t/"], ["x'y"]])

@@ -560,20 +560,25 @@ def _table_refs(query: exp.Query, database: str) -> list[tuple[exp.Table, Key]]:
 def _with_path(query: exp.Query, database: str) -> exp.Query:
     """The query reading each table through its view with ``"$path"`` (see _materialize).
 
-    Athena leaves ``"$path"`` out of ``SELECT *``; with the view it would be in, so a query
-    naming ``"$path"`` and selecting ``*`` is refused rather than answered differently.
+    Athena leaves ``"$path"`` out of ``SELECT *``; with the view it would be in, so a ``*``
+    read straight from a table in a query naming ``"$path"`` is refused rather than answered
+    differently. A ``*`` over a derived table only passes on the columns that table selected.
     """
+    query = query.copy()
+    refs = _table_refs(query, database)
+    tables = {id(node) for node, _ in refs}
     for star in query.find_all(exp.Star):
         parent = star.parent
         if isinstance(parent, exp.Column):
             parent = parent.parent
-        if isinstance(parent, exp.Select):
+        if isinstance(parent, exp.Select) and any(
+            id(source.this) in tables for source in _read_from(parent)
+        ):
             raise EngineError(
-                f'NOT_SUPPORTED: SELECT * in a query naming "{PATH_COLUMN}" '
+                f'NOT_SUPPORTED: SELECT * from a table in a query naming "{PATH_COLUMN}" '
                 "is not supported by the embedded engine; list the columns"
             )
-    query = query.copy()
-    for node, key in _table_refs(query, database):
+    for node, key in refs:
         alias = node.alias or node.name
         node.replace(
             exp.Table(
@@ -583,6 +588,12 @@ def _with_path(query: exp.Query, database: str) -> exp.Query:
             )
         )
     return query
+
+
+def _read_from(select: exp.Select) -> list[exp.Expression]:
+    """What a SELECT reads from: its FROM and its JOINs (each wraps a table or a subquery)."""
+    from_ = select.args.get("from_")
+    return ([from_] if from_ else []) + list(select.args.get("joins") or [])
 
 
 def _fix_irregular(
