@@ -353,16 +353,8 @@ class AthenaEngine:
 
     def _referenced_tables(self, query: exp.Query, database: str) -> dict[Key, ExternalTable]:
         """Catalog tables a query reads; unknown tables raise like Athena does."""
-        ctes = {cte.alias_or_name.lower() for cte in query.find_all(exp.CTE)}
         found: dict[Key, ExternalTable] = {}
-        for table in query.find_all(exp.Table):
-            if not table.name:  # table functions, VALUES, ...
-                continue
-            name = table.name.lower()
-            db = table.db.lower() if table.db else None
-            if db is None and name in ctes:
-                continue
-            key = (db or database, name)
+        for key in table_references(query, database):
             if key not in self._catalog.tables:
                 if key[0] not in self._catalog.databases:
                     raise EngineError(f"SCHEMA_NOT_FOUND: Schema '{key[0]}' does not exist")
@@ -676,6 +668,27 @@ def _stat(path: str) -> tuple[int, int]:
     except OSError as exc:
         raise EngineError(f"HIVE_FILESYSTEM_ERROR: cannot read {path}: {exc.strerror}") from None
     return st.st_size, st.st_mtime_ns
+
+
+def table_references(query: exp.Query, database: str) -> list[Key]:
+    """The ``(database, table)`` names a query reads, CTEs left out, in order of appearance."""
+    ctes = {cte.alias_or_name.lower() for cte in query.find_all(exp.CTE)}
+    found: list[Key] = []
+    for table in query.find_all(exp.Table):
+        if not table.name:  # table functions, VALUES, ...
+            continue
+        name = table.name.lower()
+        db = table.db.lower() if table.db else None
+        if db is None and name in ctes:
+            continue
+        if (db or database, name) not in found:
+            found.append((db or database, name))
+    return found
+
+
+def parse_statement(sql: str) -> exp.Expression:
+    """One Athena statement parsed as the engine parses it (EngineError when it cannot)."""
+    return _parse_one(sql)
 
 
 def _parse_one(sql: str) -> exp.Expression:

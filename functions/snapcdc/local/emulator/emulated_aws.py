@@ -45,9 +45,10 @@ from unittest import mock
 
 import boto3
 
-from snapcdc.local.emulator import cfn, cfn_models, dynamodb, kinesis, stepfunctions
+from snapcdc.local.emulator import cfn, cfn_models, dynamodb, iam, kinesis, stepfunctions
 from snapcdc.local.emulator.athena import AthenaBridge, EngineLike
 from snapcdc.local.emulator.eventbridge import EventBridgeBridge
+from snapcdc.local.emulator.iam_actions import Where
 from snapcdc.local.emulator.kinesis import KinesisPoller
 from snapcdc.local.emulator.lambdas import LambdaRuntime
 from snapcdc.local.emulator.s3files import S3Files
@@ -93,6 +94,7 @@ class Emulator:
         self.events: EventBridgeBridge
         self.athena: AthenaBridge
         self.kinesis: KinesisPoller
+        self.iam: iam.Authorizer
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -116,6 +118,12 @@ class Emulator:
         enter(mock_aws(config=MOTO_CONFIG))
         account_id = boto3.client("sts", region_name=self.region).get_caller_identity()["Account"]
         scratch = Path(enter(tempfile.TemporaryDirectory(prefix="snapcdc-emulator-")))
+        # First, so that every client the stack's code creates from now on is checked.
+        self.iam = enter(
+            iam.Authorizer(Where(self.region, account_id, self._query_workgroup)).installed(
+                boto3._get_default_session()
+            )
+        )
 
         enter(cfn_models.installed())
         enter(stepfunctions.installed())
@@ -126,7 +134,12 @@ class Emulator:
         files = S3Files(scratch / "s3", self.region)
         self.athena = enter(
             AthenaBridge(
-                self.engine_factory, files.resolve, self.region, account_id, self.athena_workers
+                self.engine_factory,
+                files.resolve,
+                self.region,
+                account_id,
+                self.athena_workers,
+                authorizer=self.iam,
             ).installed()
         )
 
@@ -143,6 +156,10 @@ class Emulator:
         if self.poll_kinesis_in_background:
             self.kinesis.start()
             self._exit.callback(self.kinesis.stop)
+
+    def _query_workgroup(self, query_id: str) -> str | None:
+        execution = self.athena.executions.get(query_id)
+        return execution.workgroup if execution else None
 
     # -- use -----------------------------------------------------------------------------
 

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
 
+from snapcdc.local.emulator import iam
+
 log = logging.getLogger(__name__)
 
 # S3 notification event name (moto's) -> EventBridge detail-type and reason (AWS's).
@@ -151,9 +153,10 @@ class EventBridgeBridge:
         try:
             delivery.input = target_input(target, event, rule)
             if ":states:" in target["Arn"] and ":stateMachine:" in target["Arn"]:
-                delivery.execution_arn = start_execution(
-                    target["Arn"], delivery.input, event["region"]
-                )
+                with iam.acting_as(target.get("RoleArn"), f"events-{rule.name}"):
+                    delivery.execution_arn = start_execution(
+                        target["Arn"], delivery.input, event["region"]
+                    )
             else:
                 # Not ours to emulate: moto's own delivery for this single target.
                 single = copy.copy(rule)

@@ -49,6 +49,7 @@ from unittest import mock
 
 import boto3
 
+from snapcdc.local.emulator import iam
 from snapcdc.local.emulator.locking import serialized
 
 log = logging.getLogger(__name__)
@@ -329,7 +330,8 @@ class KinesisPoller:
             handled = 0
             for mapping in list(self.mappings.values()):
                 for shard in mapping.shards.values():
-                    handled += self._poll_shard(mapping, shard)
+                    with iam.as_event_source_mapping(mapping.role_arn, mapping.function_arn):
+                        handled += self._poll_shard(mapping, shard)
             return handled
 
     def drain(self, timeout: float = 300.0) -> None:

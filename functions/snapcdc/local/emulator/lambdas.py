@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
 
+from snapcdc.local.emulator import iam
+
 log = logging.getLogger(__name__)
 
 # Packages whose modules belong to the Lambda artifact (everything under ``snapcdc`` except the
@@ -144,7 +146,9 @@ class LambdaRuntime:
             self.apply_environment(fn)
             handler = resolve_handler(fn.handler)
             override = self.overrides.get(fn.function_name)
-            result = override(event, context, handler) if override else handler(event, context)
+            # The handler's AWS calls are made with the function's execution role.
+            with iam.acting_as(fn.role, fn.function_name):
+                result = override(event, context, handler) if override else handler(event, context)
             payload = json.dumps(result).encode()
             errored = False
         except Exception as exc:  # the runtime reports any handler error to the caller
