@@ -386,7 +386,8 @@ class AthenaBridge:
                 s3.head_bucket(Bucket=bucket)
                 self._require(execution, output_requirements(execution.output_location))
             except Exception as exc:
-                detail = f": {exc}" if isinstance(exc, iam.AccessDenied) else ""
+                denied = iam.denial_message(exc)
+                detail = f": {denied}" if denied else ""
                 raise RuntimeError(
                     f"Unable to verify/create output bucket {bucket}{detail}"
                 ) from None
@@ -436,18 +437,16 @@ class AthenaBridge:
     def _write_result(
         self, execution: QueryExecution, s3: Any, local: Path, bucket: str, key: str
     ) -> None:
-        from botocore.exceptions import ClientError
-
         try:
             with iam.acting(execution.principal):
                 s3.upload_file(str(local), bucket, key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "AccessDenied":
+        except Exception as exc:
+            denied = iam.denial_message(exc)
+            if not denied:
                 raise
             raise RuntimeError(
                 f"Access denied when writing output to url: {execution.output_location} . "
-                f"Please ensure you are allowed to access the S3 bucket. "
-                f"{exc.response['Error']['Message']}"
+                f"Please ensure you are allowed to access the S3 bucket. {denied}"
             ) from None
 
     def _sync_databases(self) -> None:

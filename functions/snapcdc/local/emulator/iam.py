@@ -26,6 +26,7 @@ import contextlib
 import contextvars
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -108,6 +109,19 @@ class AccessDenied(Exception):
     """What :meth:`Authorizer.require` raises; its text is AWS's access-denied message."""
 
 
+def denial_message(exc: BaseException) -> str | None:
+    """The access-denied message an error carries (emulated IAM's or a ClientError's), if any."""
+    seen: BaseException | None = exc
+    while seen is not None:  # boto3's transfers wrap the ClientError (S3UploadFailedError)
+        if isinstance(seen, AccessDenied):
+            return str(seen)
+        error = (getattr(seen, "response", None) or {}).get("Error", {})
+        if error.get("Code") in ("AccessDenied", "AccessDeniedException"):
+            return error.get("Message") or error["Code"]
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def denied_message(principal: Principal, action: str, resource: str, decision: Decision) -> str:
     why = (
         "with an explicit deny in an identity-based policy"
@@ -188,7 +202,11 @@ class Authorizer:
             status = ACCESS_DENIED_STATUS.get(service, 400)
             error = {
                 "Error": {"Code": code, "Message": str(exc)},
-                "ResponseMetadata": {"HTTPStatusCode": status},
+                "ResponseMetadata": {
+                    "RequestId": str(uuid.uuid4()),
+                    "HTTPStatusCode": status,
+                    "HTTPHeaders": {},
+                },
             }
             raise ClientError(error, model.name) from None
 
