@@ -339,3 +339,23 @@ def test_decisions_are_cached_per_role_action_and_resource(account):
         for _ in range(3):
             s3.get_object(Bucket="bkt", Key="ok/1")
     assert authorizer.decisions == {(role, "s3:GetObject", "arn:aws:s3:::bkt/ok/1"): Decision.ALLOW}
+
+
+def test_a_missing_key_reads_as_access_denied_without_list_bucket(account):
+    authorizer, s3, role = account
+    with iam.acting_as(role, "fn"), pytest.raises(ClientError) as missing:
+        s3.get_object(Bucket="bkt", Key="ok/absent")
+    assert missing.value.response["Error"]["Code"] == "AccessDenied"
+    assert "s3:ListBucket on resource: arn:aws:s3:::bkt " in str(missing.value)
+    boto3_iam = boto3.client("iam", region_name="us-east-1")
+    boto3_iam.put_role_policy(
+        RoleName="reader",
+        PolicyName="list",
+        PolicyDocument=json.dumps(
+            policy({"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::bkt"})
+        ),
+    )
+    authorizer.decisions.clear()
+    with iam.acting_as(role, "fn"), pytest.raises(ClientError) as missing:
+        s3.get_object(Bucket="bkt", Key="ok/absent")
+    assert missing.value.response["Error"]["Code"] == "NoSuchKey"

@@ -64,12 +64,15 @@ def template_without(role: str, action: str, directory, only_on: str | None = No
     return path
 
 
-def run(tmp_path, template, rows=ROWS, parameters=None):
+def run(tmp_path, template, rows=ROWS, parameters=None, config=True):
     from snapcdc.local.run import RunOptions, run_pipeline
 
     data = tmp_path / "data"
-    write_config(data, "acme", "items", {"columns": COLUMNS, "key": ["id"], "header": False})
-    write_export(data, KEY, rows, delimiter=",")
+    if config:
+        write_config(data, "acme", "items", {"columns": COLUMNS, "key": ["id"], "header": False})
+        write_export(data, KEY, rows, delimiter=",")
+    else:  # the defaults: a header row, ','
+        write_export(data, KEY, rows, delimiter=",", header=COLUMNS)
     seen = {}
 
     def keep(aws):
@@ -226,3 +229,13 @@ def test_athena_needs_the_default_database_as_its_documentation_says(tmp_path):
     assert "Insufficient permissions to execute the query." in upload.error
     assert "not authorized to perform: glue:GetDatabase on resource: " in upload.error
     assert ":database/default because no identity-based policy allows" in upload.error
+
+
+def test_plan_without_list_bucket_cannot_tell_a_missing_table_config_from_a_refusal(tmp_path):
+    """S3 answers a missing key 403, not 404, to a caller that may not list the bucket."""
+    control, _ = run(tmp_path / "control", REPO / "cfn.yaml", config=False)
+    assert (control.status, control.inserts) == ("SUCCEEDED", 2)
+    (tmp_path / "denied").mkdir()
+    template = template_without("PlanRole", "s3:ListBucket", tmp_path / "denied")
+    upload, _ = run(tmp_path / "denied", template, config=False)
+    assert_denied(upload, "PlanRole", "s3:ListBucket", "importbucket")

@@ -43,6 +43,7 @@ HOOK_ID = "snapcdc-emulated-iam"
 # Services whose protocol names the error AccessDenied rather than AccessDeniedException.
 ACCESS_DENIED_CODE = {"s3": "AccessDenied", "sqs": "AccessDenied"}
 ACCESS_DENIED_STATUS = {"s3": 403, "lambda": 403, "sqs": 403}
+MISSING_OBJECT_OPERATIONS = ("GetObject", "HeadObject")
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,8 @@ class Authorizer:
             raise UnmappedCall(f"{exc} (called by {principal.arn})") from None
         try:
             self.require(principal, needed)
+            if service == "s3" and model.name in MISSING_OBJECT_OPERATIONS:
+                self.require(principal, self._missing_object_requirements(params))
         except AccessDenied as exc:
             from botocore.exceptions import ClientError
 
@@ -209,6 +212,22 @@ class Authorizer:
                 },
             }
             raise ClientError(error, model.name) from None
+
+    def _missing_object_requirements(self, params: dict[str, Any]) -> list[Requirement]:
+        """S3 answers a read of a missing key 404 only to a caller that may list the bucket,
+        403 AccessDenied otherwise ("If you don't have the s3:ListBucket permission, Amazon S3
+        returns an HTTP status code 403"):
+        https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html
+        https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html
+        """
+        from moto.s3.models import FakeKey, s3_backends
+
+        bucket, key = params.get("Bucket"), params.get("Key")
+        try:
+            found = s3_backends[self.where.account]["aws"].get_bucket(bucket).keys.get(key)
+        except Exception:  # no such bucket: S3's own answer
+            return []
+        return [] if isinstance(found, FakeKey) else [("s3:ListBucket", f"arn:aws:s3:::{bucket}")]
 
     @contextmanager
     def installed(self, session: Any) -> Iterator[Authorizer]:
