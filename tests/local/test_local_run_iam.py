@@ -12,7 +12,6 @@ import json
 import shutil
 
 import pytest
-from botocore.exceptions import ClientError
 from datasets import REPO, write_config, write_export
 
 from snapcdc.local.emulator import stepfunctions
@@ -203,10 +202,19 @@ def test_a_consumer_without_put_item_never_applies_and_reports_the_batch(tmp_pat
     assert any("is not authorized to perform: dynamodb:PutItem" in d for d in aws.iam.denied)
 
 
-def test_an_event_source_mapping_that_cannot_read_the_stream_stops_with_the_reason(tmp_path):
-    template = template_without("ConsumerRole", "kinesis:GetShardIterator", tmp_path)
-    with pytest.raises(ClientError, match="not authorized to perform: kinesis:GetShardIterator"):
+@pytest.mark.parametrize("action", ["kinesis:ListShards", "kinesis:GetRecords"])
+def test_an_event_source_mapping_whose_role_cannot_read_the_stream_is_refused(tmp_path, action):
+    from snapcdc.local.cli import CliError
+
+    template = template_without("ConsumerRole", action, tmp_path)
+    name = action.split(":")[1]
+    with pytest.raises(CliError) as refused:
         run(tmp_path, template)
+    message = str(refused.value)
+    assert f"The provided execution role does not have permissions to call {name} on Kinesis" in (
+        message
+    )
+    assert f"not authorized to perform: {action} on resource: " in message
 
 
 def test_athena_needs_the_default_database_as_its_documentation_says(tmp_path):

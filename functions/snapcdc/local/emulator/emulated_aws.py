@@ -153,6 +153,13 @@ class Emulator:
 
         self.kinesis = KinesisPoller(self.region)
         self.kinesis.discover()
+        for mapping in self.kinesis.mappings.values():
+            try:
+                iam.check_event_source_mapping(
+                    self.iam, mapping.role_arn, mapping.function_arn, mapping.stream_arn
+                )
+            except ValueError as exc:
+                raise cfn.DeployError(f"CreateEventSourceMapping failed: {exc}") from None
         if self.poll_kinesis_in_background:
             self.kinesis.start()
             self._exit.callback(self.kinesis.stop)

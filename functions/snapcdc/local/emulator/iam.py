@@ -99,6 +99,34 @@ def acting_as(
 ESM_SERVICE_ACTIONS = frozenset({"lambda:InvokeFunction"})
 
 
+# What Lambda needs of the execution role to read a Kinesis stream (SubscribeToShard only for
+# enhanced fan-out consumers, which this emulation does not have): checked when a mapping is
+# created, as Lambda does, so a role without them fails the deploy rather than the first batch.
+# https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-create.html
+ESM_KINESIS_ACTIONS = (
+    "kinesis:DescribeStream",
+    "kinesis:DescribeStreamSummary",
+    "kinesis:GetRecords",
+    "kinesis:GetShardIterator",
+    "kinesis:ListShards",
+)
+
+
+def check_event_source_mapping(
+    authorizer: Authorizer, role_arn: str, function_arn: str, stream_arn: str
+) -> None:
+    """Raise ValueError, worded as Lambda's refusal, if the role cannot read the stream."""
+    with as_event_source_mapping(role_arn, function_arn) as principal:
+        for action in ESM_KINESIS_ACTIONS:
+            try:
+                authorizer.require(principal, [(action, stream_arn)])
+            except AccessDenied as exc:
+                raise ValueError(
+                    "InvalidParameterValueException: The provided execution role does not have "
+                    f"permissions to call {action.split(':', 1)[1]} on Kinesis ({exc})"
+                ) from None
+
+
 def as_event_source_mapping(
     role_arn: str, function_arn: str
 ) -> contextlib.AbstractContextManager[Principal | None]:
