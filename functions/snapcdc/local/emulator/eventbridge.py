@@ -153,6 +153,8 @@ class EventBridgeBridge:
         try:
             delivery.input = target_input(target, event, rule)
             if ":states:" in target["Arn"] and ":stateMachine:" in target["Arn"]:
+                # "The role needs states:StartExecution on the state machine":
+                # https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-target-sfn.html
                 with iam.acting_as(target.get("RoleArn"), f"events-{rule.name}"):
                     delivery.execution_arn = start_execution(
                         target["Arn"], delivery.input, event["region"]

@@ -146,7 +146,8 @@ class LambdaRuntime:
             self.apply_environment(fn)
             handler = resolve_handler(fn.handler)
             override = self.overrides.get(fn.function_name)
-            # The handler's AWS calls are made with the function's execution role.
+            # The handler's AWS calls are made with the function's execution role:
+            # https://docs.aws.amazon.com/lambda/latest/dg/lambda-intro-execution-role.html
             with iam.acting_as(fn.role, fn.function_name):
                 result = override(event, context, handler) if override else handler(event, context)
             payload = json.dumps(result).encode()

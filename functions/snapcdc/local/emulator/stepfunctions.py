@@ -64,7 +64,8 @@ def installed() -> Iterator[None]:
         self: Any, state_machine_arn: str, name: Any = None, *args: Any, **kwargs: Any
     ) -> Any:
         name = name or str(uuid.uuid4())
-        # The execution's thread (started here) calls its integrations with the machine's role.
+        # The execution's thread (started here) calls its integrations with the machine's role:
+        # https://docs.aws.amazon.com/step-functions/latest/dg/lambda-iam.html
         role = self.describe_state_machine(state_machine_arn).roleArn
         with iam.acting_as(role, name):
             return original(self, state_machine_arn, name, *args, **kwargs)
