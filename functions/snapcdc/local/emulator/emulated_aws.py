@@ -19,6 +19,9 @@ no Kinesis ESM poller       :mod:`.kinesis`: polls shards, batches, retries, bis
 (moto pushes each record    (and moto's own push is switched off; shards made thread-safe
 through docker instead)     and indexed)
 slow item reads             :mod:`.dynamodb`: Scan/Query/GetItem answered with ``json``
+no IAM enforcement          :mod:`.iam`: every call of a Lambda, the state machine, an
+                            EventBridge target, an event source mapping or Athena is
+                            authorised against its role's deployed policies
 ==========================  =================================================================
 
 Every bridge reads its configuration from the deployed stack (rule patterns and targets,
