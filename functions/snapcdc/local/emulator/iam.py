@@ -93,11 +93,9 @@ def acting_as(
     return acting(Principal(role_arn, session, service_actions) if role_arn else None)
 
 
-# The Lambda service invokes a mapping's function itself; the role only reads the source and
-# writes the on-failure destination ("Lambda uses the function's execution role to read
-# records"): https://docs.aws.amazon.com/lambda/latest/dg/with-kinesis.html#events-kinesis-permissions
+# The Lambda service invokes a mapping's function itself; the function's execution role is what
+# reads the stream and writes the on-failure destination, so only those calls are checked.
 ESM_SERVICE_ACTIONS = frozenset({"lambda:InvokeFunction"})
-
 
 # What Lambda needs of the execution role to read a Kinesis stream (SubscribeToShard only for
 # enhanced fan-out consumers, which this emulation does not have): checked when a mapping is
