@@ -233,7 +233,11 @@ def test_athena_statements_need_glue_access_as_athena_documents():
     )
     assert mandatory <= create
     assert {("glue:CreateTable", r) for r in (catalog, db, table)} <= create
-    assert ("glue:GetTable", table) in create
+    assert {
+        ("glue:GetTable", table),
+        ("glue:GetTables", table),
+        ("glue:GetDatabases", db),
+    } <= create
 
     drop = set(catalog_requirements("DROP TABLE IF EXISTS `t`", "d", WHERE))
     assert {("glue:DeleteTable", r) for r in (catalog, db, table)} <= drop

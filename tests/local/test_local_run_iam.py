@@ -136,6 +136,7 @@ def test_the_template_grants_everything_the_pipeline_calls(tmp_path):
         ("QueryRole", "glue:DeleteTable", ":catalog"),
         ("QueryRole", "glue:CreateTable", ":catalog"),
         ("QueryRole", "glue:GetTable", ":catalog"),
+        ("QueryRole", "glue:GetTables", ":catalog"),
         ("QueryRole", "s3:GetBucketLocation", "resultsbucket"),
         ("QueryRole", "s3:PutObject", "/athena/"),
         ("QueryRole", "s3:ListBucket", "resultsbucket"),

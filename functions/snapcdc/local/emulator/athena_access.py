@@ -10,9 +10,15 @@ From Athena's "Configure access to databases and tables in the AWS Glue Data Cat
 - A non-delete action needs the permission on the resource and on all its ancestors (a table's
   database and the catalog); ``DROP TABLE`` needs the delete action likewise.
 - The page's per-statement examples: CREATE DATABASE ``GetDatabase``, ``CreateDatabase``;
-  CREATE TABLE ``GetDatabase``, ``GetTable``, ``CreateTable``; DROP TABLE ``GetDatabase``,
-  ``GetTable``, ``DeleteTable`` (partition actions only for a partitioned table). Reading a table
-  needs ``GetTable`` and the partition listing ``GetPartitions`` on it and its ancestors.
+  CREATE TABLE ``GetDatabase``, ``GetTable``, ``CreateTable`` (the archived copy in
+  awsdocs/amazon-athena-user-guide), to which the current page adds ``GetDatabases`` and
+  ``GetTables`` (the 2026-12-01 review of the stack, audit row 1): both are required here, so a
+  template that works here does not miss them in AWS; DROP TABLE ``GetDatabase``, ``GetTable``,
+  ``DeleteTable`` (partition actions only for a partitioned table). Reading a table needs
+  ``GetTable`` and the partition listing ``GetPartitions`` on it and its ancestors. Glue itself
+  documents the ancestors rule: "to grant Get permission to a table that permission to the
+  catalog and database resources is also required"
+  (https://docs.aws.amazon.com/glue/latest/dg/glue-policy-examples-iam.html).
 
 S3 is checked where Athena touches it: the engine reads a LOCATION's objects through boto3 as
 the caller (``s3:ListBucket``, ``s3:GetObject``), and the result is written the same way
@@ -66,8 +72,8 @@ def catalog_requirements(sql: str, database: str | None, where: Where) -> list[R
         needs += on_database(("glue:GetDatabase", "glue:CreateDatabase"), ddl.database)
     elif isinstance(ddl, ExternalTable):
         db = ddl.database or context
-        needs += on_database(("glue:GetDatabase",), db)
-        needs += on_table(("glue:GetTable", "glue:CreateTable"), db, ddl.table)
+        needs += on_database(("glue:GetDatabase", "glue:GetDatabases"), db)
+        needs += on_table(("glue:GetTable", "glue:GetTables", "glue:CreateTable"), db, ddl.table)
     elif isinstance(ddl, DropTable):
         db = ddl.database or context
         needs += on_database(("glue:GetDatabase",), db)
