@@ -34,6 +34,7 @@ from snapcdc.handlers import (
     register,
     route,
 )
+from snapcdc.local.emulator.iam_actions import Where, requirements
 
 HANDLER_MODULES = {
     m.__name__.rsplit(".", 1)[1]: m
@@ -118,11 +119,16 @@ _current = threading.local()
 
 
 class CallRecorder:
-    """Records (handler, IAM action, resource ARN) of every call made while a handler runs."""
+    """Records (handler, IAM action, resource ARN) of every call made while a handler runs.
+
+    The action and resource of a call come from the emulation's mapping
+    (:mod:`snapcdc.local.emulator.iam_actions`), so a call without a row there fails the test.
+    """
 
     def __init__(self, session: boto3.Session, workgroup: str) -> None:
         self.calls: list[Call] = []
-        self.workgroup = workgroup
+        # every query of these tests runs in the one workgroup
+        self.where = Where(REGION, ACCOUNT, query_workgroup=lambda _query_id: workgroup)
         session.events.register("before-parameter-build", self._record)
 
     def _record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
@@ -130,38 +136,8 @@ class CallRecorder:
         if handler is None:
             return
         service = model.service_model.service_name
-        self.calls.append(
-            Call(handler, iam_action(service, model.name), self.arn(service, model.name, params))
-        )
-
-    def arn(self, service: str, operation: str, params: dict[str, Any]) -> str:
-        if service == "s3":
-            if "Key" in params:
-                return f"arn:aws:s3:::{params['Bucket']}/{params['Key']}"
-            return f"arn:aws:s3:::{params['Bucket']}"
-        if service == "dynamodb":
-            return f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{params['TableName']}"
-        if service == "kinesis":
-            return (
-                params.get("StreamARN")
-                or f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/{params['StreamName']}"
-            )
-        if service == "athena":
-            workgroup = params.get("WorkGroup", self.workgroup)
-            return f"arn:aws:athena:{REGION}:{ACCOUNT}:workgroup/{workgroup}"
-        if service == "stepfunctions":
-            return params.get("stateMachineArn", "")
-        return f"<{service}:{operation}>"
-
-
-def iam_action(service: str, operation: str) -> str:
-    prefix = {"stepfunctions": "states"}.get(service, service)
-    renamed = {
-        "s3:ListObjectsV2": "ListBucket",
-        "s3:HeadObject": "GetObject",
-        "s3:HeadBucket": "ListBucket",
-    }
-    return f"{prefix}:{renamed.get(f'{prefix}:{operation}', operation)}"
+        for action, resource in requirements(service, model.name, params, self.where):
+            self.calls.append(Call(handler, action, resource))
 
 
 @dataclass

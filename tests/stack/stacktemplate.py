@@ -8,13 +8,14 @@ against the ARNs the handlers really touched.
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from snapcdc.local.emulator.iam_policy import Decision, evaluate
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "cfn.yaml"
@@ -182,12 +183,12 @@ class Stack:
         return statements
 
     def is_granted(self, role: str, action: str, resource: str) -> bool:
-        for statement in self.role_statements(role):
-            if any(fnmatch.fnmatchcase(action, a) for a in statement["actions"]) and any(
-                fnmatch.fnmatchcase(resource, pattern) for pattern in statement["resources"]
-            ):
-                return True
-        return False
+        """The emulation's policy evaluation (:mod:`snapcdc.local.emulator.iam_policy`)."""
+        statements = [
+            {"Effect": "Allow", "Action": s["actions"], "Resource": s["resources"]}
+            for s in self.role_statements(role)
+        ]
+        return evaluate([{"Statement": statements}], action, resource) is Decision.ALLOW
 
     def missing_permissions(self, calls: list[Call]) -> list[str]:
         """Calls whose handler's role does not allow them, as readable lines."""

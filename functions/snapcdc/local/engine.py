@@ -373,7 +373,7 @@ class AthenaEngine:
     def _referenced_tables(self, query: exp.Query, database: str) -> dict[Key, ExternalTable]:
         """Catalog tables a query reads; unknown tables raise like Athena does."""
         found: dict[Key, ExternalTable] = {}
-        for _, key in _table_refs(query, database):
+        for key in table_references(query, database):
             if key not in self._catalog.tables:
                 if key[0] not in self._catalog.databases:
                     raise EngineError(f"SCHEMA_NOT_FOUND: Schema '{key[0]}' does not exist")
@@ -779,6 +779,16 @@ def _utf8_length(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.Length) and isinstance(node.this, exp.Encode):
         return exp.Anonymous(this="OCTET_LENGTH", expressions=[node.this.copy()])
     return node
+
+
+def table_references(query: exp.Query, database: str) -> list[Key]:
+    """The ``(database, table)`` names a query reads, CTEs left out, in order of appearance."""
+    return list(dict.fromkeys(key for _, key in _table_refs(query, database)))
+
+
+def parse_statement(sql: str) -> exp.Expression:
+    """One Athena statement parsed as the engine parses it (EngineError when it cannot)."""
+    return _parse_one(sql)
 
 
 def _parse_one(sql: str) -> exp.Expression:

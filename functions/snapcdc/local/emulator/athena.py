@@ -41,6 +41,9 @@ from unittest import mock
 
 import boto3
 
+from snapcdc.local.emulator import iam
+from snapcdc.local.emulator.athena_access import catalog_requirements, output_requirements
+from snapcdc.local.emulator.iam_actions import Where
 from snapcdc.local.emulator.s3files import split_s3_uri
 from snapcdc.local.engine import parse_athena_csv
 
@@ -104,6 +107,8 @@ class QueryExecution:
     scanned_bytes: int = 0
     columns: list[tuple[str, str]] = field(default_factory=list)
     rows: list[list[str | None]] | None = None  # parsed result file, header first (cached)
+    # Athena reads and writes with the credentials of whoever started the query.
+    principal: iam.Principal | None = None
 
     def to_api(self) -> dict[str, Any]:
         status: dict[str, Any] = {"State": self.state, "SubmissionDateTime": self.submitted}
@@ -174,9 +179,11 @@ class AthenaBridge:
         region: str,
         account_id: str,
         workers: int = 1,
+        authorizer: iam.Authorizer | None = None,
     ) -> None:
         self.engine_factory = engine_factory
         self.resolve_location = resolve_location
+        self.authorizer = authorizer
         self.region = region
         self.account_id = account_id
         self.executions: dict[str, QueryExecution] = {}
@@ -310,6 +317,7 @@ class AthenaBridge:
             output_location=output.rstrip("/") + f"/{query_id}{suffix}",
             statement_type=kind,
             substatement_type=sub,
+            principal=iam.current(),
         )
         self.executions[query_id] = execution
         self._futures[query_id] = self._pool.submit(self._run, execution)
@@ -401,17 +409,24 @@ class AthenaBridge:
             s3 = boto3.client("s3", region_name=self.region)
             try:
                 s3.head_bucket(Bucket=bucket)
-            except Exception:
-                raise RuntimeError(f"Unable to verify/create output bucket {bucket}") from None
+                self._require(execution, output_requirements(execution.output_location))
+            except Exception as exc:
+                denied = iam.denial_message(exc)
+                detail = f": {denied}" if denied else ""
+                raise RuntimeError(
+                    f"Unable to verify/create output bucket {bucket}{detail}"
+                ) from None
+            self._require_catalog(execution)
             self._sync_databases()
-            result = self.engine.execute(
-                execution.query, database=execution.database, output_path=str(local)
-            )
+            with iam.acting(execution.principal):  # the engine reads LOCATIONs as the caller
+                result = self.engine.execute(
+                    execution.query, database=execution.database, output_path=str(local)
+                )
             execution.scanned_bytes = int(getattr(result, "data_scanned_bytes", 0) or 0)
             execution.columns = _columns(getattr(result, "columns", None))
             if not local.exists():
                 local.write_text("")
-            s3.upload_file(str(local), bucket, key)
+            self._write_result(execution, s3, local, bucket, key)
             if execution.statement_type == "DDL":
                 try:
                     self._mirror_ddl(execution)
@@ -425,6 +440,39 @@ class AthenaBridge:
         finally:
             execution.completed = time.time()
             local.unlink(missing_ok=True)
+
+    def _require(self, execution: QueryExecution, needed: list[tuple[str, str]]) -> None:
+        if self.authorizer is not None:
+            self.authorizer.require(execution.principal, needed)
+
+    def _require_catalog(self, execution: QueryExecution) -> None:
+        """Athena checks the caller's Glue permissions for the statement before running it."""
+        where = Where(self.region, self.account_id)
+        try:
+            self._require(
+                execution, catalog_requirements(execution.query, execution.database, where)
+            )
+        except iam.AccessDenied as exc:
+            # The reason as Athena reports a Glue denial (see apache/kyuubi#4952).
+            raise RuntimeError(
+                f"Insufficient permissions to execute the query. {exc} (Service: AWSGlue; "
+                "Status Code: 400; Error Code: AccessDeniedException)"
+            ) from None
+
+    def _write_result(
+        self, execution: QueryExecution, s3: Any, local: Path, bucket: str, key: str
+    ) -> None:
+        try:
+            with iam.acting(execution.principal):
+                s3.upload_file(str(local), bucket, key)
+        except Exception as exc:
+            denied = iam.denial_message(exc)
+            if not denied:
+                raise
+            raise RuntimeError(
+                f"Access denied when writing output to url: {execution.output_location} . "
+                f"Please ensure you are allowed to access the S3 bucket. {denied}"
+            ) from None
 
     def _sync_databases(self) -> None:
         """Athena sees every Glue database, also those created outside Athena (CloudFormation)."""

@@ -26,6 +26,9 @@ through docker instead)     moto's push switched off; shards thread-safe and ind
 no Kinesis write limits     :mod:`.kinesis`: PutRecords' request limits, 1 MiB/s and 1,000
                             records/s per shard (per-record throttling)
 slow item reads             :mod:`.dynamodb`: Scan/Query/GetItem answered with ``json``
+no IAM enforcement          :mod:`.iam`: every call of a Lambda, the state machine, an
+                            EventBridge target, an event source mapping or Athena is
+                            authorised against its role's deployed policies
 ==========================  =================================================================
 
 Every bridge reads its configuration from the deployed stack (rule patterns and targets,
@@ -52,9 +55,10 @@ from unittest import mock
 
 import boto3
 
-from snapcdc.local.emulator import cfn, cfn_models, dynamodb, kinesis, stepfunctions
+from snapcdc.local.emulator import cfn, cfn_models, dynamodb, iam, kinesis, stepfunctions
 from snapcdc.local.emulator.athena import AthenaBridge, EngineLike
 from snapcdc.local.emulator.eventbridge import EventBridgeBridge
+from snapcdc.local.emulator.iam_actions import Where
 from snapcdc.local.emulator.kinesis import KinesisPoller
 from snapcdc.local.emulator.lambdas import LambdaRuntime
 from snapcdc.local.emulator.s3files import S3Files
@@ -100,6 +104,7 @@ class Emulator:
         self.events: EventBridgeBridge
         self.athena: AthenaBridge
         self.kinesis: KinesisPoller
+        self.iam: iam.Authorizer
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -123,6 +128,12 @@ class Emulator:
         enter(mock_aws(config=MOTO_CONFIG))
         account_id = boto3.client("sts", region_name=self.region).get_caller_identity()["Account"]
         scratch = Path(enter(tempfile.TemporaryDirectory(prefix="snapcdc-emulator-")))
+        # First, so that every client the stack's code creates from now on is checked.
+        self.iam = enter(
+            iam.Authorizer(Where(self.region, account_id, self._query_workgroup)).installed(
+                boto3._get_default_session()
+            )
+        )
 
         enter(cfn_models.installed())
         self.events = EventBridgeBridge()
@@ -134,7 +145,12 @@ class Emulator:
         files = S3Files(scratch / "s3", self.region)
         self.athena = enter(
             AthenaBridge(
-                self.engine_factory, files.resolve, self.region, account_id, self.athena_workers
+                self.engine_factory,
+                files.resolve,
+                self.region,
+                account_id,
+                self.athena_workers,
+                authorizer=self.iam,
             ).installed()
         )
 
@@ -148,9 +164,20 @@ class Emulator:
 
         self.kinesis = KinesisPoller(self.region)
         self.kinesis.discover()
+        for mapping in self.kinesis.mappings.values():
+            try:
+                iam.check_event_source_mapping(
+                    self.iam, mapping.role_arn, mapping.function_arn, mapping.stream_arn
+                )
+            except ValueError as exc:
+                raise cfn.DeployError(f"CreateEventSourceMapping failed: {exc}") from None
         if self.poll_kinesis_in_background:
             self.kinesis.start()
             self._exit.callback(self.kinesis.stop)
+
+    def _query_workgroup(self, query_id: str) -> str | None:
+        execution = self.athena.executions.get(query_id)
+        return execution.workgroup if execution else None
 
     # -- use -----------------------------------------------------------------------------
 

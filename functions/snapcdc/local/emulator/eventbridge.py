@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
 
+from snapcdc.local.emulator import iam
+
 log = logging.getLogger(__name__)
 
 # S3 notification event name (moto's) -> EventBridge detail-type and reason (AWS's).
@@ -161,9 +163,12 @@ class EventBridgeBridge:
         try:
             delivery.input = target_input(target, event, rule)
             if ":states:" in target["Arn"] and ":stateMachine:" in target["Arn"]:
-                delivery.execution_arn = start_execution(
-                    target["Arn"], delivery.input, event["region"]
-                )
+                # "The role needs states:StartExecution on the state machine":
+                # https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-target-sfn.html
+                with iam.acting_as(target.get("RoleArn"), f"events-{rule.name}"):
+                    delivery.execution_arn = start_execution(
+                        target["Arn"], delivery.input, event["region"]
+                    )
             elif ":lambda:" in target["Arn"] and ":function:" in target["Arn"]:
                 self._invoke_async(delivery, event["region"])
             else:

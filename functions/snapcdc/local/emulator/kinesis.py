@@ -67,6 +67,7 @@ from unittest import mock
 
 import boto3
 
+from snapcdc.local.emulator import iam
 from snapcdc.local.emulator.locking import serialized
 
 log = logging.getLogger(__name__)
@@ -513,7 +514,8 @@ class KinesisPoller:
             handled = 0
             for mapping in list(self.mappings.values()):
                 for shard in mapping.shards.values():
-                    handled += self._poll_shard(mapping, shard)
+                    with iam.as_event_source_mapping(mapping.role_arn, mapping.function_arn):
+                        handled += self._poll_shard(mapping, shard)
             return handled
 
     def drain(self, timeout: float = 300.0) -> None:
@@ -761,7 +763,8 @@ def send_to_destination(
     elif service == "sqs":
         _, _, _, queue_region, account, name = arn.split(":")
         sqs = boto3.client("sqs", region_name=queue_region)
-        url = sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+        with iam.acting(None):  # Lambda knows its destination's URL: no call of the role
+            url = sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
         sqs.send_message(QueueUrl=url, MessageBody=body)
     elif service == "sns":
         boto3.client("sns", region_name=arn.split(":")[3]).publish(TopicArn=arn, Message=body)

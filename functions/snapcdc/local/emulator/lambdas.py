@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
 
+from snapcdc.local.emulator import iam
+
 log = logging.getLogger(__name__)
 
 # Packages whose modules belong to the Lambda artifact (everything under ``snapcdc`` except the
@@ -168,7 +170,10 @@ class LambdaRuntime:
             self.apply_environment(fn)
             handler = resolve_handler(fn.handler)
             override = self.overrides.get(fn.function_name)
-            result = override(event, context, handler) if override else handler(event, context)
+            # The handler's AWS calls are made with the function's execution role:
+            # https://docs.aws.amazon.com/lambda/latest/dg/lambda-intro-execution-role.html
+            with iam.acting_as(fn.role, fn.function_name):
+                result = override(event, context, handler) if override else handler(event, context)
             return json.dumps(result).encode(), False
         except Exception as exc:  # the runtime reports any handler error to the caller
             log.info("%s failed: %s: %s", fn.function_name, type(exc).__name__, exc)

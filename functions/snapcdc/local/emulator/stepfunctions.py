@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 from unittest import mock
 
-from snapcdc.local.emulator import stepfunctions_limits
+from snapcdc.local.emulator import iam, stepfunctions_limits
 from snapcdc.outcomes import readable_cause
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -198,7 +198,12 @@ def installed(
     def start_execution(
         self: Any, state_machine_arn: str, name: Any = None, *args: Any, **kwargs: Any
     ) -> Any:
-        return original(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
+        name = name or str(uuid.uuid4())
+        # The execution's thread (started here) calls its integrations with the machine's role:
+        # https://docs.aws.amazon.com/step-functions/latest/dg/lambda-iam.html
+        role = self.describe_state_machine(state_machine_arn).roleArn
+        with iam.acting_as(role, name):
+            return original(self, state_machine_arn, name, *args, **kwargs)
 
     def entered(**fields: Any) -> Any:
         return state_data(**{**fields, "EnteredTime": aws_time(fields["EnteredTime"])})

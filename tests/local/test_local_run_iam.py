@@ -1,0 +1,307 @@
+"""cfn.yaml with one permission removed: the version fails as it would in AWS, naming the action.
+
+Each case deploys the real cfn.yaml less one action of one role (every statement of the role
+that lists it), uploads a two-row export and follows it through the whole pipeline. The
+unmodified template is the control: it grants everything the pipeline uses, under the same
+enforcement (and no call goes unmapped).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from datasets import REPO, write_config, write_export
+
+from snapcdc.local.emulator import stepfunctions
+from snapcdc.local.emulator.iam_policy import Decision, statement_applies, statements
+
+COLUMNS = ["id", "name"]
+ROWS = [["1", "apple"], ["2", "pear"]]
+KEY = "acme/items/V001/part-0.csv.gz"
+
+
+def template_without(role: str, action: str, directory, only_on: str | None = None):
+    """cfn.yaml (with the state machine definition beside it) less ``action`` for ``role``.
+
+    ``only_on``: remove the action only on the resources whose definition mentions it.
+    """
+    from snapcdc.local.emulator.cfn import load_template
+
+    template = load_template(REPO / "cfn.yaml")
+    resources = template["Resources"]
+    documents = [p["PolicyDocument"] for p in resources[role]["Properties"].get("Policies", [])]
+    documents += [
+        r["Properties"]["PolicyDocument"]
+        for r in resources.values()
+        if r["Type"] == "AWS::IAM::Policy" and {"Ref": role} in r["Properties"]["Roles"]
+    ]
+    removed = 0
+    for document in documents:
+        kept = []
+        for statement in document["Statement"]:
+            actions = statement["Action"]
+            actions = [actions] if isinstance(actions, str) else actions
+            if action not in actions:
+                kept.append(statement)
+                continue
+            targets = statement["Resource"]
+            targets = targets if isinstance(targets, list) else [targets]
+            still = [r for r in targets if only_on and only_on not in json.dumps(r)]
+            removed += len(targets) - len(still)
+            others = [a for a in actions if a != action]
+            if others:
+                kept.append({**statement, "Action": others})
+            if still:
+                kept.append({**statement, "Action": [action], "Resource": still})
+        # A policy must keep a statement: deny what was removed (the same refusal, explicit).
+        document["Statement"] = kept or [{"Effect": "Deny", "Action": action, "Resource": "*"}]
+    assert removed, f"{role} is not granted {action} in cfn.yaml"
+    path = directory / "cfn.json"
+    path.write_text(json.dumps(template))
+    shutil.copy(REPO / "state_machine.asl.json", directory / "state_machine.asl.json")
+    return path
+
+
+def run(tmp_path, template, rows=ROWS, parameters=None, config=True):
+    from moto.iam.models import iam_backends
+
+    from snapcdc.local.run import RunOptions, run_pipeline
+
+    data = tmp_path / "data"
+    if config:
+        write_config(data, "acme", "items", {"columns": COLUMNS, "key": ["id"], "header": False})
+        write_export(data, KEY, rows, delimiter=",")
+    else:  # the defaults: a header row, ','
+        write_export(data, KEY, rows, delimiter=",", header=COLUMNS)
+    seen = {}
+
+    def keep(aws):
+        seen["aws"] = aws
+
+    def after(upload):
+        # read while the emulator runs: run_pipeline stops it before returning
+        aws = seen["aws"]
+        table = aws.stack.outputs["TargetTableName"]
+        seen["target"] = aws.client("dynamodb").scan(TableName=table)["Items"]
+        roles = iam_backends[aws.iam.where.account]["global"].roles.values()
+        seen["policies"] = {role.arn: aws.iam.role_policies(role.arn) for role in roles}
+        sfn = aws.client("stepfunctions")
+        seen["history"] = [
+            row
+            for arn in upload.executions
+            for row in stepfunctions.history_rows(stepfunctions.execution_history(sfn, arn))
+        ]
+
+    result = run_pipeline(
+        RunOptions(data_dir=data, template=template, parameters=parameters or {}),
+        emulator_hook=keep,
+        on_upload=after,
+    )
+    (upload,) = result.uploads
+    return upload, seen
+
+
+def test_the_template_grants_everything_the_pipeline_calls(tmp_path):
+    upload, seen = run(tmp_path, REPO / "cfn.yaml")
+    assert (upload.status, upload.inserts, upload.error) == ("SUCCEEDED", 2, None)
+    assert len(seen["target"]) == 2
+    authorizer = seen["aws"].iam
+    assert authorizer.unmapped == [] and authorizer.denied == []
+    # every role acted, and Athena checked its Glue access on the default database too
+    roles = {role.rsplit("/", 1)[-1].split("-")[1] for role, _, _ in authorizer.decisions}
+    assert roles >= {
+        "RouteRole",
+        "RegisterRole",
+        "PlanRole",
+        "QueryRole",
+        "CheckRole",
+        "PublishRole",
+        "FinishRole",
+        "ConsumerRole",
+        "StateMachineRole",
+        "EventsRole",
+    }
+    assert any(
+        a == "glue:GetDatabase" and r.endswith(":database/default")
+        for _, a, r in authorizer.decisions
+    )
+    # and nothing more: every grant is used, or is used only where the table below says
+    unused = set()
+    for role, documents in seen["policies"].items():
+        for document in documents:
+            for statement in statements(document):
+                actions = statement["Action"]
+                for action in [actions] if isinstance(actions, str) else actions:
+                    # logs are written by Lambda and Step Functions themselves, not emulated
+                    if action.startswith("logs:"):
+                        continue
+                    if not any(
+                        (r, a) == (role, action)
+                        and d is Decision.ALLOW
+                        and statement_applies(statement, action, resource)
+                        for (r, a, resource), d in authorizer.decisions.items()
+                    ):
+                        targets = statement["Resource"]
+                        for target in [targets] if isinstance(targets, str) else targets:
+                            unused.add((role.rsplit("/", 1)[-1].split("-")[1], action, target))
+    unexplained = {
+        (role, action, target)
+        for role, action, target in unused
+        if not any(
+            (role, action) == (r, a) and where in target for r, a, where in USED_OFF_THE_HAPPY_PATH
+        )
+    }
+    assert not unexplained, sorted(unexplained)
+
+
+# Grants a two-row first load does not exercise, and who does use them: (role, action, a part
+# of the resource).
+USED_OFF_THE_HAPPY_PATH = {
+    # Athena, as the caller: large results are written with multipart uploads; the output and
+    # source buckets' GetBucketLocation and the results' GetObject are in Athena's documented
+    # query policy (https://repost.aws/knowledge-center/athena-output-bucket-error); the
+    # emulation checks GetBucketLocation on the output bucket only
+    ("QueryRole", "s3:AbortMultipartUpload", "/athena/"),
+    ("QueryRole", "s3:ListMultipartUploadParts", "/athena/"),
+    ("QueryRole", "s3:ListBucketMultipartUploads", "resultsbucket"),
+    ("QueryRole", "s3:GetBucketLocation", "importbucket"),
+    ("QueryRole", "s3:GetObject", "/athena/"),
+    # wide tables' statements go to S3 and are read back (tests/stack/test_plan.py)
+    ("PlanRole", "s3:PutObject", "/plans/"),
+    ("QueryRole", "s3:GetObject", "/plans/"),
+    # a table without _table.json (test_plan_without_list_bucket_...)
+    ("PlanRole", "s3:ListBucket", "importbucket"),
+    # the failure path (test_mark_failed_without_its_permission_...)
+    ("MarkFailedRole", "dynamodb:UpdateItem", "RegistryTable"),
+    ("MarkFailedRole", "dynamodb:GetItem", "LockTable"),
+    # the on-failure destination (test_a_consumer_without_put_item_...)
+    ("ConsumerRole", "sqs:SendMessage", "DeadLetterQueue"),
+}
+
+
+@pytest.mark.parametrize(
+    ("role", "action", "resource_part"),
+    [
+        ("RegisterRole", "dynamodb:PutItem", "RegistryTable"),
+        ("PlanRole", "dynamodb:UpdateItem", "RegistryTable"),
+        ("PlanRole", "s3:GetObject", "/acme/items/_table.json"),
+        ("QueryRole", "athena:StartQueryExecution", ":workgroup/"),
+        # Athena's implicit Glue and S3 checks, with the Query function's role
+        ("QueryRole", "glue:GetDatabase", ":catalog"),
+        ("QueryRole", "glue:DeleteTable", ":catalog"),
+        ("QueryRole", "glue:CreateTable", ":catalog"),
+        ("QueryRole", "glue:GetTable", ":catalog"),
+        ("QueryRole", "glue:GetTables", ":catalog"),
+        ("QueryRole", "s3:GetBucketLocation", "resultsbucket"),
+        ("QueryRole", "s3:PutObject", "/athena/"),
+        ("QueryRole", "s3:ListBucket", "resultsbucket"),
+        ("QueryRole", "s3:GetObject", "importbucket"),
+        ("CheckRole", "s3:GetObject", "/athena/"),
+        ("PublishRole", "kinesis:PutRecords", ":stream/"),
+        ("StateMachineRole", "dynamodb:PutItem", "LockTable"),
+        ("EventsRole", "states:StartExecution", ":stateMachine:"),
+    ],
+)
+def test_a_missing_permission_fails_the_version_naming_it(tmp_path, role, action, resource_part):
+    upload, seen = run(tmp_path, template_without(role, action, tmp_path))
+    assert_denied(upload, role, action, resource_part)
+    assert seen["target"] == []  # a failed version never touches the target
+
+
+def assert_denied(upload, role, action, resource_part):
+    assert upload.status == "FAILED"
+    assert f"is not authorized to perform: {action} on resource: " in upload.error
+    assert f"assumed-role/snapcdc-{role}-" in upload.error
+    resource = upload.error.split(" on resource: ", 1)[1].split(" ", 1)[0]
+    assert resource_part.lower() in resource.lower(), upload.error
+
+
+def test_finish_without_its_permission_fails_the_version_after_publishing(tmp_path):
+    upload, _ = run(tmp_path, template_without("FinishRole", "dynamodb:UpdateItem", tmp_path))
+    assert_denied(upload, "FinishRole", "dynamodb:UpdateItem", "RegistryTable")
+
+
+def test_a_state_machine_that_may_not_invoke_plan_fails_the_version(tmp_path):
+    template = template_without(
+        "StateMachineRole", "lambda:InvokeFunction", tmp_path, only_on="PlanFunction"
+    )
+    upload, seen = run(tmp_path, template)
+    assert_denied(upload, "StateMachineRole", "lambda:InvokeFunction", "PlanFunction")
+    assert seen["target"] == []
+
+
+def test_a_route_that_may_not_start_the_named_execution_runs_the_pipeline_unnamed(tmp_path):
+    # By design: routing is an optimisation; the raw execution runs the pipeline itself.
+    upload, seen = run(tmp_path, template_without("RouteRole", "states:StartExecution", tmp_path))
+    assert (upload.status, upload.inserts) == ("SUCCEEDED", 2)
+    assert any("RouteRole" in d and "states:StartExecution" in d for d in seen["aws"].iam.denied)
+
+
+def test_mark_failed_without_its_permission_still_ends_failed_naming_it(tmp_path):
+    template = template_without("MarkFailedRole", "dynamodb:UpdateItem", tmp_path)
+    duplicate_keys = ROWS + [["1", "again"]]
+    upload, seen = run(tmp_path, template, rows=duplicate_keys)
+    assert upload.status == "FAILED"
+    # The registry record stays RUNNING; the reason is in the execution's history.
+    (mark_failed,) = [r for r in seen["history"] if r.state == "MarkFailed"]
+    assert "is not authorized to perform: dynamodb:UpdateItem" in mark_failed.error
+    assert "MarkFailedRole" in mark_failed.error
+
+
+def test_a_consumer_without_put_item_never_applies_and_reports_the_batch(tmp_path):
+    template = template_without("ConsumerRole", "dynamodb:PutItem", tmp_path)
+    upload, seen = run(tmp_path, template, parameters={"ConsumerMaxRetries": "0"})
+    assert upload.status == "SUCCEEDED"  # published; the ESM's function is what fails
+    assert seen["target"] == []
+    aws = seen["aws"]
+    assert aws.kinesis.discarded, "the failed batch went to the on-failure destination"
+    assert any("is not authorized to perform: dynamodb:PutItem" in d for d in aws.iam.denied)
+
+
+@pytest.mark.parametrize("action", ["kinesis:ListShards", "kinesis:GetRecords"])
+def test_an_event_source_mapping_whose_role_cannot_read_the_stream_is_refused(tmp_path, action):
+    from snapcdc.local.cli import CliError
+
+    template = template_without("ConsumerRole", action, tmp_path)
+    name = action.split(":")[1]
+    with pytest.raises(CliError) as refused:
+        run(tmp_path, template)
+    message = str(refused.value)
+    assert f"The provided execution role does not have permissions to call {name} on Kinesis" in (
+        message
+    )
+    assert f"not authorized to perform: {action} on resource: " in message
+
+
+def test_athena_needs_the_default_database_as_its_documentation_says(tmp_path):
+    """Audit row 1: without GetDatabase on database/default the first statement fails."""
+    from snapcdc.local.emulator.cfn import load_template
+
+    template = load_template(REPO / "cfn.yaml")
+    for policy in template["Resources"]["QueryRole"]["Properties"]["Policies"]:
+        statements = policy["PolicyDocument"]["Statement"]
+        for statement in statements:
+            resources = statement["Resource"]
+            if isinstance(resources, list):
+                statement["Resource"] = [r for r in resources if "database/default" not in str(r)]
+        policy["PolicyDocument"]["Statement"] = [s for s in statements if s["Resource"]]
+    path = tmp_path / "cfn.json"
+    path.write_text(json.dumps(template))
+    shutil.copy(REPO / "state_machine.asl.json", tmp_path / "state_machine.asl.json")
+    upload, _ = run(tmp_path, path)
+    assert upload.status == "FAILED"
+    assert "Insufficient permissions to execute the query." in upload.error
+    assert "not authorized to perform: glue:GetDatabase on resource: " in upload.error
+    assert ":database/default because no identity-based policy allows" in upload.error
+
+
+def test_plan_without_list_bucket_cannot_tell_a_missing_table_config_from_a_refusal(tmp_path):
+    """S3 answers a missing key 403, not 404, to a caller that may not list the bucket."""
+    control, _ = run(tmp_path / "control", REPO / "cfn.yaml", config=False)
+    assert (control.status, control.inserts) == ("SUCCEEDED", 2)
+    (tmp_path / "denied").mkdir()
+    template = template_without("PlanRole", "s3:ListBucket", tmp_path / "denied")
+    upload, _ = run(tmp_path / "denied", template, config=False)
+    assert_denied(upload, "PlanRole", "s3:ListBucket", "importbucket")
