@@ -127,6 +127,24 @@ def test_not_resource_denies_everything_else():
     assert evaluate([doc], "s3:GetObject", "arn:aws:s3:::other/k") is Decision.EXPLICIT_DENY
 
 
+def test_a_resource_account_condition_pins_the_owning_account():
+    # Lambda's S3 on-failure destination page asks for PutObject pinned to the account's buckets.
+    pinned = policy(
+        {
+            "Effect": "Allow",
+            "Action": "s3:PutObject",
+            "Resource": "arn:aws:s3:::b/*",
+            "Condition": {"StringEquals": {"s3:ResourceAccount": "111122223333"}},
+        }
+    )
+    # S3 ARNs name no account: an emulated bucket belongs to the emulated (caller's) account.
+    assert evaluate([pinned], "s3:PutObject", "arn:aws:s3:::b/k", "111122223333") is Decision.ALLOW
+    assert (
+        evaluate([pinned], "s3:PutObject", "arn:aws:s3:::b/k", "444455556666")
+        is Decision.IMPLICIT_DENY
+    )
+
+
 def test_what_is_not_emulated_is_refused_not_guessed():
     conditional = policy(
         {

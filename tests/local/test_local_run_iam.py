@@ -22,14 +22,15 @@ ROWS = [["1", "apple"], ["2", "pear"]]
 KEY = "acme/items/V001/part-0.csv.gz"
 
 
-def template_without(role: str, action: str, directory, only_on: str | None = None):
+def template_without(role: str, action: str, directory, only_on: str | None = None, source=None):
     """cfn.yaml (with the state machine definition beside it) less ``action`` for ``role``.
 
-    ``only_on``: remove the action only on the resources whose definition mentions it.
+    ``only_on``: remove the action only on the resources whose definition mentions it;
+    ``source``: start from this template instead of cfn.yaml (to remove a second action).
     """
     from snapcdc.local.emulator.cfn import load_template
 
-    template = load_template(REPO / "cfn.yaml")
+    template = load_template(source or REPO / "cfn.yaml")
     resources = template["Resources"]
     documents = [p["PolicyDocument"] for p in resources[role]["Properties"].get("Policies", [])]
     documents += [
@@ -176,8 +177,12 @@ USED_OFF_THE_HAPPY_PATH = {
     # the failure path (test_mark_failed_without_its_permission_...)
     ("MarkFailedRole", "dynamodb:UpdateItem", "RegistryTable"),
     ("MarkFailedRole", "dynamodb:GetItem", "LockTable"),
-    # the on-failure destination (test_a_consumer_without_put_item_...)
-    ("ConsumerRole", "sqs:SendMessage", "DeadLetterQueue"),
+    # the on-failure destination, written with the consumer's role (test_a_consumer_without_...)
+    ("ConsumerRole", "s3:PutObject", "failedbatchesbucket"),
+    ("ConsumerRole", "s3:ListBucket", "failedbatchesbucket"),
+    # executions ended past their Catch (tests/local/test_local_run_execution_end.py)
+    ("ExecutionEndedRole", "dynamodb:UpdateItem", "RegistryTable"),
+    ("ExecutionEndedRole", "dynamodb:DeleteItem", "LockTable"),
 }
 
 
@@ -258,6 +263,18 @@ def test_a_consumer_without_put_item_never_applies_and_reports_the_batch(tmp_pat
     aws = seen["aws"]
     assert aws.kinesis.discarded, "the failed batch went to the on-failure destination"
     assert any("is not authorized to perform: dynamodb:PutItem" in d for d in aws.iam.denied)
+
+
+def test_a_consumer_that_cannot_write_the_failed_batches_bucket_loses_the_delivery(tmp_path):
+    # Lambda writes the S3 on-failure destination with the function's execution role:
+    # https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html
+    failing = template_without("ConsumerRole", "dynamodb:PutItem", tmp_path)  # batches fail
+    template = template_without("ConsumerRole", "s3:PutObject", tmp_path, source=failing)
+    upload, seen = run(tmp_path, template, parameters={"ConsumerMaxRetries": "0"})
+    aws = seen["aws"]
+    assert seen["target"] == []
+    assert aws.kinesis.delivery_failures, "the delivery to the bucket was refused"
+    assert "is not authorized to perform: s3:PutObject" in aws.kinesis.delivery_failures[0]
 
 
 @pytest.mark.parametrize("action", ["kinesis:ListShards", "kinesis:GetRecords"])

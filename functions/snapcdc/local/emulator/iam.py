@@ -188,7 +188,8 @@ class Authorizer:
         key = (role_arn, action, resource)
         decision = self.decisions.get(key)
         if decision is None:
-            decision = evaluate(self.role_policies(role_arn), action, resource)
+            account = role_arn.split(":")[4]
+            decision = evaluate(self.role_policies(role_arn), action, resource, account)
             with self._lock:
                 self.decisions[key] = decision
         return decision

@@ -14,9 +14,13 @@
 moto ships an evaluator (``moto.iam.access_control.IAMPolicy``) but it is not good enough to
 stand in for AWS here: it reads ``?`` and ``.`` in patterns as regular-expression syntax, matches
 actions case-sensitively, treats a ``NotResource`` statement as matching every resource, and turns
-an ``Allow`` whose condition does not hold into a deny. What this stack's policies do not use
-(conditions, policy variables, a ``Principal`` in an identity policy) is refused with an error
-rather than guessed.
+an ``Allow`` whose condition does not hold into a deny. Conditions are evaluated only for
+``StringEquals`` on the resource-account keys (``aws:ResourceAccount``, ``s3:ResourceAccount``:
+the account that owns the resource, which Lambda's S3 on-failure destination asks policies to pin,
+https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html,
+https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-resourceaccount);
+a statement with any other condition, a policy variable or a ``Principal`` is refused with an
+error rather than guessed.
 
 >>> doc = {"Statement": [{"Effect": "Allow", "Action": "s3:Get*", "Resource": "arn:aws:s3:::b/*"}]}
 >>> evaluate([doc], "s3:GetObject", "arn:aws:s3:::b/k").name
@@ -83,17 +87,57 @@ def _element_applies(
     return hit if key == positive else not hit
 
 
-def statement_applies(statement: Mapping[str, Any], action: str, resource: str) -> bool:
-    """Whether one identity-policy statement covers ``action`` on ``resource``."""
-    for unsupported in ("Condition", "Principal", "NotPrincipal"):
+# Condition keys this evaluator knows, each with how its value follows from the request.
+RESOURCE_ACCOUNT_KEYS = ("aws:resourceaccount", "s3:resourceaccount")
+
+
+def resource_account(resource: str, account: str) -> str:
+    """The account owning ``resource``: the ARN's account field, or ``account`` where the ARN has
+    none (S3 bucket and object ARNs; every emulated bucket belongs to the emulated account).
+
+    >>> resource_account("arn:aws:s3:::b/k", "111122223333")
+    '111122223333'
+    >>> resource_account("arn:aws:dynamodb:us-east-1:444455556666:table/t", "111122223333")
+    '444455556666'
+    """
+    parts = resource.split(":", 5)
+    return parts[4] if len(parts) > 4 and parts[4] else account
+
+
+def condition_holds(statement: Mapping[str, Any], resource: str, account: str) -> bool:
+    """Whether the statement's ``Condition`` (if any) holds for a request on ``resource``."""
+    condition = statement.get("Condition")
+    if condition is None:
+        return True
+    if not isinstance(condition, Mapping) or set(condition) != {"StringEquals"}:
+        raise UnsupportedPolicy(
+            f"Condition in an identity-based policy is not emulated: {statement!r}"
+        )
+    for key, expected in condition["StringEquals"].items():
+        if key.lower() not in RESOURCE_ACCOUNT_KEYS:
+            raise UnsupportedPolicy(f"condition key {key!r} is not emulated: {statement!r}")
+        values = [expected] if isinstance(expected, str) else list(expected)
+        if resource_account(resource, account) not in values:
+            return False
+    return True
+
+
+def statement_applies(
+    statement: Mapping[str, Any], action: str, resource: str, account: str = ""
+) -> bool:
+    """Whether one identity-policy statement covers ``action`` on ``resource`` for a principal of
+    ``account``."""
+    for unsupported in ("Principal", "NotPrincipal"):
         if unsupported in statement:
             raise UnsupportedPolicy(
                 f"{unsupported} in an identity-based policy is not emulated: {statement!r}"
             )
     if statement.get("Effect") not in ("Allow", "Deny"):
         raise UnsupportedPolicy(f"Effect must be Allow or Deny: {statement!r}")
-    return _element_applies(statement, "Action", action, True) and _element_applies(
-        statement, "Resource", resource, False
+    return (
+        _element_applies(statement, "Action", action, True)
+        and _element_applies(statement, "Resource", resource, False)
+        and condition_holds(statement, resource, account)
     )
 
 
@@ -104,12 +148,14 @@ def statements(document: Mapping[str, Any] | str) -> list[Mapping[str, Any]]:
     return [found] if isinstance(found, Mapping) else list(found)
 
 
-def evaluate(documents: Iterable[Mapping[str, Any] | str], action: str, resource: str) -> Decision:
-    """The decision of a principal's identity-based policies for one request."""
+def evaluate(
+    documents: Iterable[Mapping[str, Any] | str], action: str, resource: str, account: str = ""
+) -> Decision:
+    """The decision of the identity-based policies of a principal of ``account`` for one request."""
     allowed = False
     for document in documents:
         for statement in statements(document):
-            if statement_applies(statement, action, resource):
+            if statement_applies(statement, action, resource, account):
                 if statement["Effect"] == "Deny":
                     return Decision.EXPLICIT_DENY
                 allowed = True
