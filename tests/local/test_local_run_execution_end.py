@@ -22,7 +22,7 @@ from datasets import write_config, write_export
 
 V1 = [[str(i), f"name {i}", str(i)] for i in range(1, 5)]
 V2 = [[str(i), f"renamed {i}", str(i * 10)] for i in range(1, 5)]
-TABLES = ("aborted", "timedout", "throttled")
+TABLES = ("aborted", "timedout", "throttled", "unpermitted")
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +180,49 @@ def test_athena_throttling_is_retried_and_the_version_succeeds(stack):
     ]
     assert [f["error"] for f in failures] == ["AthenaThrottled"]
     assert "TooManyRequestsException" in failures[0]["cause"] or "throttled" in failures[0]["cause"]
+
+
+def test_execution_ended_needs_its_registry_grant(stack):
+    """The deployed ExecutionEndedRole less dynamodb:UpdateItem: the emulation refuses the write
+    as AWS would, so the aborted upload is not recorded FAILED (and the lock stays: the function
+    failed before releasing it; its lease is what frees the table then)."""
+    from moto.iam.models import iam_backends
+
+    aws, _ = stack
+    backend = iam_backends[aws.iam.where.account]["global"]
+    role = backend.get_role_by_arn(
+        aws.client("lambda").get_function(
+            FunctionName=aws.stack.physical_id("ExecutionEndedFunction")
+        )["Configuration"]["Role"]
+    )
+    [(name, document)] = role.policies.items()
+    policy = json.loads(document) if isinstance(document, str) else document
+    reduced = {
+        **policy,
+        "Statement": [s for s in policy["Statement"] if "dynamodb:UpdateItem" not in s["Action"]],
+    }
+    assert reduced["Statement"] != policy["Statement"]
+    role.policies[name] = json.dumps(reduced)
+    aws.iam.decisions.clear()
+    try:
+        with HeldPublish(aws, "unpermitted") as publish:
+            upload = start(stack, "unpermitted", "V1")
+            assert publish.entered.wait(60)
+            arn = running_execution(aws, "unpermitted")
+            aws.client("stepfunctions").stop_execution(executionArn=arn, error="Operator")
+            publish.released.set()
+            result = finish(stack, upload)
+    finally:
+        role.policies[name] = document
+        aws.iam.decisions.clear()
+    _, run = stack
+    record = run.registry.find_upload(
+        result.table_id, result.key, result.sequencer,
+        table_name=run.outputs["RegistryTableName"],
+    )  # fmt: skip
+    assert record["status"] == "RUNNING"  # the local run reports it FAILED from the execution
+    assert any(
+        "is not authorized to perform: dynamodb:UpdateItem" in denial and "ExecutionEnded" in denial
+        for denial in aws.iam.denied
+    )
+    assert lock_of(aws, "unpermitted")["held_by"]["S"] == arn

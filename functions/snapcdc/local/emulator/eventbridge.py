@@ -198,7 +198,13 @@ class EventBridgeBridge:
 
         def run() -> None:
             try:
-                delivery.error = invoke_function(delivery.target_arn, delivery.input or "", region)
+                # EventBridge itself invokes the function, authorised by the function's
+                # resource-based policy (not emulated), never by the caller that emitted the
+                # event (this thread inherits, say, the state machine's role).
+                with iam.acting(None):
+                    delivery.error = invoke_function(
+                        delivery.target_arn, delivery.input or "", region
+                    )
             except Exception as exc:  # recorded like a failed delivery
                 delivery.error = f"{type(exc).__name__}: {exc}"
             if delivery.error:
