@@ -8,6 +8,7 @@ against the ARNs the handlers really touched.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,16 @@ from snapcdc.local.emulator.iam_policy import Decision, evaluate
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "cfn.yaml"
 ASL = REPO / "state_machine.asl.json"
+
+
+def asl_states(states: dict | None = None):
+    """Every state of the state machine definition, Map iterations' states included."""
+    states = json.loads(ASL.read_text())["States"] if states is None else states
+    for name, state in states.items():
+        yield name, state
+        if state["Type"] == "Map":
+            yield from asl_states(state["ItemProcessor"]["States"])
+
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from stacktemplate import ASL
+from stacktemplate import ASL, asl_states
 
 DEFINITION = json.loads(ASL.read_text())
 
@@ -24,18 +24,10 @@ LAMBDA_TRANSIENT = {
 }
 
 
-def all_states(states=None):
-    states = DEFINITION["States"] if states is None else states
-    for name, state in states.items():
-        yield name, state
-        if state["Type"] == "Map":
-            yield from all_states(state["ItemProcessor"]["States"])
-
-
 def lambda_tasks():
     return {
         name: state
-        for name, state in all_states()
+        for name, state in asl_states()
         if state["Type"] == "Task" and state["Resource"].endswith("FunctionArn}")
     }
 

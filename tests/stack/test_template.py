@@ -13,21 +13,13 @@ from dataclasses import fields
 
 import pytest
 from harness import PHYSICAL, STACK, function_environment
-from stacktemplate import ASL, Call
+from stacktemplate import ASL, Call, asl_states
 
 from snapcdc.handlers import HANDLERS
 from snapcdc.settings import Settings
 
 DEFINITION = json.loads(ASL.read_text())
 SM_PROPS = STACK.resources["StateMachine"]["Properties"]
-
-
-def all_states(states=None):
-    states = DEFINITION["States"] if states is None else states
-    for name, state in states.items():
-        yield name, state
-        if state["Type"] == "Map":
-            yield from all_states(state["ItemProcessor"]["States"])
 
 
 def test_every_placeholder_is_substituted_and_every_substitution_used():
@@ -69,7 +61,7 @@ def test_all_functions_share_one_environment_that_settings_understands():
 def test_every_lambda_task_invokes_a_function_the_state_machine_may_invoke():
     substitutions = STACK.resolve(SM_PROPS["DefinitionSubstitutions"])
     lambda_tasks = [
-        s for _, s in all_states() if s["Type"] == "Task" and "FunctionArn" in s["Resource"]
+        s for _, s in asl_states() if s["Type"] == "Task" and "FunctionArn" in s["Resource"]
     ]
     assert lambda_tasks
     for state in lambda_tasks:
@@ -80,7 +72,7 @@ def test_every_lambda_task_invokes_a_function_the_state_machine_may_invoke():
 def test_dynamodb_tasks_are_granted_on_the_lock_table():
     lock_arn = PHYSICAL["LockTable"]["Arn"]
     tasks = [
-        s for _, s in all_states() if s.get("Resource", "").startswith("arn:aws:states:::dynamodb:")
+        s for _, s in asl_states() if s.get("Resource", "").startswith("arn:aws:states:::dynamodb:")
     ]
     assert {t["Resource"].rsplit(":", 1)[1] for t in tasks} == {"putItem", "deleteItem"}
     for task in tasks:
@@ -98,7 +90,7 @@ def test_every_task_is_caught_by_itself_or_its_map():
         if state["Type"] in ("Task", "Map"):
             assert state.get("Catch"), f"{name} has no Catch"
     # everything failing ends in the Fail states through MarkFailed
-    targets = {c["Next"] for _, s in all_states() for c in s.get("Catch", [])}
+    targets = {c["Next"] for _, s in asl_states() for c in s.get("Catch", [])}
     assert targets <= {"MarkFailed", "LockBusy", "Unrouted", "Done", "Failed", "FailedUnrecorded"}
 
 
