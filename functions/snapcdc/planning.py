@@ -138,7 +138,7 @@ def plan_upload(
     config = read_table_config(s3, bucket, ref)
     if completion(config, ref) != "version":
         raise ContractError(
-            f"{ref.key} is one part of a multi-part version (complete_on \"manifest\" in "
+            f'{ref.key} is one part of a multi-part version (complete_on "manifest" in '
             f"{ref.config_key}): its version starts when {MANIFEST_FILE} arrives"
         )
     manifest = read_manifest(s3, bucket, ref) if ref.is_manifest else None
@@ -214,9 +214,7 @@ def plan_upload(
     return plan
 
 
-def version_header(
-    s3: Any, bucket: str, keys: list[str], config: TableConfig
-) -> list[str] | None:
+def version_header(s3: Any, bucket: str, keys: list[str], config: TableConfig) -> list[str] | None:
     """The header row every file of the version starts with (Athena's skip.header.line.count
     skips the first line of each file, https://docs.aws.amazon.com/athena/latest/ug/csv-serde.html),
     or None without header rows; parts whose headers differ fail naming the first that does."""

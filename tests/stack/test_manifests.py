@@ -106,7 +106,10 @@ def test_plan_reads_exactly_the_listed_parts(aws):
             {"files": [{"name": "part-0000.csv.gz", "size": 3}, "part-0001.csv.gz"]},
             "part part-0000.csv.gz is ",
         ),
-        ({"files": ["part-0000.csv.gz", "part-0000.csv.gz"]}, "lists part 'part-0000.csv.gz' twice"),
+        (
+            {"files": ["part-0000.csv.gz", "part-0000.csv.gz"]},
+            "lists part 'part-0000.csv.gz' twice",
+        ),
         ({"files": ["../x/part.csv.gz"]}, "part '../x/part.csv.gz' must be a file name"),
         ({"files": []}, "files must be a non-empty list"),
         ({"files": ["part-0000.csv.gz"], "rows": -1}, "rows must be a non-negative integer"),
@@ -147,4 +150,3 @@ def test_a_rows_total_that_does_not_match_fails_the_check_with_both_numbers(aws)
         aws.invoke("check", {"status": status, "query": query, "table_id": "t", "version": "V1"})
     query["expected_rows"] = 3
     assert aws.invoke("check", {"status": status, "query": query}) == {"row_count": 3}
-

@@ -17,8 +17,6 @@ logger = Logger()
 @logger.inject_lambda_context
 def handler(event, context):
     settings = Settings.from_env().require("registry_table")
-    upload = register(
-        client("s3"), event["event"], event["execution_arn"], settings, utc_now()
-    )
+    upload = register(client("s3"), event["event"], event["execution_arn"], settings, utc_now())
     logger.info("registered", extra={"outcome": upload["outcome"], "key": upload["key"]})
     return upload
