@@ -19,7 +19,9 @@ A table's LOCATION must be a folder, and Athena reads every object under it
 applied version, a manifest or a ``.tmp`` would become rows. So every query reads its versions
 through ``"$path"``, the object each row came from
 (https://aws.amazon.com/premiumsupport/knowledge-center/find-s3-source-file-athena-table-row/),
-restricted to the files each version was applied from, recorded in the head as ``files``.
+restricted to the files each version was applied from, recorded in the head as ``files``. A
+multi-part version (``_manifest.json``, ``snapcdc.manifest``) is exactly the parts its manifest
+lists, each checked present (and of its size) before any statement is planned.
 
 Athena refuses a query string longer than 262,144 bytes, a quota that cannot be raised
 (https://repost.aws/knowledge-center/athena-query-string-length); a table too wide for one
