@@ -148,8 +148,9 @@ def delta_columns(prev: TableSchema, new: TableSchema) -> dict[str, object]:
     A column present on one side only compares as NULL on the other, so every row kept
     across a column change becomes an UPDATE carrying the new row's values.
 
-    Athena folds names to lowercase, so ``Name`` and ``name`` are the same column to the
-    join, yet the target stores each row under the spelling of the version that wrote it. When
+    Athena folds names to lowercase
+    (https://docs.aws.amazon.com/athena/latest/ug/tables-databases-columns-names.html), so
+    ``Name`` and ``name`` are the same column to the join, yet the target stores each row under the spelling of the version that wrote it. When
     a column's spelling changes (case only), ``respelled`` is true and every kept row is an
     UPDATE, so the whole target takes the new export's names instead of mixing both.
     """

@@ -14,13 +14,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from snapcdc.contract import ContractError, parse_export_key
+from snapcdc.contract import ContractError, ExportRef, TableConfig, parse_export_key
 from snapcdc.events import object_event, parse_key_parts
 from snapcdc.leases import iso, lease_expiry
 from snapcdc.manifest import completion
 from snapcdc.planning import read_table_config
 from snapcdc.registry import put_upload, upload_sk
 from snapcdc.settings import Settings
+
+
+def _table_config(s3: Any, bucket: str, ref: ExportRef) -> TableConfig | None:
+    """The table's configuration, or None when it is invalid: the version is then registered
+    and Plan fails it with the configuration's error, as for any other version."""
+    try:
+        return read_table_config(s3, bucket, ref)
+    except ContractError:
+        return None
 
 
 def register(
@@ -39,7 +48,8 @@ def register(
             )
         ref = parse_export_key(obj.key)
         tenant, table, version, file = ref.tenant, ref.table, ref.version, ref.file
-        if completion(read_table_config(s3, obj.bucket, ref), ref) == "part":
+        config = _table_config(s3, obj.bucket, ref)
+        if config is not None and completion(config, ref) == "part":
             return {"outcome": "part", "key": obj.key, "table_id": ref.table_id}
     except ContractError as exc:
         error = f"{exc} (object key {obj.key!r}, as the event delivered it)"
