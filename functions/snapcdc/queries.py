@@ -150,9 +150,10 @@ def delta_columns(prev: TableSchema, new: TableSchema) -> dict[str, object]:
 
     Athena folds names to lowercase
     (https://docs.aws.amazon.com/athena/latest/ug/tables-databases-columns-names.html), so
-    ``Name`` and ``name`` are the same column to the join, yet the target stores each row under the spelling of the version that wrote it. When
-    a column's spelling changes (case only), ``respelled`` is true and every kept row is an
-    UPDATE, so the whole target takes the new export's names instead of mixing both.
+    ``Name`` and ``name`` are the same column to the join, yet the target stores each row
+    under the spelling of the version that wrote it. When a column's spelling changes (case
+    only), ``respelled`` is true and every kept row is an UPDATE, so the whole target takes
+    the new export's names instead of mixing both.
     """
     if [k.lower() for k in prev.key] != [k.lower() for k in new.key]:
         raise ContractError(f"key changed from {list(prev.key)} to {list(new.key)}")
