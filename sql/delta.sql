@@ -2,7 +2,9 @@
   The operations that turn the previous version's rows into the new version's: one full outer
   join on the key, one row per changed key. Non-key columns are matched by name and compared
   NULL-safely; a column present on one side only compares as NULL, so when columns are added
-  or removed every kept row is an UPDATE and the target converges to the new shape.
+  or removed every kept row is an UPDATE and the target converges to the new shape. So is every
+  kept row when a column's spelling changed only in case (respelled): Athena folds names, the
+  target keeps each row's spelling.
   Output: op, then the new version's columns in file order; a DELETE carries the old values
   (NULL for a column the old version did not have).
   Each side reads exactly the files its version was applied from ("$path": Athena reads every
@@ -37,9 +39,13 @@ FULL OUTER JOIN (
 ) AS n
   ON {% for prev_name, new_name in key %}p.{{ prev_name | ident }} = n.{{ new_name | ident }}{% if not loop.last %} AND {% endif %}{% endfor %}
 
+{% if respelled %}
+{# a column's spelling changed: every kept row is an UPDATE #}
+{% else %}
 WHERE p._snapcdc_side IS NULL
   OR n._snapcdc_side IS NULL
 {% for prev_name, new_name in compared %}
   OR {% if prev_name is none %}NULL{% else %}p.{{ prev_name | ident }}{% endif %} IS DISTINCT FROM {% if new_name is none %}NULL{% else %}n.{{ new_name | ident }}{% endif %}
 
 {% endfor %}
+{% endif %}

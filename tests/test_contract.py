@@ -117,12 +117,31 @@ def test_resolve_with_a_header_row():
         config.resolve(None)
     with pytest.raises(ContractError, match="key column 'id' is not among"):
         config.resolve(["a", "b"])
-    with pytest.raises(ContractError, match="invalid column"):
+    with pytest.raises(ContractError, match="invalid column 'b c'.*name its columns"):
         config.resolve(["a", "b c"])
-    with pytest.raises(ContractError, match="does not match the configured columns"):
-        TableConfig(columns=("a", "b")).resolve(["a", "c"])
-    # a configured column list matches the header ignoring case
-    assert TableConfig(columns=("A", "B")).resolve(["a", "b"]).columns == ("a", "b")
+
+
+def test_configured_columns_name_the_header_fields():
+    """With ``columns``, the header is only counted: headers Athena cannot take then load."""
+    config = TableConfig(columns=("contact_phone", "email"))
+    schema = config.resolve(["Contact Phone", "e-mail"])
+    assert schema == TableSchema(("contact_phone", "email"), ("contact_phone",))
+    assert TableConfig(columns=("A", "B")).resolve(["a", "b"]).columns == ("A", "B")
+    too_many = r"header row has 3 field\(s\).*configured columns are 2"
+    with pytest.raises(ContractError, match=too_many):
+        config.resolve(["Contact Phone", "e-mail", "x"])
+    # without columns, the reason says which option fixes it
+    with pytest.raises(ContractError, match=r"invalid column 'Contact Phone'.*\"columns\""):
+        TableConfig().resolve(["Contact Phone", "e-mail"])
+
+
+def test_complete_on():
+    assert TableConfig().complete_on == "file"
+    config = TableConfig.from_json('{"complete_on": "manifest"}')
+    assert config.complete_on == "manifest"
+    assert TableConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ContractError, match="complete_on must be one of"):
+        TableConfig.from_json('{"complete_on": "marker"}')
 
 
 def test_schema():

@@ -59,8 +59,11 @@ TEXT_COLUMNS = frozenset({"duplicate_sample", *(limit[1] for limit in SIZE_LIMIT
 SHOWN_KEY_CHARS = 60
 
 
-def evaluate(row: list[str | None]) -> dict[str, int]:
-    """Raise ExportCheckFailed naming every problem found; else return the row count."""
+def evaluate(row: list[str | None], expected_rows: int | None = None) -> dict[str, int]:
+    """Raise ExportCheckFailed naming every problem found; else return the row count.
+
+    ``expected_rows``: the ``rows`` of a multi-part version's manifest (``snapcdc.manifest``).
+    """
     if len(row) != len(CHECK_COLUMNS):
         raise ResultFormatError(f"check result has {len(row)} columns, expected {CHECK_COLUMNS}")
     values = dict(zip(CHECK_COLUMNS, row, strict=True))
@@ -84,6 +87,10 @@ def evaluate(row: list[str | None]) -> dict[str, int]:
                 f"row with key {key} is up to {counts[size_column]:,} bytes {what}; "
                 f"{allowed} ({url})"
             )
+    if expected_rows is not None and counts["row_count"] != expected_rows:
+        problems.append(
+            f"the export has {counts['row_count']:,} row(s), its manifest says {expected_rows:,}"
+        )
     if problems:
         raise ExportCheckFailed("export check failed: " + "; ".join(problems))
     return {"row_count": counts["row_count"]}
@@ -107,7 +114,9 @@ def _count(value: str | None, name: str) -> int:
         raise ResultFormatError(f"check result {name} is not a number: {value!r}") from None
 
 
-def evaluate_result(s3: Any, output_location: str) -> dict[str, int]:
+def evaluate_result(
+    s3: Any, output_location: str, expected_rows: int | None = None
+) -> dict[str, int]:
     """Read the check's (one-row) result file and judge it."""
     records = read_all(s3, output_location)
     if len(records) != 2:
@@ -117,4 +126,4 @@ def evaluate_result(s3: Any, output_location: str) -> dict[str, int]:
     header = [(h or "").lower() for h in records[0]]
     if header != list(CHECK_COLUMNS):
         raise ResultFormatError(f"check result columns {header}, expected {list(CHECK_COLUMNS)}")
-    return evaluate(records[1])
+    return evaluate(records[1], expected_rows)

@@ -37,6 +37,9 @@ FILE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}")
 
 EXPORT_SUFFIX = ".csv.gz"
 TABLE_CONFIG_FILE = "_table.json"
+# A multi-part version's completion marker (``complete_on: "manifest"``, see snapcdc.manifest).
+MANIFEST_FILE = "_manifest.json"
+COMPLETE_ON = ("file", "manifest")
 
 
 class ContractError(ValueError):
@@ -125,6 +128,10 @@ class ExportRef:
         return f"{self.version_prefix}{self.file}"
 
     @property
+    def is_manifest(self) -> bool:
+        return self.file == MANIFEST_FILE
+
+    @property
     def config_key(self) -> str:
         return table_config_key(self.tenant, self.table)
 
@@ -154,6 +161,8 @@ def parse_export_key(key: str) -> ExportRef:
     validate_name(tenant, "tenant")
     validate_name(table, "table")
     validate_version(version)
+    if file == MANIFEST_FILE:
+        return ExportRef(tenant, table, version, file)
     _check(FILE_RE, file, "file name", "letters, digits, '_', '-' and '.'")
     if not file.endswith(EXPORT_SUFFIX):
         raise ContractError(f"export file {file!r} does not end in {EXPORT_SUFFIX}")
@@ -167,12 +176,17 @@ _SINGLE_CHAR_OPTIONS = ("delimiter", "quote", "escape")
 class TableConfig:
     """A table's ``_table.json``; every field optional.
 
-    - ``columns``: column names in file order (required when ``header`` is false; with a
-      header row the columns are read from it, and a configured list must match it).
+    - ``columns``: column names in file order (required when ``header`` is false). With a
+      header row and no ``columns``, the header names the columns; with ``columns``, the header
+      row is only checked to have as many fields and the columns take the configured names
+      (so a header such as ``Contact Phone`` or ``e-mail`` can be loaded).
     - ``key``: key columns (composite keys allowed); default: the first column.
     - ``delimiter`` (default ``,``), ``quote`` (default ``"``), ``escape`` (default none: a
       quote inside a quoted field is doubled), each a single character.
     - ``header`` (default true): the first line of each file names the columns.
+    - ``complete_on`` (default ``"file"``): ``"file"``, each ``.csv.gz`` is a version;
+      ``"manifest"``, a version is complete when its ``_manifest.json`` arrives and is the
+      parts that manifest lists (``snapcdc.manifest``).
     """
 
     columns: tuple[str, ...] | None = None
@@ -181,6 +195,7 @@ class TableConfig:
     quote: str = '"'
     escape: str | None = None
     header: bool = True
+    complete_on: str = "file"
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -200,6 +215,10 @@ class TableConfig:
             raise ContractError(f"delimiter and quote must differ, both are {self.delimiter!r}")
         if not isinstance(self.header, bool):
             raise ContractError(f"header must be true or false, got {self.header!r}")
+        if self.complete_on not in COMPLETE_ON:
+            raise ContractError(
+                f"complete_on must be one of {list(COMPLETE_ON)}, got {self.complete_on!r}"
+            )
         if not self.header and self.columns is None:
             raise ContractError("a table without a header row must declare its columns")
         if self.columns is not None and self.key is not None:
@@ -212,6 +231,7 @@ class TableConfig:
                 f"table configuration must be a JSON object, got {type(raw).__name__}"
             )
         known = {"columns", "key", "delimiter", "quote", "escape", "header"}
+        known |= {"complete_on"}
         unknown = sorted(set(raw) - known)
         if unknown:
             raise ContractError(
@@ -241,6 +261,7 @@ class TableConfig:
             "quote": self.quote,
             "escape": self.escape,
             "header": self.header,
+            "complete_on": self.complete_on,
         }
 
     def resolve(self, header_columns: list[str] | tuple[str, ...] | None = None) -> TableSchema:
@@ -248,19 +269,31 @@ class TableConfig:
         if self.header:
             if header_columns is None:
                 raise ContractError("the table has a header row but none was read")
-            columns = validate_columns(list(header_columns), "header row")
-            if self.columns is not None and [c.lower() for c in self.columns] != [
-                c.lower() for c in columns
-            ]:
-                raise ContractError(
-                    f"header row {list(columns)} does not match the configured columns "
-                    f"{list(self.columns)}"
-                )
+            columns = self._header_columns(list(header_columns))
         else:
             assert self.columns is not None  # enforced in __post_init__
             columns = self.columns
         key = self.key or (columns[0],)
         return TableSchema(columns=columns, key=check_key(key, columns))
+
+    def _header_columns(self, header: list[str]) -> tuple[str, ...]:
+        """The columns of an export with a header row: ``columns`` when configured (the header
+        only has to have as many fields), else the header's names, which must be legal."""
+        if self.columns is not None:
+            if len(header) != len(self.columns):
+                raise ContractError(
+                    f"the header row has {len(header)} field(s) {header}, the configured "
+                    f"columns are {len(self.columns)}: {list(self.columns)}"
+                )
+            return self.columns
+        try:
+            return validate_columns(header, "header row")
+        except ContractError as exc:
+            raise ContractError(
+                f"{exc}; to load this export, name its columns in the table's "
+                f'{TABLE_CONFIG_FILE}, e.g. {{"columns": [...]}} with one legal name per '
+                "header field: the header row is then skipped after checking its field count"
+            ) from None
 
 
 def check_key(key: tuple[str, ...], columns: tuple[str, ...]) -> tuple[str, ...]:

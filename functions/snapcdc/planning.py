@@ -19,7 +19,9 @@ A table's LOCATION must be a folder, and Athena reads every object under it
 applied version, a manifest or a ``.tmp`` would become rows. So every query reads its versions
 through ``"$path"``, the object each row came from
 (https://aws.amazon.com/premiumsupport/knowledge-center/find-s3-source-file-athena-table-row/),
-restricted to the files each version was applied from, recorded in the head as ``files``.
+restricted to the files each version was applied from, recorded in the head as ``files``. A
+multi-part version (``_manifest.json``, ``snapcdc.manifest``) is exactly the parts its manifest
+lists, each checked present (and of its size) before any statement is planned.
 
 Athena refuses a query string longer than 262,144 bytes, a quota that cannot be raised
 (https://repost.aws/knowledge-center/athena-query-string-length); a table too wide for one
@@ -37,6 +39,7 @@ from botocore.exceptions import ClientError
 
 from snapcdc import queries
 from snapcdc.contract import (
+    MANIFEST_FILE,
     ContractError,
     ExportRef,
     TableConfig,
@@ -45,6 +48,7 @@ from snapcdc.contract import (
     glue_database,
     parse_export_key,
 )
+from snapcdc.manifest import completion, read_manifest, version_parts
 from snapcdc.resultcsv import parse_s3_uri
 
 HEADER_RANGE_BYTES = 64 * 1024
@@ -134,12 +138,18 @@ def plan_upload(
             "queries": [],
         }
     config = read_table_config(s3, bucket, ref)
-    header = read_header(s3, bucket, ref.key, config) if config.header else None
-    schema = config.resolve(header)
+    if completion(config, ref) != "version":
+        raise ContractError(
+            f'{ref.key} is one part of a multi-part version (complete_on "manifest" in '
+            f"{ref.config_key}): its version starts when {MANIFEST_FILE} arrives"
+        )
+    manifest = read_manifest(s3, bucket, ref) if ref.is_manifest else None
+    keys = version_parts(s3, bucket, ref, manifest) if manifest else [ref.key]
+    schema = config.resolve(version_header(s3, bucket, keys, config))
     database = glue_database(database_prefix, ref.tenant)
     table = export_table_name(ref.table, ref.version)
     location = f"s3://{bucket}/{ref.version_prefix}"
-    files = [f"s3://{bucket}/{ref.key}"]
+    files = [f"s3://{bucket}/{key}" for key in keys]
     statements = [
         ("create_database", "ddl", queries.create_database(database)),
         ("drop_new_table", "ddl", queries.drop_export_table(database, table)),
@@ -150,6 +160,7 @@ def plan_upload(
         ),
     ]
     plan: dict[str, Any] = {
+        "expected_rows": manifest.rows if manifest else None,
         "database": database,
         "table": table,
         "location": location,
@@ -198,7 +209,28 @@ def plan_upload(
         statement(s3, index, name, kind, sql, sql_prefix)
         for index, (name, kind, sql) in enumerate(statements)
     ]
+    for query in plan["queries"]:
+        if query["kind"] == "check":
+            # the manifest's row count, judged with the export check (snapcdc.checking)
+            query["expected_rows"] = plan["expected_rows"]
     return plan
+
+
+def version_header(s3: Any, bucket: str, keys: list[str], config: TableConfig) -> list[str] | None:
+    """The header row every file of the version starts with (Athena's skip.header.line.count
+    skips the first line of each file, https://docs.aws.amazon.com/athena/latest/ug/csv-serde.html),
+    or None without header rows; parts whose headers differ fail naming the first that does."""
+    if not config.header:
+        return None
+    first = read_header(s3, bucket, keys[0], config)
+    for key in keys[1:]:
+        header = read_header(s3, bucket, key, config)
+        if header != first:
+            raise ContractError(
+                f"the header row of {key} is {header}, the version's first part {keys[0]} "
+                f"has {first}; every part must start with the same header row"
+            )
+    return first
 
 
 def applied_files(head: dict[str, Any]) -> list[str]:

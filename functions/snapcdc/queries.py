@@ -147,6 +147,13 @@ def delta_columns(prev: TableSchema, new: TableSchema) -> dict[str, object]:
 
     A column present on one side only compares as NULL on the other, so every row kept
     across a column change becomes an UPDATE carrying the new row's values.
+
+    Athena folds names to lowercase
+    (https://docs.aws.amazon.com/athena/latest/ug/tables-databases-columns-names.html), so
+    ``Name`` and ``name`` are the same column to the join, yet the target stores each row
+    under the spelling of the version that wrote it. When a column's spelling changes (case
+    only), ``respelled`` is true and every kept row is an UPDATE, so the whole target takes
+    the new export's names instead of mixing both.
     """
     if [k.lower() for k in prev.key] != [k.lower() for k in new.key]:
         raise ContractError(f"key changed from {list(prev.key)} to {list(new.key)}")
@@ -157,7 +164,11 @@ def delta_columns(prev: TableSchema, new: TableSchema) -> dict[str, object]:
     for folded in list(new_by) + [f for f in prev_by if f not in new_by]:
         if folded not in keys:
             compared.append((prev_by.get(folded), new_by.get(folded)))
+    respelled = sorted(
+        f"{prev_by[f]} -> {new_by[f]}" for f in new_by if f in prev_by and prev_by[f] != new_by[f]
+    )
     return {
+        "respelled": respelled,
         "key": [(prev_by[k.lower()], k) for k in new.key],
         "compared": compared,
         # output columns: the new version's, each with its name on the previous side (or None)

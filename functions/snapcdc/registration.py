@@ -3,6 +3,10 @@
 An object whose key breaks the contract still gets a record (status FAILED, the ContractError
 message as ``error``), filed under the raw key's first two parts, so the uploader can find out
 why nothing happened.
+
+One part of a multi-part version (``complete_on: "manifest"``, ``snapcdc.manifest``) gets no
+record at all: outcome ``part``, and its execution ends at once; the version's manifest is what
+registers and runs the version.
 """
 
 from __future__ import annotations
@@ -10,18 +14,29 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from snapcdc.contract import ContractError, parse_export_key
+from snapcdc.contract import ContractError, ExportRef, TableConfig, parse_export_key
 from snapcdc.events import object_event, parse_key_parts
 from snapcdc.leases import iso, lease_expiry
+from snapcdc.manifest import completion
+from snapcdc.planning import read_table_config
 from snapcdc.registry import put_upload, upload_sk
 from snapcdc.settings import Settings
 
 
+def _table_config(s3: Any, bucket: str, ref: ExportRef) -> TableConfig | None:
+    """The table's configuration, or None when it is invalid: the version is then registered
+    and Plan fails it with the configuration's error, as for any other version."""
+    try:
+        return read_table_config(s3, bucket, ref)
+    except ContractError:
+        return None
+
+
 def register(
-    event: dict[str, Any], execution_arn: str, settings: Settings, now: datetime
+    s3: Any, event: dict[str, Any], execution_arn: str, settings: Settings, now: datetime
 ) -> dict[str, Any]:
-    """Returns the upload (what later steps need) with ``outcome``:
-    ``registered``, ``rejected`` (bad key, FAILED record written) or ``duplicate``."""
+    """Returns the upload (what later steps need) with ``outcome``: ``registered``,
+    ``rejected`` (bad key, FAILED record written), ``duplicate`` or ``part`` (no record)."""
     obj = object_event(event)
     tenant, table, version, file = parse_key_parts(obj.key)
     error = None
@@ -33,6 +48,9 @@ def register(
             )
         ref = parse_export_key(obj.key)
         tenant, table, version, file = ref.tenant, ref.table, ref.version, ref.file
+        config = _table_config(s3, obj.bucket, ref)
+        if config is not None and completion(config, ref) == "part":
+            return {"outcome": "part", "key": obj.key, "table_id": ref.table_id}
     except ContractError as exc:
         error = f"{exc} (object key {obj.key!r}, as the event delivered it)"
     upload = {

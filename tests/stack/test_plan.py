@@ -203,7 +203,10 @@ def test_long_header_spanning_several_ranged_reads(aws, monkeypatch):
             "unknown table configuration option(s) ['sep']",
         ),
         ({"key": ["nope"]}, "key column 'nope' is not among the columns ['id', 'v']"),
-        ({"columns": ["id", "w"]}, "header row ['id', 'v'] does not match the configured columns"),
+        (
+            {"columns": ["id", "v", "w"]},
+            "the header row has 2 field(s) ['id', 'v'], the configured columns are 3",
+        ),
     ],
 )
 def test_bad_configuration_fails_with_a_clear_message(aws, config, message):

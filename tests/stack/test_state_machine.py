@@ -272,3 +272,23 @@ def test_failed_check_fails_the_version_before_anything_is_published(aws, pipeli
     assert record["error"] == "ExportCheckFailed: export check failed: 1 duplicate key(s), e.g. PK1"
     assert get_head("tenant/test_table") is None
     assert aws.dynamodb.scan(TableName="locks")["Items"] == []
+
+
+def test_a_part_of_a_multi_part_version_ends_at_once_without_a_record(aws, pipeline):
+    """complete_on manifest: a part's execution ends in AwaitingManifest; nothing registered,
+    no lock taken; the version's manifest is what runs it."""
+    aws.s3.put_object(
+        Bucket="imports",
+        Key="tenant/parts/_table.json",
+        Body=json.dumps({"complete_on": "manifest"}),
+    )
+    event = aws.put_export("tenant/parts/V1/part-0000.csv.gz", "id,v\n1,a\n")
+
+    pipeline(event, "event-part")
+    child = child_of(pipeline, event)
+
+    assert child["status"] == "SUCCEEDED"
+    states = history_states(pipeline.sfn, child["executionArn"])
+    assert states[-1] == "AwaitingManifest" and "InitLock" not in states
+    assert list_uploads("tenant/parts") == []
+    assert aws.dynamodb.scan(TableName="locks")["Items"] == []

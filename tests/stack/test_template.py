@@ -128,12 +128,28 @@ def test_permission_check_notices_a_missing_grant():
     )
 
 
-def test_rule_sends_csv_gz_objects_of_the_import_bucket_to_the_state_machine():
+def test_rule_sends_exports_and_manifests_of_the_import_bucket_to_the_state_machine():
+    from moto.events.models import EventPattern
+
     rule = STACK.resources["ExportCreatedRule"]["Properties"]
     pattern = STACK.resolve(rule["EventPattern"])
     assert pattern["source"] == ["aws.s3"] and pattern["detail-type"] == ["Object Created"]
     assert pattern["detail"]["bucket"]["name"] == ["imports"]
-    assert pattern["detail"]["object"]["key"] == [{"suffix": ".csv.gz"}]
+    matcher = EventPattern.load(json.dumps(pattern))
+
+    def matches(key: str, bucket: str = "imports") -> bool:
+        event = {
+            "source": "aws.s3",
+            "detail-type": "Object Created",
+            "detail": {"bucket": {"name": bucket}, "object": {"key": key}},
+        }
+        return matcher.matches_event(event)
+
+    assert matches("t/x/V1/export.csv.gz") and matches("t/x/V1/part-0001.csv.gz")
+    assert matches("t/x/V1/_manifest.json")  # a multi-part version's completion marker
+    for ignored in ("t/x/_table.json", "t/x/V1/part-0001.csv.gz.tmp", "t/x/V1/manifest.json"):
+        assert not matches(ignored), ignored
+    assert not matches("t/x/V1/export.csv.gz", bucket="elsewhere")
     [target] = rule["Targets"]
     assert target["Arn"] == {"Ref": "StateMachine"} and "InputTransformer" not in target
     assert STACK.is_granted("EventsRole", "states:StartExecution", PHYSICAL["StateMachine"]["Ref"])

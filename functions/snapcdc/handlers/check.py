@@ -1,6 +1,7 @@
 """Check: fail the version when the export check found problems (see ``snapcdc.checking``).
 
-Event: ``{"status": <the check statement's status>, "table_id": ..., "version": ...}``.
+Event: ``{"status": <the check statement's status>, "query": <the planned check statement>,
+"table_id": ..., "version": ...}``; the query's ``expected_rows`` is a manifest's row count.
 """
 
 from aws_lambda_powertools import Logger
@@ -13,6 +14,7 @@ logger = Logger()
 
 @logger.inject_lambda_context
 def handler(event, context):
-    result = evaluate_result(client("s3"), event["status"]["output_location"])
+    expected_rows = (event.get("query") or {}).get("expected_rows")
+    result = evaluate_result(client("s3"), event["status"]["output_location"], expected_rows)
     logger.info("export check passed", extra={**result, "table_id": event.get("table_id")})
     return result

@@ -4,9 +4,13 @@ The stack in ``cfn.yaml`` is deployed into the embedded AWS emulation
 (:class:`~snapcdc.local.emulator.Emulator`: moto in process, DuckDB doing Athena's work); then
 every file of DATA_DIR is uploaded to the import bucket like an export landing in S3.
 
-- ``_table.json`` files go first, then every ``*.csv.gz`` in key order, or in the order of
+- ``_table.json`` files go first, then every ``*.csv.gz`` and ``_manifest.json`` in key order,
+  a version's manifest after its parts (it completes the version), or in the order of
   ``--sequence FILE`` (one key relative to DATA_DIR per line, ``#`` comments; a key may repeat
   and is then uploaded again).
+- A part of a multi-part version (its table's ``_table.json`` in DATA_DIR says
+  ``complete_on: "manifest"``) is uploaded like an export but has no line of its own: it
+  starts nothing, the version's ``_manifest.json`` is the upload that is followed.
 - Each upload goes through the whole pipeline (S3 event, EventBridge, the state machine, Athena,
   Kinesis, the consumer) and everything has settled before the next upload starts.
   ``--concurrent`` uploads them all at once instead; the table locks then serialise the work.
@@ -45,7 +49,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from snapcdc.contract import EXPORT_SUFFIX, TABLE_CONFIG_FILE
+from snapcdc.contract import (
+    EXPORT_SUFFIX,
+    MANIFEST_FILE,
+    TABLE_CONFIG_FILE,
+    ContractError,
+    TableConfig,
+    parse_export_key,
+)
 from snapcdc.local.cli import CliError, Command
 
 log = logging.getLogger(__name__)
@@ -65,19 +76,28 @@ TERMINAL = ("SUCCEEDED", "SKIPPED", "FAILED")
 def plan_uploads(data_dir: Path, sequence: Path | None = None) -> list[str]:
     """The keys to upload, in order: every ``_table.json``, then the exports.
 
-    Exports are every ``*.csv.gz`` in key order, or the keys listed in ``sequence``.
+    Exports are every ``*.csv.gz`` and ``_manifest.json`` in key order, each manifest after the
+    other files of its folder, or the keys listed in ``sequence``.
     """
     if not data_dir.is_dir():
         raise CliError(f"data directory {data_dir} does not exist")
     files = sorted(p.relative_to(data_dir).as_posix() for p in data_dir.rglob("*") if p.is_file())
     configs = [k for k in files if k.rsplit("/", 1)[-1] == TABLE_CONFIG_FILE]
     if sequence is None:
-        exports = [k for k in files if k.endswith(EXPORT_SUFFIX)]
+        exports = sorted(
+            (k for k in files if is_export(k)),
+            key=lambda k: (k.rsplit("/", 1)[0], k.rsplit("/", 1)[-1] == MANIFEST_FILE, k),
+        )
     else:
         exports = read_sequence(sequence, data_dir)
     if not exports:
         raise CliError(f"no *{EXPORT_SUFFIX} exports found in {data_dir}")
     return configs + exports
+
+
+def is_export(key: str) -> bool:
+    """An object the pipeline starts on: an export or part, or a version's manifest."""
+    return key.endswith(EXPORT_SUFFIX) or key.rsplit("/", 1)[-1] == MANIFEST_FILE
 
 
 def read_sequence(sequence: Path, data_dir: Path) -> list[str]:
@@ -175,12 +195,31 @@ class LocalRun:
             )
         return self._rows[table_id]
 
+    def is_part(self, key: str) -> bool:
+        """Whether ``key`` is one part of a multi-part version, by its table's ``_table.json``
+        in DATA_DIR (the rule the pipeline applies, ``snapcdc.manifest.completion``); a key or
+        configuration the pipeline would refuse is followed as an upload, to show why."""
+        from snapcdc.manifest import completion
+
+        try:
+            ref = parse_export_key(key)
+            config_file = self.data_dir / ref.config_key
+            config = (
+                TableConfig.from_json(config_file.read_bytes())
+                if config_file.is_file()
+                else TableConfig()
+            )
+            return completion(config, ref) == "part"
+        except ContractError:
+            return False
+
     def put(self, key: str) -> Upload | None:
-        """Upload one file; exports become an :class:`Upload` to follow, configs None."""
+        """Upload one file; exports and manifests become an :class:`Upload` to follow,
+        configs and the parts of multi-part versions None."""
         s3 = self.aws.client("s3")
         bucket = self.outputs["ImportBucketName"]
         body = (self.data_dir / key).read_bytes()
-        if not key.endswith(EXPORT_SUFFIX):
+        if not is_export(key) or self.is_part(key):
             s3.put_object(Bucket=bucket, Key=key, Body=body)
             return None
         upload = Upload(key, *key_parts(key), started=time.monotonic())
@@ -353,7 +392,7 @@ def drive(
     """Upload ``keys`` one by one (each settled before the next) or all at once."""
     progress = progress or _NoProgress()
     uploads: list[Upload] = []
-    exports = [k for k in keys if k.endswith(EXPORT_SUFFIX)]
+    exports = [k for k in keys if is_export(k) and not run.is_part(k)]
     progress.update(task, description="uploading", total=len(exports), completed=0)
     if concurrent:
         for key in keys:
@@ -371,7 +410,7 @@ def drive(
                 on_upload(upload)
         return uploads
     for key in keys:
-        if key.endswith(EXPORT_SUFFIX):
+        if is_export(key):
             progress.update(task, description=key)
         upload = run.put(key)
         if upload is None:
