@@ -174,6 +174,7 @@ USED_OFF_THE_HAPPY_PATH = {
     ("QueryRole", "s3:GetObject", "/plans/"),
     # a table without _table.json (test_plan_without_list_bucket_...)
     ("PlanRole", "s3:ListBucket", "importbucket"),
+    ("RegisterRole", "s3:ListBucket", "importbucket"),
     # the failure path (test_mark_failed_without_its_permission_...)
     ("MarkFailedRole", "dynamodb:UpdateItem", "RegistryTable"),
     ("MarkFailedRole", "dynamodb:GetItem", "LockTable"),
