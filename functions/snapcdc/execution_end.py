@@ -11,7 +11,8 @@ a rule on this state machine's FAILED / TIMED_OUT / ABORTED changes runs
 done, and only where they did not: the upload record is set FAILED only if this execution
 registered it and it has no outcome yet, and the lock is deleted only if this execution holds
 it. An upload that had begun publishing marks the table diverged first (see
-``snapcdc.outcomes.diverge_if_published``). An event may come twice or late; both writes are idempotent under their conditions.
+``snapcdc.outcomes.diverge_if_published``). An event may come twice or late; both writes are
+idempotent under their conditions.
 EventBridge delivers Step Functions' events best effort
 (https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-states.html): if one is lost,
 the record stays REGISTERED and the lock's lease (LockExpirySeconds) is the fallback.

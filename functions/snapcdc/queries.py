@@ -7,8 +7,8 @@ Result shapes (what readers of the result CSV rely on):
 
 - ``check_export``: one row ``row_count, duplicate_keys, duplicate_sample, empty_keys,
   ragged_rows`` and, per AWS size limit, ``largest_*_bytes, largest_*_key`` (``CHECK_COLUMNS``).
-- ``delta``, ``reconverge`` and ``first_load``: ``op`` (INSERT / UPDATE / DELETE) then the new version's
-  columns in file order; DELETE rows carry the old row's values.
+- ``delta``, ``reconverge`` and ``first_load``: ``op`` (INSERT / UPDATE / DELETE) then the new
+  version's columns in file order; DELETE rows carry the old row's values.
 
 >>> print(drop_export_table("snapcdc_tenant", "test_table__v1"), end="")
 DROP TABLE IF EXISTS `snapcdc_tenant`.`test_table__v1`
@@ -168,7 +168,7 @@ def delta_columns(prev: TableSchema, new: TableSchema) -> dict[str, object]:
 
 @dataclass(frozen=True)
 class Side:
-    """One version read by ``reconverge``: its Glue table, schema and the objects it was read from."""
+    """One version ``reconverge`` reads: its Glue table, schema and the objects it came from."""
 
     table: str
     schema: TableSchema
@@ -198,9 +198,11 @@ def reconverge(
         }
 
     keys = {k.lower() for k in new.key}
-    output = delta_columns(previous.schema, new)["output"] if previous else [
-        (None, c) for c in new.columns
-    ]
+    output = (
+        delta_columns(previous.schema, new)["output"]
+        if previous
+        else [(None, c) for c in new.columns]
+    )
     return render(
         "reconverge",
         database=validate_name(database, "database"),

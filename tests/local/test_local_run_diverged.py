@@ -17,7 +17,10 @@ import pytest
 from datasets import write_config, write_export
 
 V1 = [[str(i), f"name {i}", str(i)] for i in range(1, 7)]
-V2 = [[str(i), f"renamed {i}", str(i * 10)] for i in range(1, 6)] + [["7", "n7", "7"], ["8", "", "8"]]
+V2 = [[str(i), f"renamed {i}", str(i * 10)] for i in range(1, 6)] + [
+    ["7", "n7", "7"],
+    ["8", "", "8"],
+]
 TABLES = ("stopped", "firstload")
 
 

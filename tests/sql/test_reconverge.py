@@ -57,9 +57,7 @@ def test_every_new_row_is_written_and_every_key_it_lacks_deleted(tmp_path):
         "v3": (KV, b"1;a\n5;e\n"),  # the next version
     }
     with engine_with(tmp_path, versions) as engine:
-        sql = queries.reconverge(
-            "d", "tv3", KV, side("v3").files, side("v1"), [side("v2")]
-        )
+        sql = queries.reconverge("d", "tv3", KV, side("v3").files, side("v1"), [side("v2")])
         ops = sorted(engine.execute(sql).rows)
     assert ops == [
         ("DELETE", "2", "b"),  # in v1, not in v3: the last applied row's values

@@ -177,7 +177,9 @@ def counters(aws, sk):
     item = aws.dynamodb.get_item(
         TableName="registry", Key={"table_id": {"S": TABLE_ID}, "sk": {"S": sk}}
     )["Item"]
-    return {name: int(item[name]["N"]) for name in ("published", "applied", "stale") if name in item}
+    return {
+        name: int(item[name]["N"]) for name in ("published", "applied", "stale") if name in item
+    }
 
 
 def test_the_consumer_counts_each_op_once_on_its_upload_record_and_a_redelivery_as_stale(aws):
@@ -212,9 +214,7 @@ def test_the_consumer_counts_each_op_once_on_its_upload_record_and_a_redelivery_
     assert counters(aws, upload["sk"]) == {"published": n, "applied": n, "stale": n}
     assert read_items("target", TABLE_ID) == before
     # a re-upload of the same version (another sequencer) is applied again, not stale
-    again = [
-        json.dumps({**json.loads(r), "sequencer": "0B"}).encode() for r in records
-    ]
+    again = [json.dumps({**json.loads(r), "sequencer": "0B"}).encode() for r in records]
     aws.dynamodb.put_item(
         TableName="registry", Item={"table_id": {"S": TABLE_ID}, "sk": {"S": f"upload#{key}#0B"}}
     )

@@ -52,4 +52,3 @@ def handler(event, context):
     logger.info("applied", extra={**counts, "failed": len(response.get("batchItemFailures", []))})
     count_outcomes(decoded, outcomes, settings.registry_table)
     return response
-
