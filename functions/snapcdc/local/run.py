@@ -364,6 +364,7 @@ def redrive_failed_batches(aws: Any) -> list[Any]:
         outputs["FailedBatchesBucketName"],
         outputs["TargetTableName"],
         workers=Settings.from_env().consumer_workers,
+        registry_table=outputs["RegistryTableName"],
     )
 
 
