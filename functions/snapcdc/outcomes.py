@@ -12,6 +12,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from snapcdc.applied_check import watch_published
 from snapcdc.events import EventError, object_event, parse_key_parts
 from snapcdc.leases import iso, lock_holder
 from snapcdc.registry import advance_head, mark_diverged, update_upload, upload_sk
@@ -65,6 +66,10 @@ def finish(
             },
             table_name=settings.registry_table,
         )
+        if summary["published"]:
+            watch_published(
+                upload["table_id"], upload["sk"], iso(now), table_name=settings.registry_table
+            )
         if not summary["head_advanced"]:
             # Only possible when this run's lease was taken over by a later version; the
             # consumer's version check keeps the target right, the head stays at the later one.

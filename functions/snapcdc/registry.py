@@ -188,20 +188,25 @@ def advance_head(
     return True
 
 
-def find_upload(
-    table_id: str, key: str, sequencer: str, *, table_name: str | None = None
-) -> dict[str, Any] | None:
-    """The record of one upload (``key`` as uploaded, ``sequencer`` from its S3 event)."""
+def find_record(table_id: str, sk: str, *, table_name: str | None = None) -> dict[str, Any] | None:
+    """One registry record by its key."""
     item = (
         client("dynamodb")
         .get_item(
             TableName=_table(table_name),
-            Key=to_item({"table_id": table_id, "sk": upload_sk(key, sequencer)}),
+            Key=to_item({"table_id": table_id, "sk": sk}),
             ConsistentRead=True,
         )
         .get("Item")
     )
     return from_item(item) if item else None
+
+
+def find_upload(
+    table_id: str, key: str, sequencer: str, *, table_name: str | None = None
+) -> dict[str, Any] | None:
+    """The record of one upload (``key`` as uploaded, ``sequencer`` from its S3 event)."""
+    return find_record(table_id, upload_sk(key, sequencer), table_name=table_name)
 
 
 def list_uploads(

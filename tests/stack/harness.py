@@ -23,6 +23,7 @@ from stacktemplate import ACCOUNT, REGION, Call, Stack
 
 # Imported once at collection: tests and handlers share these module objects.
 from snapcdc.handlers import (
+    applied_check,
     check,
     consumer,
     execution_ended,
@@ -48,6 +49,7 @@ HANDLER_MODULES = {
         mark_failed,
         execution_ended,
         consumer,
+        applied_check,
     )
 }
 
