@@ -142,7 +142,8 @@ def test_mark_failed_marks_the_table_diverged_once_publishing_began(aws, publish
               "version": {"S": "20201230_V0001"}, "key": {"S": KEY},
               "files": {"L": [{"S": f"s3://imports/{KEY}"}]},
               "schema": {"M": {"columns": {"L": [{"S": "PK"}]}, "key": {"L": [{"S": "PK"}]}}},
-              "config": {"M": {}}, "location": {"S": "s3://imports/tenant/test_table/x/"}}  # fmt: skip
+              "config": {"M": {}},
+              "location": {"S": "s3://imports/tenant/test_table/x/"}}  # fmt: skip
     if published is not None:
         record["published"] = {"N": str(published)}
     aws.dynamodb.put_item(TableName="registry", Item=record)
