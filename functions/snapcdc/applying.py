@@ -126,8 +126,8 @@ def apply_op(table_name: str, op: dict[str, Any]) -> str:
     values = {":v": to_value(op["version"])}
     condition = "attribute_not_exists(pk) OR version <= :v"
     if "applied_by" in item:
-        # A comparison with a missing attribute is false, hence attribute_not_exists for rows
-        # written before applied_by existed
+        # Rows written before applied_by existed have none: attribute_not_exists keeps them
+        # overwritable at the same version without relying on how <> treats a missing attribute
         # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.OperatorsAndFunctions.html).
         condition = (
             "attribute_not_exists(pk) OR version < :v OR (version = :v AND "

@@ -81,8 +81,9 @@ def count_applied(
     """ADD the consumer's outcomes to an upload record's ``applied`` and ``stale`` counters;
     False (nothing written) when the record does not exist.
 
-    ADD on a number is atomic, so consumers of different shards may count at once
-    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.UpdateExpressions.html#Expressions.UpdateExpressions.ADD).
+    ADD on a number is an atomic counter, so consumers of different shards may count at once
+    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/example_dynamodb_Scenario_AtomicCounterOperations_section.html,
+    https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.UpdateExpressions.html).
     """
     try:
         client("dynamodb").update_item(
