@@ -7,10 +7,16 @@ over many partitions)::
      "version": "20201230_V0002", "op": "UPDATE", "deleted": false,
      "row": {"PK": "PK1", "COL_1": "...", "COL_2": null}, "applied_at": "..."}
 
-Every write is conditional on ``attribute_not_exists(pk) OR version <= :v``: an op never makes
-a row older than the newest version applied to it, so replays and late retries are harmless. A
+Every write is conditional on the row's stored version not being newer: an op never makes a
+row older than the newest version applied to it, so replays and late retries are harmless. A
 DELETE writes a tombstone (``deleted: true``) instead of removing the item, so a replayed older
 INSERT cannot bring the row back. A refused (stale) op is skipped, not an error.
+
+An op that names its upload (``source`` and ``sequencer``) writes it as ``applied_by``, and at
+the same version is refused when the row was written by that same upload: a redelivered op
+(Kinesis delivers at least once, Lambda retries and bisects batches, ``snapcdc redrive``) is
+stale the second time, so an upload's ``applied`` counter counts each of its ops at most once,
+while a re-upload of the same version (another sequencer) overwrites what the first left.
 
 >>> row_key(["PK1"])
 'PK1'
@@ -22,6 +28,8 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -32,6 +40,9 @@ from snapcdc.dynamo import from_item, to_item, to_value
 from snapcdc.errors import OpError
 from snapcdc.leases import iso, utc_now
 from snapcdc.queries import OPS
+from snapcdc.registry import count_applied, upload_sk
+
+logger = logging.getLogger(__name__)
 
 
 def row_key(values: list[str | None]) -> str:
@@ -91,18 +102,44 @@ def target_item(op: dict[str, Any]) -> dict[str, Any]:
     }
     if not deleted:
         item["row"] = op["row"]
+    if upload_of(op):
+        item["applied_by"] = upload_of(op)
     return item
+
+
+def upload_of(op: dict[str, Any]) -> str | None:
+    """``{source}#{sequencer}``: the upload an op comes from, if it says (older ops do not).
+
+    >>> upload_of({"source": "t/x/V1/a.csv.gz", "sequencer": "0A"})
+    't/x/V1/a.csv.gz#0A'
+    """
+    source, sequencer = op.get("source"), op.get("sequencer")
+    if isinstance(source, str) and isinstance(sequencer, str) and source and sequencer:
+        return f"{source}#{sequencer}"
+    return None
 
 
 def apply_op(table_name: str, op: dict[str, Any]) -> str:
     """Apply one op; returns ``applied`` or ``stale`` (a newer version is already there)."""
     op = validate_op(op)
+    item = target_item(op)
+    values = {":v": to_value(op["version"])}
+    condition = "attribute_not_exists(pk) OR version <= :v"
+    if "applied_by" in item:
+        # Rows written before applied_by existed have none: attribute_not_exists keeps them
+        # overwritable at the same version without relying on how <> treats a missing attribute
+        # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.OperatorsAndFunctions.html).
+        condition = (
+            "attribute_not_exists(pk) OR version < :v OR (version = :v AND "
+            "(attribute_not_exists(applied_by) OR applied_by <> :by))"
+        )
+        values[":by"] = to_value(item["applied_by"])
     try:
         client("dynamodb").put_item(
             TableName=table_name,
-            Item=to_item(target_item(op)),
-            ConditionExpression="attribute_not_exists(pk) OR version <= :v",
-            ExpressionAttributeValues={":v": to_value(op["version"])},
+            Item=to_item(item),
+            ConditionExpression=condition,
+            ExpressionAttributeValues=values,
         )
     except ClientError as exc:
         if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
@@ -131,6 +168,33 @@ def apply_concurrently(
         return {ident: apply_one(op) for ident, op in ops.items()}
     with ThreadPoolExecutor(max_workers=min(workers, len(ops))) as pool:
         return dict(zip(ops, pool.map(apply_one, ops.values()), strict=True))
+
+
+def count_outcomes(
+    ops: dict[str, Any], outcomes: dict[str, Any], registry_table: str
+) -> dict[tuple[str, str], tuple[int, int]]:
+    """ADD each upload's applied and stale ops among ``outcomes`` to its registry record;
+    return ``{(table_id, sk): (applied, stale)}``.
+
+    A counter that cannot be written is logged, not raised: the ops are in the target, and
+    failing the batch would only redeliver them (counted stale) and leave ``applied`` short
+    just the same; the upload then shows as not fully applied.
+    """
+    counts: Counter = Counter()
+    for ident, op in ops.items():
+        outcome = outcomes.get(ident)
+        if outcome in ("applied", "stale") and isinstance(op, dict) and upload_of(op):
+            counts[(op["table_id"], upload_sk(op["source"], op["sequencer"]), outcome)] += 1
+    totals = {
+        (t, sk): (counts[(t, sk, "applied")], counts[(t, sk, "stale")])
+        for t, sk in sorted({(t, sk) for t, sk, _ in counts})
+    }
+    for (table_id, sk), (applied, stale) in totals.items():
+        try:
+            count_applied(table_id, sk, applied, stale, table_name=registry_table)
+        except Exception:
+            logger.exception("could not count %s applied / %s stale ops on %s", applied, stale, sk)
+    return totals
 
 
 def read_items(table_name: str, table_id: str) -> list[dict[str, Any]]:

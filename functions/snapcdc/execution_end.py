@@ -10,7 +10,9 @@ a rule on this state machine's FAILED / TIMED_OUT / ABORTED changes runs
 :func:`record_execution_end`. It does what MarkFailed and ReleaseLockAfterFailure would have
 done, and only where they did not: the upload record is set FAILED only if this execution
 registered it and it has no outcome yet, and the lock is deleted only if this execution holds
-it. An event may come twice or late; both writes are idempotent under their conditions.
+it. An upload that had begun publishing marks the table diverged first (see
+``snapcdc.outcomes.diverge_if_published``). An event may come twice or late; both writes are
+idempotent under their conditions.
 EventBridge delivers Step Functions' events best effort
 (https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-states.html): if one is lost,
 the record stays REGISTERED and the lock's lease (LockExpirySeconds) is the fallback.
@@ -33,7 +35,7 @@ from datetime import datetime
 from typing import Any
 
 from snapcdc.leases import release_lock
-from snapcdc.outcomes import failure_values, readable_cause, upload_ref
+from snapcdc.outcomes import diverge_if_published, failure_values, readable_cause, upload_ref
 from snapcdc.registry import fail_unfinished_upload
 from snapcdc.settings import Settings
 
@@ -84,12 +86,15 @@ def record_execution_end(
     table_id, sk = ref
     name, cause = failure_reason(detail)
     summary.update(table_id=table_id, error=name, cause=cause)
-    summary["upload_marked_failed"] = fail_unfinished_upload(
+    record = fail_unfinished_upload(
         table_id,
         sk,
         execution_arn,
         failure_values(name, cause[:32000], execution_arn, now),
         table_name=settings.registry_table,
     )
+    summary["upload_marked_failed"] = record is not None
+    # before the lock goes: the next version must see the table diverged
+    summary["diverged"] = diverge_if_published(record, settings)
     summary["lock_released"] = release_lock(settings.lock_table, table_id, execution_arn)
     return summary

@@ -12,9 +12,10 @@ import json
 from datetime import datetime
 from typing import Any
 
+from snapcdc.applied_check import watch_published
 from snapcdc.events import EventError, object_event, parse_key_parts
 from snapcdc.leases import iso, lock_holder
-from snapcdc.registry import advance_head, update_upload, upload_sk
+from snapcdc.registry import advance_head, mark_diverged, update_upload, upload_sk
 from snapcdc.settings import Settings
 
 
@@ -43,6 +44,7 @@ def finish(
             updates=int(progress.get("updates", 0)),
             deletes=int(progress.get("deletes", 0)),
             records_published=int(progress.get("records", 0)),
+            published=int(progress.get("records", 0)),
             rows_read=int(check.get("row_count", 0)),
             query_ids=[q["query_id"] for q in queries],
             bytes_scanned=sum(int(q.get("bytes_scanned", 0)) for q in queries),
@@ -58,9 +60,16 @@ def finish(
                 "applied_at": iso(now),
                 "applied_key": upload["key"],
                 "execution_arn": execution_arn,
+                # this version's ops were all published: whatever a diverged version left
+                # is overwritten or deleted by them (reconverge) or was never sent
+                "diverged": [],
             },
             table_name=settings.registry_table,
         )
+        if summary["published"]:
+            watch_published(
+                upload["table_id"], upload["sk"], iso(now), table_name=settings.registry_table
+            )
         if not summary["head_advanced"]:
             # Only possible when this run's lease was taken over by a later version; the
             # consumer's version check keeps the target right, the head stays at the later one.
@@ -131,12 +140,32 @@ def mark_failed(
                 f"table {table_id} locked by {holder.get('held_by')} "
                 f"(lease until {holder.get('expires_at')}); {cause}"
             )
+    diverged = False
     if ref:
-        update_upload(
+        record = update_upload(
             ref[0],
             ref[1],
             failure_values(name, cause, execution_arn, now),
             table_name=settings.registry_table,
         )
+        diverged = diverge_if_published(record, settings)
     # "-" never matches a lock, so the release step is a harmless no-op without a table.
-    return {"lock_id": table_id or "-", "error": name, "cause": cause[:32000]}
+    return {"lock_id": table_id or "-", "error": name, "cause": cause[:32000], "diverged": diverged}
+
+
+DIVERGED_FIELDS = ("version", "key", "sk", "files", "schema", "config", "location")
+
+
+def diverge_if_published(record: dict[str, Any] | None, settings: Settings) -> bool:
+    """Mark the table diverged when this FAILED upload had begun publishing (Publish writes
+    ``published`` before its first record is sent), so part of its ops may be applied: the
+    table's next version then reconverges the target (``snapcdc.planning``). Called before the
+    lock is released, so no other version of the table can plan in between."""
+    if not record or "published" not in record or not all(f in record for f in DIVERGED_FIELDS):
+        return False
+    mark_diverged(
+        record["table_id"],
+        {f: record[f] for f in DIVERGED_FIELDS},
+        table_name=settings.registry_table,
+    )
+    return True

@@ -5,6 +5,11 @@ The plan is the ordered list of Athena statements the state machine runs one by 
     create_database, drop_new_table, create_new_table, [create_previous_table],
     check_export, delta | first_load, [drop_previous_table]
 
+or, when the head records diverged versions (a version that failed after its ops began to
+reach the target), the reconverge plan: the last applied and each diverged version's tables,
+check_export, reconverge (every new row written, every key the new export lacks deleted), drops.
+A version before a diverged one is skipped: its writes would lose to the diverged version's.
+
 A statement longer than INLINE_SQL_BYTES (wide tables: the delta grows with the columns) is
 written to S3 next to the Athena results and travels as ``sql_location``, so the execution state
 stays far below Step Functions' 256 KB limit; short ones travel inline and show in the history.
@@ -137,6 +142,20 @@ def plan_upload(
             "last_applied_version": last,
             "queries": [],
         }
+    diverged = diverged_versions(head)
+    behind = [d["version"] for d in diverged if d["version"] > ref.version]
+    if behind:
+        # Its writes would lose to the diverged version's (the consumer keeps the newest
+        # version of a row), so the target could not end equal to it.
+        return {
+            "action": "skip",
+            "reason": (
+                f"version {ref.version} is before {max(behind)}, whose ops partly reached the "
+                f"target; upload a version not before {max(behind)} to reconverge the table"
+            ),
+            "last_applied_version": last,
+            "queries": [],
+        }
     config = read_table_config(s3, bucket, ref)
     if completion(config, ref) != "version":
         raise ContractError(
@@ -168,7 +187,20 @@ def plan_upload(
         "schema": schema.to_dict(),
         "config": config.to_dict(),
     }
-    if last:
+    if diverged:
+        statements += reconverge_statements(
+            database, ref.table, table, schema, files, head if last else None, diverged
+        )
+        plan.update(
+            action="reconverge",
+            previous_version=last,
+            diverged_versions=[d["version"] for d in diverged],
+            reason=(
+                f"reconverge after {', '.join(d['version'] for d in diverged)}, whose ops "
+                "partly reached the target: every row written, every key it lacks deleted"
+            ),
+        )
+    elif last:
         prev = TableSchema.from_dict(head["schema"])
         prev_config = TableConfig.from_dict(head["config"])
         prev_table = export_table_name(ref.table, last)
@@ -231,6 +263,59 @@ def version_header(s3: Any, bucket: str, keys: list[str], config: TableConfig) -
                 f"has {first}; every part must start with the same header row"
             )
     return first
+
+
+def diverged_versions(head: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The versions recorded as diverged in the head (their ops partly reached the target), in
+    version order, each once. See ``snapcdc.outcomes.mark_diverged``."""
+    seen: dict[tuple[str, ...], dict[str, Any]] = {}
+    for entry in (head or {}).get("diverged") or []:
+        seen.setdefault((entry["version"], *entry["files"]), entry)
+    return sorted(seen.values(), key=lambda entry: entry["version"])
+
+
+def reconverge_statements(
+    database: str,
+    table_name: str,
+    new_table: str,
+    schema: TableSchema,
+    files: list[str],
+    head: dict[str, Any] | None,
+    diverged: list[dict[str, Any]],
+) -> list[tuple[str, str, str]]:
+    """Create the last applied (``head``, if any) and diverged versions' tables, check the new
+    export, reconverge (``sql/reconverge.sql``), drop the tables created here."""
+    created: dict[str, str] = {}  # Glue table -> statement creating it
+    sides = []
+    previous = None
+    for role, entry in ([("previous", head)] if head else []) + [("diverged", d) for d in diverged]:
+        version = entry.get("last_applied_version") or entry["version"]
+        side_table = export_table_name(table_name, version)
+        side_schema = TableSchema.from_dict(entry["schema"])
+        entry_files = applied_files(entry) if role == "previous" else list(entry["files"])
+        side = queries.Side(side_table, side_schema, entry_files)
+        if role == "previous":
+            previous = side
+        else:
+            sides.append(side)
+        if side_table != new_table and side_table not in created:
+            created[side_table] = queries.create_export_table(
+                database,
+                side_table,
+                side_schema.columns,
+                entry["location"],
+                TableConfig.from_dict(entry["config"]),
+            )
+    return [
+        *((f"create_{t}", "ddl", sql) for t, sql in created.items()),
+        ("check_export", "check", queries.check_export(database, new_table, schema, files)),
+        (
+            "reconverge",
+            "ops",
+            queries.reconverge(database, new_table, schema, files, previous, sides),
+        ),
+        *((f"drop_{t}", "ddl", queries.drop_export_table(database, t)) for t in created),
+    ]
 
 
 def applied_files(head: dict[str, Any]) -> list[str]:

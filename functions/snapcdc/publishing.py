@@ -22,7 +22,7 @@ Record format (JSON, one per row)::
 
     {"op": "UPDATE", "tenant": "tenant", "table": "test_table", "table_id": "tenant/test_table",
      "version": "20201230_V0002", "key": {"PK": "PK2"}, "row": {"PK": "PK2", "COL_1": "...", ...},
-     "source": "tenant/test_table/20201230_V0002/export2.csv.gz"}
+     "source": "tenant/test_table/20201230_V0002/export2.csv.gz", "sequencer": "0062E99A88DC407460"}
 
 ``row`` holds every column of the new version by its original name (Athena lowercases the
 result header, so names come from the schema, by position); NULL is ``null``. A DELETE carries
@@ -110,6 +110,10 @@ def make_entry(
         "row": row,
         "source": upload["key"],
     }
+    if upload.get("sequencer"):
+        # with source, names the upload's registry record (the consumer counts there) and
+        # tells a redelivered op from a re-upload of the same version
+        record["sequencer"] = upload["sequencer"]
     data = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
     pk = partition_key(upload["table_id"], row_key(key_values))
     size = len(data) + len(pk.encode())

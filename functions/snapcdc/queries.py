@@ -7,8 +7,8 @@ Result shapes (what readers of the result CSV rely on):
 
 - ``check_export``: one row ``row_count, duplicate_keys, duplicate_sample, empty_keys,
   ragged_rows`` and, per AWS size limit, ``largest_*_bytes, largest_*_key`` (``CHECK_COLUMNS``).
-- ``delta`` and ``first_load``: ``op`` (INSERT / UPDATE / DELETE) then the new version's
-  columns in file order; DELETE rows carry the old row's values.
+- ``delta``, ``reconverge`` and ``first_load``: ``op`` (INSERT / UPDATE / DELETE) then the new
+  version's columns in file order; DELETE rows carry the old row's values.
 
 >>> print(drop_export_table("snapcdc_tenant", "test_table__v1"), end="")
 DROP TABLE IF EXISTS `snapcdc_tenant`.`test_table__v1`
@@ -17,6 +17,7 @@ DROP TABLE IF EXISTS `snapcdc_tenant`.`test_table__v1`
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from snapcdc.contract import ContractError, TableConfig, TableSchema
 from snapcdc.contract import validate_glue_name as validate_name
@@ -174,6 +175,56 @@ def delta_columns(prev: TableSchema, new: TableSchema) -> dict[str, object]:
         # output columns: the new version's, each with its name on the previous side (or None)
         "output": [(prev_by.get(c.lower()), c) for c in new.columns],
     }
+
+
+@dataclass(frozen=True)
+class Side:
+    """One version ``reconverge`` reads: its Glue table, schema and the objects it came from."""
+
+    table: str
+    schema: TableSchema
+    files: Sequence[str]
+
+
+def reconverge(
+    database: str,
+    new_table: str,
+    new: TableSchema,
+    new_files: Sequence[str],
+    previous: Side | None,
+    diverged: Sequence[Side],
+) -> str:
+    """Ops that make the target equal to ``new`` whatever part of the ``diverged`` versions'
+    ops landed: every new row upserted, every key of ``previous`` (the last applied version, if
+    any) or of a diverged version that ``new`` lacks deleted. Same shape as ``delta``."""
+    if not diverged:
+        raise ContractError("reconverge needs at least one diverged version")
+
+    def side(s: Side) -> dict[str, object]:
+        return {
+            "table": validate_name(s.table, "table"),
+            "columns": list(s.schema.columns),
+            "files": object_uris(s.files),
+            "key": delta_columns(s.schema, new)["key"],  # refuses a changed key
+        }
+
+    keys = {k.lower() for k in new.key}
+    output = (
+        delta_columns(previous.schema, new)["output"]
+        if previous
+        else [(None, c) for c in new.columns]
+    )
+    return render(
+        "reconverge",
+        database=validate_name(database, "database"),
+        new_table=validate_name(new_table, "table"),
+        new_columns=list(new.columns),
+        new_key=list(new.key),
+        new_files=object_uris(new_files),
+        previous=side(previous) if previous else None,
+        diverged=[side(s) for s in diverged],
+        delete_output=[(p, n, n.lower() in keys) for p, n in output],
+    )
 
 
 def first_load(

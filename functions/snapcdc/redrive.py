@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from snapcdc.applying import apply_concurrently, decode_record
+from snapcdc.applying import apply_concurrently, count_outcomes, decode_record
 
 FAILURE_PREFIX = "aws/lambda/"
 
@@ -83,9 +83,20 @@ def batch_records(document: Any, key: str) -> list[dict[str, Any]]:
 
 
 def redrive_object(
-    s3: Any, bucket: str, key: str, table_name: str, *, workers: int = 16, remove: bool = True
+    s3: Any,
+    bucket: str,
+    key: str,
+    table_name: str,
+    *,
+    workers: int = 16,
+    remove: bool = True,
+    registry_table: str | None = None,
 ) -> Redriven:
-    """Apply the ops of one failed-batch object; delete it if none failed (and ``remove``)."""
+    """Apply the ops of one failed-batch object; delete it if none failed (and ``remove``).
+
+    With ``registry_table``, the outcomes are counted on each op's upload record, as the
+    consumer counts them (``applied`` / ``stale``).
+    """
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     try:
         document = json.loads(body)
@@ -105,7 +116,10 @@ def redrive_object(
             result.failed.append(f"{sequence}: cannot decode the record: {op}")
         else:
             ops[sequence] = op
-    for sequence, outcome in apply_concurrently(table_name, ops, workers).items():
+    outcomes = apply_concurrently(table_name, ops, workers)
+    if registry_table:
+        count_outcomes(ops, outcomes, registry_table)
+    for sequence, outcome in outcomes.items():
         if isinstance(outcome, BaseException):
             result.failed.append(f"{sequence}: {type(outcome).__name__}: {outcome}")
         elif outcome == "stale":
@@ -126,6 +140,7 @@ def redrive(
     workers: int = 16,
     remove: bool = True,
     prefix: str = FAILURE_PREFIX,
+    registry_table: str | None = None,
 ) -> list[Redriven]:
     """Redrive every failed-batch object under ``prefix``; one :class:`Redriven` per object.
 
@@ -135,7 +150,15 @@ def redrive(
     for key in list(failure_keys(s3, bucket, prefix)):
         try:
             results.append(
-                redrive_object(s3, bucket, key, table_name, workers=workers, remove=remove)
+                redrive_object(
+                    s3,
+                    bucket,
+                    key,
+                    table_name,
+                    workers=workers,
+                    remove=remove,
+                    registry_table=registry_table,
+                )
             )
         except RedriveError as exc:
             results.append(Redriven(key=key, failed=[str(exc)]))

@@ -4,12 +4,16 @@ Key design (partition key ``table_id`` = ``tenant/table``, sort key ``sk``):
 
 - ``upload#{key}#{sequencer}``: one upload (object event). ``status`` goes REGISTERED ->
   RUNNING -> SUCCEEDED / SKIPPED / FAILED; the record carries the key, sequencer, execution ARN,
-  counts (inserts, updates, deletes, rows_read, bytes_scanned, query_ids) and ``error``.
+  counts (inserts, updates, deletes, rows_read, bytes_scanned, query_ids) and ``error``; from
+  Plan on, the version's ``files``, ``schema``, ``config`` and ``location``; ``published``
+  (records Kinesis took, written by Publish from its first page on: publishing began) and the
+  consumer's ``applied`` / ``stale`` counters.
   Records of one table sort by key, so by version.
 - ``head``: the table's last applied version with its schema, table configuration, S3
   location and ``files``, the ``s3://`` objects it was applied from (the next delta reads the
   previous version from exactly these, never whatever else the prefix holds by then). It only
-  moves forward.
+  moves forward. ``diverged``: versions that failed after publishing began, which the next
+  applied version reconverges (``snapcdc.planning``); Finish empties it.
 
 >>> upload_sk("tenant/t/V1/x.csv.gz", "0A")
 'upload#tenant/t/V1/x.csv.gz#0A'
@@ -60,12 +64,53 @@ def put_upload(record: dict[str, Any], *, table_name: str | None = None) -> dict
 
 def update_upload(
     table_id: str, sk: str, values: dict[str, Any], *, table_name: str | None = None
-) -> None:
-    """SET ``values`` on an upload record (creating it if it is missing)."""
-    client("dynamodb").update_item(
+) -> dict[str, Any]:
+    """SET ``values`` on an upload record (creating it if it is missing); return the record."""
+    response = client("dynamodb").update_item(
         TableName=_table(table_name),
         Key=to_item({"table_id": table_id, "sk": sk}),
+        ReturnValues="ALL_NEW",
         **update_expression(values),
+    )
+    return from_item(response.get("Attributes") or {})
+
+
+def count_applied(
+    table_id: str, sk: str, applied: int, stale: int, *, table_name: str | None = None
+) -> bool:
+    """ADD the consumer's outcomes to an upload record's ``applied`` and ``stale`` counters;
+    False (nothing written) when the record does not exist.
+
+    ADD on a number is an atomic counter, so consumers of different shards may count at once
+    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/example_dynamodb_Scenario_AtomicCounterOperations_section.html,
+    https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.UpdateExpressions.html).
+    """
+    try:
+        client("dynamodb").update_item(
+            TableName=_table(table_name),
+            Key=to_item({"table_id": table_id, "sk": sk}),
+            UpdateExpression="ADD #applied :applied, #stale :stale",
+            ConditionExpression="attribute_exists(sk)",
+            ExpressionAttributeNames={"#applied": "applied", "#stale": "stale"},
+            ExpressionAttributeValues={":applied": to_value(applied), ":stale": to_value(stale)},
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def mark_diverged(table_id: str, entry: dict[str, Any], *, table_name: str | None = None) -> None:
+    """Append ``entry`` (a version whose ops partly reached the target: version, files, schema,
+    config, location) to the head's ``diverged`` list, creating the head if needed; the next
+    applied version reconverges the table and clears the list (``snapcdc.planning``)."""
+    client("dynamodb").update_item(
+        TableName=_table(table_name),
+        Key=to_item({"table_id": table_id, "sk": HEAD_SK}),
+        UpdateExpression="SET #diverged = list_append(if_not_exists(#diverged, :none), :entry)",
+        ExpressionAttributeNames={"#diverged": "diverged"},
+        ExpressionAttributeValues={":none": {"L": []}, ":entry": {"L": [to_value(entry)]}},
     )
 
 
@@ -76,9 +121,10 @@ def fail_unfinished_upload(
     values: dict[str, Any],
     *,
     table_name: str | None = None,
-) -> bool:
+) -> dict[str, Any] | None:
     """SET ``values`` (a FAILED status and its reason) on an upload record that this execution
-    registered and nothing has finished yet; False (nothing changed) otherwise.
+    registered and nothing has finished yet, and return the record; None (nothing changed)
+    otherwise.
 
     The condition keeps a late or repeated report from overwriting an outcome already recorded,
     or the record of another execution of the same object event.
@@ -91,17 +137,18 @@ def fail_unfinished_upload(
          ":running": to_value("RUNNING")}
     )  # fmt: skip
     try:
-        client("dynamodb").update_item(
+        response = client("dynamodb").update_item(
             TableName=_table(table_name),
             Key=to_item({"table_id": table_id, "sk": sk}),
             ConditionExpression="#execution_arn = :me AND #status IN (:registered, :running)",
+            ReturnValues="ALL_NEW",
             **args,
         )
     except ClientError as exc:
         if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-            return False
+            return None
         raise
-    return True
+    return from_item(response.get("Attributes") or {})
 
 
 def get_head(table_id: str, *, table_name: str | None = None) -> dict[str, Any] | None:
@@ -142,20 +189,25 @@ def advance_head(
     return True
 
 
-def find_upload(
-    table_id: str, key: str, sequencer: str, *, table_name: str | None = None
-) -> dict[str, Any] | None:
-    """The record of one upload (``key`` as uploaded, ``sequencer`` from its S3 event)."""
+def find_record(table_id: str, sk: str, *, table_name: str | None = None) -> dict[str, Any] | None:
+    """One registry record by its key."""
     item = (
         client("dynamodb")
         .get_item(
             TableName=_table(table_name),
-            Key=to_item({"table_id": table_id, "sk": upload_sk(key, sequencer)}),
+            Key=to_item({"table_id": table_id, "sk": sk}),
             ConsistentRead=True,
         )
         .get("Item")
     )
     return from_item(item) if item else None
+
+
+def find_upload(
+    table_id: str, key: str, sequencer: str, *, table_name: str | None = None
+) -> dict[str, Any] | None:
+    """The record of one upload (``key`` as uploaded, ``sequencer`` from its S3 event)."""
+    return find_record(table_id, upload_sk(key, sequencer), table_name=table_name)
 
 
 def list_uploads(

@@ -44,6 +44,8 @@ class Settings:
     publish_max_retries: int = 10
     # Conditional writes the consumer keeps in flight at once.
     consumer_workers: int = 16
+    # The event source mapping's MaximumRecordAgeInSeconds (snapcdc.applied_check).
+    consumer_max_record_age_seconds: int = 86400
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

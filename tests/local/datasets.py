@@ -55,3 +55,14 @@ def read_dump(path: Path) -> list[list[str]]:
     """A ``--dump-target`` file: header first, then the rows."""
     with path.open(newline="", encoding="utf-8") as handle:
         return list(csv.reader(handle))
+
+
+def assert_every_op_applied(reports: list[dict]) -> None:
+    """Every SUCCEEDED version's ops were published and applied exactly once: ``published``
+    (records Kinesis took) and ``applied`` (ops the consumer wrote) equal the op counts, and no
+    op was refused as stale (nothing overtook or redelivered it)."""
+    for report in reports:
+        if report["status"] == "SUCCEEDED":
+            ops = report["inserts"] + report["updates"] + report["deletes"]
+            counts = (report["published"], report["applied"], report["stale"])
+            assert counts == (ops, ops, 0), report

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from datasets import read_dump, write_config, write_export
+from datasets import assert_every_op_applied, read_dump, write_config, write_export
 
 from snapcdc.local.cli import main
 
@@ -31,12 +31,14 @@ def test_a_run_prints_a_row_per_upload_and_writes_report_dump_and_history(data, 
     args += ["--report", str(tmp_path / "report.json"), "--dump-target", str(tmp_path / "dump")]
     assert main(args) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["key", "status", "inserts", "updates", "deletes", "seconds"]
-    rows = [line.split()[:5] for line in out[1:4]]
+    assert out[0].split() == [
+        "key", "status", "inserts", "updates", "deletes", "published", "applied", "seconds"
+    ]  # fmt: skip
+    rows = [line.split()[:7] for line in out[1:4]]
     assert rows == [
-        ["shop/tags/V1/x.csv.gz", "SUCCEEDED", "2", "0", "0"],
-        ["shop/tags/V2/x.csv.gz", "SUCCEEDED", "1", "1", "1"],
-        ["shop/tags/V1/x.csv.gz", "SKIPPED", "0", "0", "0"],
+        ["shop/tags/V1/x.csv.gz", "SUCCEEDED", "2", "0", "0", "2", "2"],
+        ["shop/tags/V2/x.csv.gz", "SUCCEEDED", "1", "1", "1", "3", "3"],
+        ["shop/tags/V1/x.csv.gz", "SKIPPED", "0", "0", "0", "0", "0"],
     ]
     assert "0 object(s): 0 op(s) applied, 0 stale, 0 failed" in out  # nothing to redrive
     titles = next(i for i, line in enumerate(out) if line.split()[:2] == ["table", "succeeded"])
@@ -61,8 +63,12 @@ def test_a_run_prints_a_row_per_upload_and_writes_report_dump_and_history(data, 
         "inserts",
         "updates",
         "deletes",
+        "published",
+        "applied",
+        "stale",
         "error",
     }
+    assert_every_op_applied(report["versions"])
     assert read_dump(tmp_path / "dump" / "shop" / "tags.csv") == [["tag", "label"], *ROWS_V2]
 
 

@@ -12,7 +12,7 @@ import importlib
 import json
 
 import pytest
-from datasets import HERE, read_dump, write_config, write_export, write_raw
+from datasets import HERE, assert_every_op_applied, read_dump, write_config, write_export, write_raw
 
 COLUMNS = ["id", "name", "qty"]
 V1 = [["1", "apple", "3"], ["2", "pear", "5"], ["3", "plum", ""], ["4", "fig", "1"]]
@@ -94,6 +94,7 @@ def test_every_upload_ends_as_expected(failures):
     result, _, _ = failures
     expected = json.loads((HERE / "expected" / "failures_report.json").read_text())["versions"]
     actual = [u.report() for u in result.uploads]
+    assert_every_op_applied(actual)
     assert [(a["key"], a["status"]) for a in actual] == [(e["key"], e["status"]) for e in expected]
     for got, want in zip(actual, expected, strict=True):
         counts = {k: got[k] for k in ("inserts", "updates", "deletes")}

@@ -245,6 +245,9 @@ def test_denied_target_writes_land_in_the_failed_batches_bucket_and_redrive_appl
         del aws.lambdas.overrides[consumer]
     assert (result.status, result.inserts) == ("SUCCEEDED", 10)
     assert target(stack, "denied") == []
+    run = stack[1]
+    run.read_counts(result)  # published, none applied: visible on the upload record
+    assert (result.published, result.applied, result.stale) == (10, 0, 0)
     batches = failed_batches(aws)
     ops = [
         json.loads(base64.b64decode(r["kinesis"]["data"]))
@@ -259,6 +262,8 @@ def test_denied_target_writes_land_in_the_failed_batches_bucket_and_redrive_appl
     assert sum(o["applied"] for o in report["objects"]) == 10
     assert not any(o["removed"] or o["failed"] for o in report["objects"])
     assert target(stack, "denied") == sorted(ROWS)
+    run.read_counts(result)  # the redrive counts as the consumer does
+    assert (result.published, result.applied, result.stale) == (10, 10, 0)
     # Once a newer version is applied, redriving the old batches again changes nothing: every
     # write is conditional on the stored version, so they are refused as stale, and removed.
     [v2] = drive(stack[1], ["acme/denied/V2/a.csv.gz"], timeout=120)
@@ -269,6 +274,8 @@ def test_denied_target_writes_land_in_the_failed_batches_bucket_and_redrive_appl
         (0, len(json.loads(d["payload"])["Records"])) for _, d in batches
     ]
     assert all(o["removed"] for o in report["objects"])
+    run.read_counts(result)
+    assert (result.published, result.applied, result.stale) == (10, 10, 10)
     assert target(stack, "denied") == sorted(ROWS_V2)
     assert failed_batches(aws) == []
 

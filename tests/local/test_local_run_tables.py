@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 
 import pytest
-from datasets import HERE, read_dump, write_config, write_export
+from datasets import HERE, assert_every_op_applied, read_dump, write_config, write_export
 
 PEOPLE = ["region", "id", "name", "note"]
 PEOPLE_V1 = [
@@ -70,6 +70,8 @@ def runs(tmp_path_factory):
 def test_headered_quoted_composite_key_table(runs):
     result, out = runs["sequential"]
     people = [u.report() for u in result.uploads if u.table == "people"]
+    for mode in runs:
+        assert_every_op_applied([u.report() for u in runs[mode][0].uploads])
     assert [
         (u["version"], u["status"], u["inserts"], u["updates"], u["deletes"]) for u in people
     ] == [

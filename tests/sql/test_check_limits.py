@@ -33,6 +33,7 @@ WORST_UPLOAD = {
     "table_id": WORST_TABLE_ID,
     "version": WORST_VERSION,
     "key": "k" * limits.LONGEST_SOURCE_KEY,
+    "sequencer": "s" * limits.LONGEST_SEQUENCER,
 }
 
 
@@ -61,6 +62,8 @@ def actual_sizes(row: list[str], key: tuple[str, ...]) -> tuple[int, int, int]:
         "version": WORST_VERSION,
         "key": {k: values[k] for k in key},
         "row": values,
+        "source": WORST_UPLOAD["key"],
+        "sequencer": WORST_UPLOAD["sequencer"],
     }
     try:
         entry, _ = make_entry(["UPDATE", *row], schema, WORST_UPLOAD)

@@ -27,6 +27,14 @@ def rendered() -> dict[str, str]:
         ),
         "delta": queries.delta("snapcdc_tenant", "t__v1", OLD, "t__v2", NEW),
         "first_load": queries.first_load("snapcdc_tenant", "t__v1", OLD),
+        "reconverge": queries.reconverge(
+            "snapcdc_tenant",
+            "t__v3",
+            NEW,
+            ["s3://bucket/tenant/t/v3/a.csv.gz"],
+            queries.Side("t__v1", OLD, ["s3://bucket/tenant/t/v1/a.csv.gz"]),
+            [queries.Side("t__v2", NEW, ["s3://bucket/tenant/t/v2/a.csv.gz"])],
+        ),
         "drop_export_table": queries.drop_export_table("snapcdc_tenant", "t__v1"),
     }
 

@@ -23,6 +23,7 @@ from stacktemplate import ACCOUNT, REGION, Call, Stack
 
 # Imported once at collection: tests and handlers share these module objects.
 from snapcdc.handlers import (
+    applied_check,
     check,
     consumer,
     execution_ended,
@@ -49,6 +50,7 @@ HANDLER_MODULES = {
         mark_failed,
         execution_ended,
         consumer,
+        applied_check,
     )
 }
 

@@ -148,6 +148,8 @@ def test_published_ops_applied_end_to_end(aws):
         "table_id": TABLE_ID,
         "version": "20201230_V0002",
         "key": "tenant/test_table/20201230_V0002/export2.csv.gz",
+        "sequencer": "0062E99A88DC407460",
+        "sk": "upload#tenant/test_table/20201230_V0002/export2.csv.gz#0062E99A88DC407460",
     }
     aws.invoke(
         "publish",
@@ -169,6 +171,55 @@ def test_published_ops_applied_end_to_end(aws):
         if o["op"] != "DELETE"
     ]
     assert read_rows("target", TABLE_ID) == expected
+
+
+def counters(aws, sk):
+    item = aws.dynamodb.get_item(
+        TableName="registry", Key={"table_id": {"S": TABLE_ID}, "sk": {"S": sk}}
+    )["Item"]
+    return {
+        name: int(item[name]["N"]) for name in ("published", "applied", "stale") if name in item
+    }
+
+
+def test_the_consumer_counts_each_op_once_on_its_upload_record_and_a_redelivery_as_stale(aws):
+    """published (Publish), applied and stale (the consumer, atomic ADD) on the upload's record;
+    the same records delivered again change no row and count as stale, not applied twice."""
+    aws.s3.put_object(
+        Bucket="results", Key="athena/ops.csv", Body=(DATA / "ops_result.csv").read_bytes()
+    )
+    key = "tenant/test_table/20201230_V0002/export2.csv.gz"
+    upload = {"tenant": "tenant", "table": "test_table", "table_id": TABLE_ID,
+              "version": "20201230_V0002", "key": key, "sequencer": "0A",
+              "sk": f"upload#{key}#0A"}  # fmt: skip
+    aws.dynamodb.put_item(
+        TableName="registry", Item={"table_id": {"S": TABLE_ID}, "sk": {"S": upload["sk"]}}
+    )
+    aws.invoke(
+        "publish",
+        {
+            "upload": upload,
+            "schema": {"columns": ["PK", "COL_1", "COL_2", "COL_3"], "key": ["PK"]},
+            "queries": [{"kind": "ops", "output_location": "s3://results/athena/ops.csv"}],
+            "progress": {},
+        },
+    )
+    records = [r["Data"] for r in aws.stream_records()]
+    n = len(records)
+    assert counters(aws, upload["sk"]) == {"published": n}
+    aws.invoke("consumer", through_stream(aws, records))
+    assert counters(aws, upload["sk"]) == {"published": n, "applied": n, "stale": 0}
+    before = read_items("target", TABLE_ID)
+    aws.invoke("consumer", through_stream(aws, records))  # redelivered
+    assert counters(aws, upload["sk"]) == {"published": n, "applied": n, "stale": n}
+    assert read_items("target", TABLE_ID) == before
+    # a re-upload of the same version (another sequencer) is applied again, not stale
+    again = [json.dumps({**json.loads(r), "sequencer": "0B"}).encode() for r in records]
+    aws.dynamodb.put_item(
+        TableName="registry", Item={"table_id": {"S": TABLE_ID}, "sk": {"S": f"upload#{key}#0B"}}
+    )
+    aws.invoke("consumer", through_stream(aws, again))
+    assert counters(aws, f"upload#{key}#0B") == {"applied": n, "stale": 0}
 
 
 @pytest.mark.parametrize("workers", ["1", "16"])

@@ -129,3 +129,31 @@ def test_other_statuses_and_inputs_naming_no_upload_are_ignored(aws, registered)
     event["detail"]["input"] = "{}"
     assert "ignored" in aws.invoke("execution_ended", event)
     assert record(registered)["status"] == "REGISTERED"
+
+
+@pytest.mark.parametrize("published", [None, 0, 3])
+def test_mark_failed_marks_the_table_diverged_once_publishing_began(aws, published):
+    """Publish writes ``published`` before its first record; a version failing after that may
+    have part of its ops in the target, so MarkFailed records it in the head's ``diverged``."""
+    from snapcdc.registry import get_head
+
+    table_id, sk = "tenant/test_table", f"upload#{KEY}#0A"
+    record = {"table_id": {"S": table_id}, "sk": {"S": sk}, "status": {"S": "RUNNING"},
+              "version": {"S": "20201230_V0001"}, "key": {"S": KEY},
+              "files": {"L": [{"S": f"s3://imports/{KEY}"}]},
+              "schema": {"M": {"columns": {"L": [{"S": "PK"}]}, "key": {"L": [{"S": "PK"}]}}},
+              "config": {"M": {}},
+              "location": {"S": "s3://imports/tenant/test_table/x/"}}  # fmt: skip
+    if published is not None:
+        record["published"] = {"N": str(published)}
+    aws.dynamodb.put_item(TableName="registry", Item=record)
+    state = {"upload": {"table_id": table_id, "sk": sk},
+             "error": {"Error": "PublishFailed", "Cause": "Kinesis refused"}}  # fmt: skip
+    failure = aws.invoke("mark_failed", {"state": state, "execution_arn": EXEC})
+    head = get_head(table_id)
+    if published is None:  # failed before Publish: nothing can have landed
+        assert failure["diverged"] is False and head is None
+    else:
+        assert failure["diverged"] is True
+        [entry] = head["diverged"]
+        assert (entry["version"], entry["files"]) == ("20201230_V0001", [f"s3://imports/{KEY}"])

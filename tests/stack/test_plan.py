@@ -247,3 +247,68 @@ def test_key_change_against_the_head_fails(aws):
 
     with pytest.raises(ContractError, match=r"key changed from \['COL_1'\] to \['PK'\]"):
         plan(aws, upload)
+
+
+def diverged_head(aws, failed_version="20201230_V0002"):
+    """V0001 applied, then ``failed_version`` failed after publishing began (MarkFailed's mark)."""
+    from snapcdc.registry import mark_diverged
+
+    schema = {"columns": REFERENCE_CONFIG["columns"], "key": ["PK"]}
+    advance_head(
+        "tenant/test_table",
+        "20201230_V0001",
+        {
+            "schema": schema,
+            "config": REFERENCE_CONFIG,
+            "location": "s3://imports/tenant/test_table/20201230_V0001/",
+            "files": ["s3://imports/tenant/test_table/20201230_V0001/export1.csv.gz"],
+        },
+    )
+    key = f"tenant/test_table/{failed_version}/export2.csv.gz"
+    entry = {"version": failed_version, "key": key, "sk": f"upload#{key}#0A",
+             "files": [f"s3://imports/{key}"], "schema": schema, "config": REFERENCE_CONFIG,
+             "location": f"s3://imports/tenant/test_table/{failed_version}/"}  # fmt: skip
+    mark_diverged("tenant/test_table", entry)
+    mark_diverged("tenant/test_table", entry)  # a retried MarkFailed: counted once
+
+
+def test_a_diverged_head_plans_a_reconverge_of_the_next_version(aws):
+    diverged_head(aws)
+    upload = registered(aws, "tenant/test_table/20201231_V0001/export3.csv.gz")
+
+    result = plan(aws, upload)
+
+    assert result["action"] == "reconverge"
+    assert (result["previous_version"], result["diverged_versions"]) == (
+        "20201230_V0001",
+        ["20201230_V0002"],
+    )
+    names = [q["name"] for q in result["queries"]]
+    assert names == [
+        "create_database",
+        "drop_new_table",
+        "create_new_table",
+        "create_test__table_v20201230___v0001",
+        "create_test__table_v20201230___v0002",
+        "check_export",
+        "reconverge",
+        "drop_test__table_v20201230___v0001",
+        "drop_test__table_v20201230___v0002",
+    ]
+    sql = result["queries"][names.index("reconverge")]["sql"]
+    assert "'s3://imports/tenant/test_table/20201230_V0002/export2.csv.gz'" in sql
+    record = find_upload("tenant/test_table", upload["key"], upload["sequencer"])
+    assert record["files"] == [f"s3://imports/{upload['key']}"]  # for a reconverge of its own
+
+
+def test_a_version_before_a_diverged_one_is_skipped(aws):
+    diverged_head(aws, failed_version="20201231_V0001")
+    upload = registered(aws, "tenant/test_table/20201230_V0002/export2.csv.gz")
+
+    result = plan(aws, upload)
+
+    assert result["action"] == "skip"
+    assert result["reason"] == (
+        "version 20201230_V0002 is before 20201231_V0001, whose ops partly reached the target; "
+        "upload a version not before 20201231_V0001 to reconverge the table"
+    )

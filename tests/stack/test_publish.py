@@ -22,6 +22,8 @@ UPLOAD = {
     "table_id": "tenant/test_table",
     "version": "20201230_V0002",
     "key": "tenant/test_table/20201230_V0002/export2.csv.gz",
+    "sequencer": "0062E99A88DC407460",
+    "sk": "upload#tenant/test_table/20201230_V0002/export2.csv.gz#0062E99A88DC407460",
 }
 SCHEMA = {"columns": ["PK", "COL_1", "COL_2", "COL_3"], "key": ["PK"]}
 RESULT = "s3://results/athena/ops.csv"

@@ -253,8 +253,13 @@ def test_whole_pipeline_publishes_and_records_the_outcome(aws, pipeline):
     head = get_head("tenant/test_table")
     assert head["last_applied_version"] == "20201230_V0002"
     assert head["files"] == [f"s3://imports/{KEY}"]  # what the next delta reads it from
-    expected = json.loads((DATA / "ops_expected.json").read_text())
+    sequencer = record["sk"].rsplit("#", 1)[1]
+    expected = [
+        {**op, "sequencer": sequencer}
+        for op in json.loads((DATA / "ops_expected.json").read_text())
+    ]
     assert [json.loads(r["Data"]) for r in aws.stream_records()] == expected
+    assert record["published"] == len(expected)  # written by Publish and by Finish
     assert aws.dynamodb.scan(TableName="locks")["Items"] == []
 
 

@@ -113,8 +113,23 @@ def test_no_wildcard_actions_and_wildcard_resources_only_where_aws_requires_them
         for statement in STACK.role_statements(name):
             assert not any("*" in action for action in statement["actions"]), name
             if "*" in statement["resources"]:
-                # Step Functions' log delivery APIs have no resource-level permissions.
+                # Step Functions' log delivery APIs have no resource-level permissions, nor has
+                # PutMetricData, which is scoped by namespace instead
+                # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/iam-cw-condition-keys-namespace.html).
+                if statement["actions"] == ["cloudwatch:PutMetricData"]:
+                    assert metric_namespaces(name) == ["snapcdc"], name
+                    continue
                 assert set(statement["actions"]) <= LOG_DELIVERY, (name, statement)
+
+
+def metric_namespaces(role: str) -> list[str]:
+    """The namespaces a role's PutMetricData statements are limited to (None: unlimited)."""
+    return [
+        (statement.get("Condition") or {}).get("StringEquals", {}).get("cloudwatch:namespace")
+        for policy in STACK.resources[role]["Properties"].get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
+        if statement["Action"] in ("cloudwatch:PutMetricData", ["cloudwatch:PutMetricData"])
+    ]
 
 
 def test_permission_check_notices_a_missing_grant():

@@ -14,4 +14,5 @@ HANDLERS = (
     "mark_failed",
     "execution_ended",
     "consumer",
+    "applied_check",
 )

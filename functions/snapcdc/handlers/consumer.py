@@ -4,7 +4,12 @@ The batch's ops are applied concurrently (conditional writes, so order does not 
 Powertools' batch processor reports each record's outcome: a record that could not be applied
 (bad data, a DynamoDB error) is a batch item failure; Lambda retries from it, bisects, and
 finally writes the batch, records included, to the failed-batches bucket (``snapcdc
-redrive``). A stale op (a newer version is already there) is skipped.
+redrive``). A stale op (a newer version is already there, or this upload already wrote it: a
+redelivery) is skipped.
+
+Each batch's outcomes are then counted on the registry record of the upload each op comes from
+(``applied`` / ``stale``, see ``snapcdc.registry.count_applied``). A counter that cannot be
+written is logged, not retried (``snapcdc.applying.count_outcomes``).
 """
 
 from aws_lambda_powertools import Logger
@@ -15,7 +20,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
-from snapcdc.applying import apply_concurrently, decode_record
+from snapcdc.applying import apply_concurrently, count_outcomes, decode_record
 from snapcdc.settings import Settings
 
 logger = Logger()
@@ -23,7 +28,7 @@ logger = Logger()
 
 @logger.inject_lambda_context
 def handler(event, context):
-    settings = Settings.from_env().require("target_table")
+    settings = Settings.from_env().require("target_table", "registry_table")
     ops = {r["kinesis"]["sequenceNumber"]: decode_record(r) for r in event["Records"]}
     decoded = {k: op for k, op in ops.items() if not isinstance(op, Exception)}
     outcomes = {
@@ -45,4 +50,5 @@ def handler(event, context):
         context=context,
     )
     logger.info("applied", extra={**counts, "failed": len(response.get("batchItemFailures", []))})
+    count_outcomes(decoded, outcomes, settings.registry_table)
     return response

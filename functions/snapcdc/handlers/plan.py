@@ -33,6 +33,8 @@ def handler(event, context):
             "status": "RUNNING",
             "action": plan["action"],
             "reason": plan["reason"],
+            # what a later reconverge needs if this version fails after publishing began
+            **{k: plan[k] for k in ("files", "schema", "config", "location") if k in plan},
             "updated_at": iso(utc_now()),
         },
         table_name=settings.registry_table,

@@ -8,6 +8,7 @@ from aws_lambda_powertools import Logger
 from snapcdc.aws import client
 from snapcdc.contract import TableSchema
 from snapcdc.publishing import publish_page
+from snapcdc.registry import update_upload
 from snapcdc.settings import Settings
 
 logger = Logger()
@@ -15,12 +16,18 @@ logger = Logger()
 
 @logger.inject_lambda_context
 def handler(event, context):
-    settings = Settings.from_env().require("stream_name")
+    settings = Settings.from_env().require("stream_name", "registry_table")
+    upload = event["upload"]
+    previous = event.get("progress") or {}
+    if not previous.get("calls"):
+        # Publishing begins: recorded before the first record is sent, so a version that fails
+        # from here on marks its table diverged (snapcdc.outcomes.diverge_if_published).
+        record_published(upload, previous, settings)
     progress = publish_page(
         client("s3"),
         client("kinesis"),
         settings.stream_name,
-        event["upload"],
+        upload,
         TableSchema.from_dict(event["schema"]),
         event["queries"],
         event.get("progress") or {},
@@ -29,5 +36,17 @@ def handler(event, context):
         max_records=settings.publish_max_records,
         max_retries=settings.publish_max_retries,
     )
+    record_published(upload, progress, settings)
     logger.info("published", extra={"progress": progress})
     return progress
+
+
+def record_published(upload, progress, settings):
+    """SET (not ADD: a retried page must not count twice) the records Kinesis took so far."""
+    published = int(progress.get("records", 0)) + len(progress.get("sent") or [])
+    update_upload(
+        upload["table_id"],
+        upload["sk"],
+        {"published": published},
+        table_name=settings.registry_table,
+    )

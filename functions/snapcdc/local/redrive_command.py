@@ -12,8 +12,10 @@ ops applied with version-conditioned writes (an op a newer version has overtaken
 stale: redriving is idempotent), and the object deleted once nothing in it failed; ``--keep``
 leaves every object in place. One line per object, then the totals; exit status 1 when a record
 still failed (its object is kept). The caller needs ``s3:ListBucket``, ``s3:GetObject`` and
-``s3:DeleteObject`` on the bucket, ``dynamodb:PutItem`` on the target table, and
-``cloudformation:DescribeStacks`` with ``--stack``.
+``s3:DeleteObject`` on the bucket, ``dynamodb:PutItem`` on the target table,
+``cloudformation:DescribeStacks`` with ``--stack``, and ``dynamodb:UpdateItem`` on the registry
+table with ``--stack`` or ``--registry``: the redriven ops are then counted on their upload
+records as the consumer counts them, so a version's ``applied`` reaches ``published``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack", metavar="NAME", help="the deployed snapcdc stack's name")
     parser.add_argument("--bucket", metavar="NAME", help="the failed-batches bucket")
     parser.add_argument("--table", metavar="NAME", help="the target table")
+    parser.add_argument(
+        "--registry",
+        metavar="NAME",
+        help="the registry table, to count the ops on their upload records (with --stack: its own)",
+    )
     parser.add_argument(
         "--keep", action="store_true", help="leave every object in place, even when applied"
     )
@@ -91,12 +98,16 @@ def run(args: argparse.Namespace) -> int:
     from snapcdc.settings import Settings
 
     bucket, table = targets(args)
+    registry = args.registry or (
+        stack_outputs(args.stack).get("RegistryTableName") if args.stack else None
+    )
     results = redrive(
         client("s3"),
         bucket,
         table,
         workers=Settings.from_env().consumer_workers,
         remove=not args.keep,
+        registry_table=registry,
     )
     print_results(results, sys.stdout)
     if args.report:

@@ -14,7 +14,8 @@ every file of DATA_DIR is uploaded to the import bucket like an export landing i
 - Each upload goes through the whole pipeline (S3 event, EventBridge, the state machine, Athena,
   Kinesis, the consumer) and everything has settled before the next upload starts.
   ``--concurrent`` uploads them all at once instead; the table locks then serialise the work.
-- Per upload it prints key, status (SUCCEEDED, SKIPPED or FAILED), inserts, updates, deletes and
+- Per upload it prints key, status (SUCCEEDED, SKIPPED or FAILED), inserts, updates, deletes,
+  published (records Kinesis took), applied (ops the consumer wrote to the target) and
   seconds, read from the pipeline's registry; at the end a summary per target table.
 - ``--report FILE``: the same as JSON; ``--dump-target DIR``: ``DIR/{tenant}/{table}.csv`` of
   every table with a successful version, read back from the target table; ``--history``: each
@@ -118,6 +119,9 @@ def read_sequence(sequence: Path, data_dir: Path) -> list[str]:
     return keys
 
 
+# the registry record's counters the run reports per upload
+COUNTS = ("inserts", "updates", "deletes", "published", "applied", "stale")
+
 # -- one upload and what became of it --------------------------------------------------------
 
 
@@ -133,6 +137,9 @@ class Upload:
     inserts: int = 0
     updates: int = 0
     deletes: int = 0
+    published: int = 0
+    applied: int = 0
+    stale: int = 0
     error: str | None = None
     seconds: float = 0.0
     started: float = 0.0
@@ -157,6 +164,9 @@ class Upload:
                 "inserts",
                 "updates",
                 "deletes",
+                "published",
+                "applied",
+                "stale",
                 "error",
             )
         }
@@ -270,12 +280,25 @@ class LocalRun:
                 upload.executions.append(arn)
             upload.status = record.get("status", "FAILED")
             upload.error = record.get("error") or None
-            for name in ("inserts", "updates", "deletes"):
+            for name in COUNTS:
                 setattr(upload, name, int(record.get(name) or 0))
         if upload.status not in TERMINAL:
             upload.error = upload.error or execution_error(sfn, upload.executions)
             upload.status = "FAILED"
         return upload
+
+    def read_counts(self, upload: Upload) -> None:
+        """Re-read the counters the consumer adds to after Finish (once the stream drained)."""
+        if upload.sequencer is None:
+            return
+        record = self.registry.find_upload(
+            upload.table_id,
+            upload.key,
+            upload.sequencer,
+            table_name=self.outputs["RegistryTableName"],
+        )
+        for name in COUNTS:
+            setattr(upload, name, int((record or {}).get(name) or 0))
 
     def finished_at(self, upload: Upload) -> float | None:
         sfn = self.aws.client("stepfunctions")
@@ -355,6 +378,9 @@ def run_pipeline(
         if options.redrive:
             progress.update(task, description="redriving failed batches")
             redriven = redrive_failed_batches(aws)
+        run.settle(options.timeout)
+        for upload in uploads:
+            run.read_counts(upload)
         progress.update(task, description="reading the target tables")
         result = RunResult(uploads=uploads, tables=summarize(run, uploads), redriven=redriven)
         if options.history:
@@ -377,6 +403,7 @@ def redrive_failed_batches(aws: Any) -> list[Any]:
         outputs["FailedBatchesBucketName"],
         outputs["TargetTableName"],
         workers=Settings.from_env().consumer_workers,
+        registry_table=outputs["RegistryTableName"],
     )
 
 
@@ -500,13 +527,17 @@ class Printer:
     key_width: int = 40
 
     def header(self) -> None:
-        numbers = "".join(f" {name:>8}" for name in ("inserts", "updates", "deletes", "seconds"))
+        numbers = "".join(
+            f" {name:>9}"
+            for name in ("inserts", "updates", "deletes", "published", "applied", "seconds")
+        )
         self.line(f"{'key':<{self.key_width}}  {'status':<9}{numbers}")
 
     def upload(self, upload: Upload) -> None:
         self.line(
-            f"{upload.key:<{self.key_width}}  {upload.status:<9} {upload.inserts:>8} "
-            f"{upload.updates:>8} {upload.deletes:>8} {upload.seconds:>8.2f}"
+            f"{upload.key:<{self.key_width}}  {upload.status:<9} {upload.inserts:>9} "
+            f"{upload.updates:>9} {upload.deletes:>9} {upload.published:>9} "
+            f"{upload.applied:>9} {upload.seconds:>9.2f}"
         )
         if upload.error:
             self.line(f"{'':<{self.key_width}}  error: {upload.error}")

@@ -152,7 +152,12 @@ class EventBridgeBridge:
         bus = backend.event_buses.get("default")
         delivered = []
         for rule in list(bus.rules.values()) if bus else []:
-            if rule.state != "ENABLED" or not rule.event_pattern.matches_event(event):
+            # A schedule rule has no event pattern and matches no event: it only fires on its
+            # schedule (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rules.html),
+            # which the emulation does not run (tests invoke its target with a scheduled event).
+            if rule.scheduled_expression or rule.state != "ENABLED":
+                continue
+            if not rule.event_pattern.matches_event(event):
                 continue
             for target in rule.targets:
                 delivered.append(self._deliver(event, rule, target))
