@@ -145,6 +145,25 @@ def test_a_resource_account_condition_pins_the_owning_account():
     )
 
 
+def test_a_namespace_condition_scopes_put_metric_data():
+    scoped = policy(
+        {
+            "Effect": "Allow",
+            "Action": "cloudwatch:PutMetricData",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"cloudwatch:namespace": "snapcdc"}},
+        }
+    )
+    ours = {"cloudwatch:namespace": "snapcdc"}
+    theirs = {"cloudwatch:namespace": "other"}
+    assert evaluate([scoped], "cloudwatch:PutMetricData", "*", "1", ours) is Decision.ALLOW
+    assert evaluate([scoped], "cloudwatch:PutMetricData", "*", "1", theirs) is (
+        Decision.IMPLICIT_DENY
+    )
+    with pytest.raises(UnsupportedPolicy, match="cloudwatch:namespace"):
+        evaluate([scoped], "cloudwatch:PutMetricData", "*", "1")  # a request without the key
+
+
 def test_what_is_not_emulated_is_refused_not_guessed():
     conditional = policy(
         {

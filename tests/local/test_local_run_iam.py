@@ -184,6 +184,13 @@ USED_OFF_THE_HAPPY_PATH = {
     # executions ended past their Catch (tests/local/test_local_run_execution_end.py)
     ("ExecutionEndedRole", "dynamodb:UpdateItem", "RegistryTable"),
     ("ExecutionEndedRole", "dynamodb:DeleteItem", "LockTable"),
+    # the hourly check of versions not fully applied (tests/stack/test_applied_check.py; the
+    # schedule is not emulated)
+    ("AppliedCheckRole", "dynamodb:Query", "RegistryTable"),
+    ("AppliedCheckRole", "dynamodb:GetItem", "RegistryTable"),
+    ("AppliedCheckRole", "dynamodb:UpdateItem", "RegistryTable"),
+    ("AppliedCheckRole", "dynamodb:DeleteItem", "RegistryTable"),
+    ("AppliedCheckRole", "cloudwatch:PutMetricData", "*"),
 }
 
 

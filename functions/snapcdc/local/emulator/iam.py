@@ -34,7 +34,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
 
-from snapcdc.local.emulator.iam_actions import Requirement, UnmappedCall, Where, requirements
+from snapcdc.local.emulator.iam_actions import (
+    Requirement,
+    UnmappedCall,
+    Where,
+    request_context,
+    requirements,
+)
 from snapcdc.local.emulator.iam_policy import Decision, evaluate
 
 log = logging.getLogger(__name__)
@@ -184,24 +190,34 @@ class Authorizer:
             documents.append(next(v.document for v in policy.versions if v.is_default))
         return documents
 
-    def decide(self, role_arn: str, action: str, resource: str) -> Decision:
-        key = (role_arn, action, resource)
+    def decide(
+        self, role_arn: str, action: str, resource: str, context: tuple[tuple[str, str], ...] = ()
+    ) -> Decision:
+        key = (role_arn, action, resource, *context)
         decision = self.decisions.get(key)
         if decision is None:
             account = role_arn.split(":")[4]
-            decision = evaluate(self.role_policies(role_arn), action, resource, account)
+            decision = evaluate(
+                self.role_policies(role_arn), action, resource, account, dict(context)
+            )
             with self._lock:
                 self.decisions[key] = decision
         return decision
 
-    def require(self, principal: Principal | None, needed: list[Requirement]) -> None:
-        """Raise :class:`AccessDenied` for the first requirement the principal is denied."""
+    def require(
+        self,
+        principal: Principal | None,
+        needed: list[Requirement],
+        context: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        """Raise :class:`AccessDenied` for the first requirement the principal is denied
+        (``context``: the request's condition keys, see :func:`.iam_actions.request_context`)."""
         if principal is None:
             return
         for action, resource in needed:
             if action in principal.service_actions:
                 continue
-            decision = self.decide(principal.role_arn, action, resource)
+            decision = self.decide(principal.role_arn, action, resource, context)
             if decision is not Decision.ALLOW:
                 message = denied_message(principal, action, resource, decision)
                 with self._lock:
@@ -222,7 +238,7 @@ class Authorizer:
                 self.unmapped.append(f"{service}:{model.name}")
             raise UnmappedCall(f"{exc} (called by {principal.arn})") from None
         try:
-            self.require(principal, needed)
+            self.require(principal, needed, request_context(service, model.name, params))
             if service == "s3" and model.name in MISSING_OBJECT_OPERATIONS:
                 self.require(principal, self._missing_object_requirements(params))
         except AccessDenied as exc:

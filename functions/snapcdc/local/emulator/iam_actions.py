@@ -245,3 +245,19 @@ def requirements(
             "snapcdc.local.emulator.iam_actions.REQUIREMENTS"
         )
     return rule(params, where)
+
+
+def request_context(
+    service: str, operation: str, params: dict[str, Any]
+) -> tuple[tuple[str, str], ...]:
+    """The condition keys a request carries that this stack's policies test (lowercase names).
+
+    >>> request_context("cloudwatch", "PutMetricData", {"Namespace": "snapcdc"})
+    (('cloudwatch:namespace', 'snapcdc'),)
+    >>> request_context("s3", "GetObject", {"Bucket": "b", "Key": "k"})
+    ()
+    """
+    if (service, operation) == ("cloudwatch", "PutMetricData"):
+        # https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/iam-cw-condition-keys-namespace.html
+        return (("cloudwatch:namespace", str(params.get("Namespace", ""))),)
+    return ()

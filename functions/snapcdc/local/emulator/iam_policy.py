@@ -15,12 +15,14 @@ moto ships an evaluator (``moto.iam.access_control.IAMPolicy``) but it is not go
 stand in for AWS here: it reads ``?`` and ``.`` in patterns as regular-expression syntax, matches
 actions case-sensitively, treats a ``NotResource`` statement as matching every resource, and turns
 an ``Allow`` whose condition does not hold into a deny. Conditions are evaluated only for
-``StringEquals`` on the resource-account keys (``aws:ResourceAccount``, ``s3:ResourceAccount``:
+``StringEquals``, on the resource-account keys (``aws:ResourceAccount``, ``s3:ResourceAccount``:
 the account that owns the resource, which Lambda's S3 on-failure destination asks policies to pin,
 https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html,
-https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-resourceaccount);
-a statement with any other condition, a policy variable or a ``Principal`` is refused with an
-error rather than guessed.
+https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-resourceaccount)
+and on the request keys the caller passes in ``context`` (``cloudwatch:namespace``, the only way
+to scope PutMetricData, https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/iam-cw-condition-keys-namespace.html);
+condition key names are case-insensitive. A statement with any other condition, a policy
+variable or a ``Principal`` is refused with an error rather than guessed.
 
 >>> doc = {"Statement": [{"Effect": "Allow", "Action": "s3:Get*", "Resource": "arn:aws:s3:::b/*"}]}
 >>> evaluate([doc], "s3:GetObject", "arn:aws:s3:::b/k").name
@@ -104,8 +106,14 @@ def resource_account(resource: str, account: str) -> str:
     return parts[4] if len(parts) > 4 and parts[4] else account
 
 
-def condition_holds(statement: Mapping[str, Any], resource: str, account: str) -> bool:
-    """Whether the statement's ``Condition`` (if any) holds for a request on ``resource``."""
+def condition_holds(
+    statement: Mapping[str, Any],
+    resource: str,
+    account: str,
+    context: Mapping[str, str] | None = None,
+) -> bool:
+    """Whether the statement's ``Condition`` (if any) holds for a request on ``resource`` whose
+    request condition keys are ``context`` (lowercase names)."""
     condition = statement.get("Condition")
     if condition is None:
         return True
@@ -114,19 +122,28 @@ def condition_holds(statement: Mapping[str, Any], resource: str, account: str) -
             f"Condition in an identity-based policy is not emulated: {statement!r}"
         )
     for key, expected in condition["StringEquals"].items():
-        if key.lower() not in RESOURCE_ACCOUNT_KEYS:
+        name = key.lower()
+        if name in RESOURCE_ACCOUNT_KEYS:
+            actual = resource_account(resource, account)
+        elif context is not None and name in context:
+            actual = context[name]
+        else:
             raise UnsupportedPolicy(f"condition key {key!r} is not emulated: {statement!r}")
         values = [expected] if isinstance(expected, str) else list(expected)
-        if resource_account(resource, account) not in values:
+        if actual not in values:
             return False
     return True
 
 
 def statement_applies(
-    statement: Mapping[str, Any], action: str, resource: str, account: str = ""
+    statement: Mapping[str, Any],
+    action: str,
+    resource: str,
+    account: str = "",
+    context: Mapping[str, str] | None = None,
 ) -> bool:
     """Whether one identity-policy statement covers ``action`` on ``resource`` for a principal of
-    ``account``."""
+    ``account`` (``context``: the request's condition keys)."""
     for unsupported in ("Principal", "NotPrincipal"):
         if unsupported in statement:
             raise UnsupportedPolicy(
@@ -137,7 +154,7 @@ def statement_applies(
     return (
         _element_applies(statement, "Action", action, True)
         and _element_applies(statement, "Resource", resource, False)
-        and condition_holds(statement, resource, account)
+        and condition_holds(statement, resource, account, context)
     )
 
 
@@ -149,13 +166,18 @@ def statements(document: Mapping[str, Any] | str) -> list[Mapping[str, Any]]:
 
 
 def evaluate(
-    documents: Iterable[Mapping[str, Any] | str], action: str, resource: str, account: str = ""
+    documents: Iterable[Mapping[str, Any] | str],
+    action: str,
+    resource: str,
+    account: str = "",
+    context: Mapping[str, str] | None = None,
 ) -> Decision:
-    """The decision of the identity-based policies of a principal of ``account`` for one request."""
+    """The decision of the identity-based policies of a principal of ``account`` for one request
+    (``context``: its condition keys, lowercase names)."""
     allowed = False
     for document in documents:
         for statement in statements(document):
-            if statement_applies(statement, action, resource, account):
+            if statement_applies(statement, action, resource, account, context):
                 if statement["Effect"] == "Deny":
                     return Decision.EXPLICIT_DENY
                 allowed = True
