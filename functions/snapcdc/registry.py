@@ -3,11 +3,12 @@
 Key design (partition key ``table_id`` = ``tenant/table``, sort key ``sk``):
 
 - ``upload#{key}#{sequencer}``: one upload (object event). ``status`` goes REGISTERED ->
-  RUNNING -> SUCCEEDED / SKIPPED / FAILED; the record carries the key, sequencer, execution ARN,
+  RUNNING -> SUCCEEDED / SKIPPED / FAILED, or RUNNING -> HELD (``snapcdc.holding``) -> APPROVED
+  -> RUNNING -> SUCCEEDED (or SKIPPED, FAILED), or HELD -> REJECTED; the record carries the key, sequencer, execution ARN,
   counts (inserts, updates, deletes, rows_read, bytes_scanned, query_ids) and ``error``.
   Records of one table sort by key, so by version.
 - ``head``: the table's last applied version with its schema, table configuration, S3
-  location and ``files``, the ``s3://`` objects it was applied from (the next delta reads the
+  location, ``rows`` (its row count) and ``files``, the ``s3://`` objects it was applied from (the next delta reads the
   previous version from exactly these, never whatever else the prefix holds by then). It only
   moves forward.
 
@@ -26,7 +27,9 @@ from snapcdc.dynamo import from_item, to_item, to_value, update_expression
 from snapcdc.settings import Settings
 
 HEAD_SK = "head"
-STATUSES = ("REGISTERED", "RUNNING", "SUCCEEDED", "SKIPPED", "FAILED")
+STATUSES = (
+    "REGISTERED", "RUNNING", "SUCCEEDED", "SKIPPED", "FAILED", "HELD", "APPROVED", "REJECTED",
+)  # fmt: skip
 
 
 def upload_sk(key: str, sequencer: str) -> str:
