@@ -120,6 +120,7 @@ def guard(state: dict[str, Any], settings: Settings, now: datetime) -> dict[str,
         "version": upload["version"],
         "key": upload["key"],
         "reason": reason,
+        "hold_reason": reason,  # kept when an approved run records its own reason
         "previous_version": plan["previous_version"],
         "previous_rows": previous_rows,
         "rows_read": rows,
@@ -248,15 +249,20 @@ def check_head(state: dict[str, Any], settings: Settings, now: datetime) -> dict
 def _transition(
     table_id: str, sk: str, expected: str, values: dict[str, Any], table_name: str
 ) -> dict[str, Any]:
-    """SET ``values`` on an upload record whose status is ``expected``; the new record."""
+    """SET ``values`` (a ``status`` and ``resumed_by``) on an upload record whose status is
+    ``expected``; the new record."""
     args = update_expression(values)
-    args["ExpressionAttributeNames"]["#status_now"] = "status"
-    args["ExpressionAttributeValues"][":expected"] = to_value(expected)
+    args["ExpressionAttributeNames"].update({"#status_now": "status", "#by": "resumed_by"})
+    args["ExpressionAttributeValues"].update(
+        {":expected": to_value(expected), ":target": to_value(values["status"]),
+         ":me": to_value(values["resumed_by"])}
+    )  # fmt: skip
     try:
         response = client("dynamodb").update_item(
             TableName=table_name,
             Key=to_item({"table_id": table_id, "sk": sk}),
-            ConditionExpression="#status_now = :expected",
+            # or already done by this execution: a retried Lambda invocation
+            ConditionExpression="#status_now = :expected OR (#status_now = :target AND #by = :me)",
             ReturnValues="ALL_NEW",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
             **args,
