@@ -178,7 +178,8 @@ class TableConfig:
       of the previous version's rows is held for approval (``snapcdc.holding``); 1.0 turns
       the guard off.
     - ``allow_empty`` (default false): a version with no rows after a non-empty one is held
-      unless this is true (whatever ``max_delete_fraction`` says).
+      unless this is true; when true, such a version is applied whatever
+      ``max_delete_fraction`` says.
     """
 
     columns: tuple[str, ...] | None = None

@@ -5,8 +5,9 @@ valid CSV, and its delta turns the missing rows into DELETEs. So after the delta
 anything is published, :func:`guard` counts the ops and holds the version when
 
 - it has no rows while the previous version had some, unless the table's ``allow_empty`` is
-  true; or
-- its DELETEs are more than ``max_delete_fraction`` (default 0.5) of the previous version's rows.
+  true (which then lets an empty version through whatever ``max_delete_fraction`` says); or
+- it has rows, and its DELETEs are more than ``max_delete_fraction`` (default 0.5) of the
+  previous version's rows.
 
 The previous version's row count is exact from the delta itself: every previous key is either
 kept (UPDATE or unchanged) or DELETEd, every new key kept or INSERTed, so
@@ -70,10 +71,12 @@ def hold_reason(
     >>> hold_reason(TableConfig(), "V1", 100, 30, 70)  # doctest: +ELLIPSIS
     'would delete 70 of 100 rows (70% > 50%) of V1; ...'
     """
-    if rows == 0 and previous_rows > 0 and not config.allow_empty:
+    if rows == 0 and previous_rows > 0:
+        if config.allow_empty:  # an empty export is declared legitimate: no fraction applies
+            return None
         return (
             f"the export has no rows after {previous_version} with {previous_rows}: it would "
-            f"delete every row; approve it, or set \"allow_empty\": true in _table.json"
+            f'delete every row; approve it, or set "allow_empty": true in _table.json'
         )
     limit = config.max_delete_fraction
     if previous_rows and deletes > limit * previous_rows:

@@ -3,14 +3,15 @@
 Key design (partition key ``table_id`` = ``tenant/table``, sort key ``sk``):
 
 - ``upload#{key}#{sequencer}``: one upload (object event). ``status`` goes REGISTERED ->
-  RUNNING -> SUCCEEDED / SKIPPED / FAILED, or RUNNING -> HELD (``snapcdc.holding``) -> APPROVED
-  -> RUNNING -> SUCCEEDED (or SKIPPED, FAILED), or HELD -> REJECTED; the record carries the key, sequencer, execution ARN,
-  counts (inserts, updates, deletes, rows_read, bytes_scanned, query_ids) and ``error``.
+  RUNNING -> SUCCEEDED / SKIPPED / FAILED, or RUNNING -> HELD (``snapcdc.holding``) ->
+  APPROVED -> RUNNING -> SUCCEEDED (or SKIPPED, FAILED), or HELD -> REJECTED; the record
+  carries the key, sequencer, execution ARN, counts (inserts, updates, deletes, rows_read,
+  bytes_scanned, query_ids), ``error``, and for a held version ``reason`` and ``held``.
   Records of one table sort by key, so by version.
 - ``head``: the table's last applied version with its schema, table configuration, S3
-  location, ``rows`` (its row count) and ``files``, the ``s3://`` objects it was applied from (the next delta reads the
-  previous version from exactly these, never whatever else the prefix holds by then). It only
-  moves forward.
+  location, ``rows`` (its row count) and ``files``, the ``s3://`` objects it was applied from
+  (the next delta reads the previous version from exactly these, never whatever else the
+  prefix holds by then). It only moves forward.
 
 >>> upload_sk("tenant/t/V1/x.csv.gz", "0A")
 'upload#tenant/t/V1/x.csv.gz#0A'

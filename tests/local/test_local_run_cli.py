@@ -62,6 +62,8 @@ def test_a_run_prints_a_row_per_upload_and_writes_report_dump_and_history(data, 
         "updates",
         "deletes",
         "error",
+        "reason",
+        "action",
     }
     assert read_dump(tmp_path / "dump" / "shop" / "tags.csv") == [["tag", "label"], *ROWS_V2]
 

@@ -26,5 +26,7 @@ def handler(event, context):
         result = check_head(event["state"], settings, utc_now())
     else:
         raise ValueError(f"unknown action {action!r}: expected guard, resume or check_head")
-    logger.info("hold", extra={"action": action, "status": result.get("status"), "held": result.get("held")})
+    logger.info(
+        "hold", extra={"action": action, "status": result.get("status"), "held": result.get("held")}
+    )
     return result
