@@ -1,8 +1,9 @@
 """The ``snapcdc`` command line: one argparse program, one subcommand per module.
 
 A subcommand lives in its own module under ``snapcdc.local`` and exposes ``COMMAND``, a
-:class:`Command` (or ``COMMANDS``, a list of them, for siblings such as approve / reject). To add one (``snapcdc local run``, say), write the module and append its name
-to :data:`COMMAND_MODULES`; modules are imported only when the program starts, so a command's
+:class:`Command` (or ``COMMANDS``, a list of them, for siblings such as approve / reject). To
+add one (``snapcdc local run``, say), write the module and append its name to
+:data:`COMMAND_MODULES`; modules are imported only when the program starts, so a command's
 heavy imports stay out of the others' way.
 
 Errors a user can fix (bad input, a missing file, data that fails the checks) are raised as

@@ -18,7 +18,6 @@ on the state machine and ``states:DescribeExecution`` on its executions, and
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from typing import Any
 
