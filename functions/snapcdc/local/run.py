@@ -533,7 +533,7 @@ class Printer:
         titles = f"{'succeeded':>9} {'skipped':>8} {'failed':>8} {'rows':>8}"
         held = any(s.get("HELD") or s.get("REJECTED") for s in result.tables.values())
         more = f" {'held':>8} {'rejected':>8}" if held else ""
-        self.line(f"{'table':<{width}}  {titles}  version{more}")
+        self.line(f"{'table':<{width}}  {titles}  {'version':<14}{more}")
         for table_id, s in sorted(result.tables.items()):
             counts = f"{s['SUCCEEDED']:>9} {s['SKIPPED']:>8} {s['FAILED']:>8} {s['rows']:>8}"
             extra = f" {s.get('HELD', 0):>8} {s.get('REJECTED', 0):>8}" if held else ""
