@@ -40,7 +40,7 @@ from snapcdc.leases import iso, lease_expiry
 from snapcdc.publishing import ops_status
 from snapcdc.queries import OPS
 from snapcdc.registry import get_head, update_upload
-from snapcdc.resultcsv import iter_records
+from snapcdc.resultcsv import count_leading
 from snapcdc.settings import Settings
 
 METRIC_NAMESPACE = "snapcdc"
@@ -90,14 +90,7 @@ def hold_reason(
 
 def count_ops(s3: Any, output_location: str) -> dict[str, int]:
     """INSERT / UPDATE / DELETE counts of an ops result (one streamed read)."""
-    counts = dict.fromkeys(OPS, 0)
-    first = True
-    for fields, _ in iter_records(s3, output_location):
-        if first:  # the header row
-            first = False
-            continue
-        counts[fields[0]] = counts.get(fields[0], 0) + 1
-    return counts
+    return count_leading(s3, output_location, OPS)
 
 
 def guard(state: dict[str, Any], settings: Settings, now: datetime) -> dict[str, Any]:
