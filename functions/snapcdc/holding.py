@@ -22,7 +22,10 @@ of the same state machine (``snapcdc approve`` / ``snapcdc reject``); :func:`res
 record from HELD to APPROVED or REJECTED in one conditional write, so a version is resumed at
 most once. An approved version takes the table's lock and :func:`check_head` lets it publish
 only if the head is still the version its ops were computed against; otherwise it ends
-SKIPPED with that reason (a later version was applied meanwhile: these ops no longer fit).
+SKIPPED with that reason (a later version was applied meanwhile: these ops no longer fit). The
+ops result lives in the results bucket, whose lifecycle rule expires it after
+AthenaResultsExpirationDays (default 7): approved later than that, the version ends FAILED
+(HeldOpsExpired) and must be uploaded again.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from snapcdc.leases import iso, lease_expiry
 from snapcdc.publishing import ops_status
 from snapcdc.queries import OPS
 from snapcdc.registry import get_head, update_upload
-from snapcdc.resultcsv import count_leading
+from snapcdc.resultcsv import count_leading, parse_s3_uri
 from snapcdc.settings import Settings
 
 METRIC_NAMESPACE = "snapcdc"
@@ -52,6 +55,10 @@ QUERY_FIELDS = ("name", "kind", "query_id", "output_location", "bytes_scanned", 
 
 class ResumeRefused(Exception):
     """approve / reject named an upload that is not HELD (or no upload at all)."""
+
+
+class HeldOpsExpired(Exception):
+    """An approved version's ops result has expired from the results bucket."""
 
 
 def percent(fraction: float) -> str:
@@ -217,6 +224,7 @@ def check_head(state: dict[str, Any], settings: Settings, now: datetime) -> dict
     current = head.get("last_applied_version")
     computed = plan["previous_version"]
     if current == computed:
+        _require_ops_result(ops_status(state["queries"])["output_location"])
         update_upload(
             upload["table_id"], upload["sk"], {"status": "RUNNING", "updated_at": iso(now)},
             table_name=settings.registry_table,
@@ -240,6 +248,21 @@ def check_head(state: dict[str, Any], settings: Settings, now: datetime) -> dict
         "version": upload["version"],
         "reason": reason,
     }
+
+
+def _require_ops_result(location: str) -> None:
+    """Raise HeldOpsExpired when the held ops result is gone: the results bucket's lifecycle
+    rule expires Athena's results after AthenaResultsExpirationDays."""
+    bucket, key = parse_s3_uri(location)
+    try:
+        client("s3").head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("404", "NoSuchKey", "NotFound"):
+            raise
+        raise HeldOpsExpired(
+            f"the held version's ops result {location} no longer exists (Athena results are "
+            "kept AthenaResultsExpirationDays days); upload the version again to recompute it"
+        ) from None
 
 
 def _transition(

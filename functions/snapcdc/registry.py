@@ -92,13 +92,16 @@ def fail_unfinished_upload(
     args["ExpressionAttributeNames"]["#status"] = "status"
     args["ExpressionAttributeValues"].update(
         {":me": to_value(execution_arn), ":registered": to_value("REGISTERED"),
-         ":running": to_value("RUNNING")}
+         ":running": to_value("RUNNING"), ":approved": to_value("APPROVED")}
     )  # fmt: skip
     try:
         client("dynamodb").update_item(
             TableName=_table(table_name),
             Key=to_item({"table_id": table_id, "sk": sk}),
-            ConditionExpression="#execution_arn = :me AND #status IN (:registered, :running)",
+            # APPROVED: an approve execution (snapcdc.holding) that ended before its head check
+            ConditionExpression=(
+                "#execution_arn = :me AND #status IN (:registered, :running, :approved)"
+            ),
             **args,
         )
     except ClientError as exc:

@@ -19,7 +19,7 @@ def stack(tmp_path_factory):
     from snapcdc.local.run import DEFAULT_TEMPLATE, LOCAL_PARAMETERS, PACKAGE_DIR, LocalRun
 
     data = tmp_path_factory.mktemp("data")
-    for table in ("approved", "rejected"):
+    for table in ("approved", "rejected", "expired"):
         for version, rows in (("V1", V1), ("V2", V2)):
             write_export(
                 data, f"acme/{table}/{version}/a.csv.gz", rows, delimiter=",", header=HEADER
@@ -104,3 +104,22 @@ def test_reject_ends_it_and_the_state_machine_refuses_a_late_approve(stack, caps
 def test_a_key_that_was_never_uploaded_is_refused(stack, capsys):
     assert cli(stack, "approve", "acme/approved/V9/a.csv.gz") == 1
     assert "no upload of acme/approved/V9/a.csv.gz is registered" in capsys.readouterr().err
+
+
+def test_approving_after_the_ops_result_expired_fails_saying_so(stack, capsys):
+    aws, run = stack
+    key = "acme/expired/V2/a.csv.gz"
+    upload(stack, "expired")
+    held = json.loads(record(stack, "expired", key)["held"])
+    [ops] = [q for q in held["queries"] if q["kind"] == "ops"]
+    bucket, _, path = ops["output_location"].removeprefix("s3://").partition("/")
+    aws.client("s3").delete_object(Bucket=bucket, Key=path)  # as the lifecycle rule does
+    assert cli(stack, "approve", key) == 1
+    assert f"{key}: FAILED" in capsys.readouterr().out
+    failed = record(stack, "expired", key)
+    assert failed["error"].startswith(
+        f"HeldOpsExpired: the held version's ops result s3://{bucket}"
+    )
+    assert "upload the version again" in failed["error"]
+    assert target(stack, "expired") == V1
+    assert aws.client("dynamodb").scan(TableName=run.outputs["LockTableName"])["Items"] == []
