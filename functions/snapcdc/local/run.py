@@ -6,12 +6,15 @@ every file of DATA_DIR is uploaded to the import bucket like an export landing i
 
 - ``_table.json`` files go first, then every ``*.csv.gz`` in key order, or in the order of
   ``--sequence FILE`` (one key relative to DATA_DIR per line, ``#`` comments; a key may repeat
-  and is then uploaded again).
+  and is then uploaded again). A line ``approve KEY`` or ``reject KEY`` resumes that key's
+  HELD version at that point, with the code ``snapcdc approve`` / ``reject`` runs
+  (``snapcdc.resuming``); with ``--concurrent`` these lines run once the uploads settled.
 - Each upload goes through the whole pipeline (S3 event, EventBridge, the state machine, Athena,
   Kinesis, the consumer) and everything has settled before the next upload starts.
   ``--concurrent`` uploads them all at once instead; the table locks then serialise the work.
-- Per upload it prints key, status (SUCCEEDED, SKIPPED or FAILED), inserts, updates, deletes and
-  seconds, read from the pipeline's registry; at the end a summary per target table.
+- Per upload it prints key, status (SUCCEEDED, SKIPPED, FAILED, HELD or REJECTED), inserts,
+  updates, deletes and seconds, read from the pipeline's registry, and why a version is HELD,
+  REJECTED or SKIPPED by an approve; at the end a summary per target table.
 - ``--report FILE``: the same as JSON; ``--dump-target DIR``: ``DIR/{tenant}/{table}.csv`` of
   every table with a successful version, read back from the target table; ``--history``: each
   execution's Step Functions history.
@@ -276,7 +279,8 @@ class LocalRun:
         sfn = self.aws.client("stepfunctions")
         if record:
             arn = record.get("execution_arn")
-            if arn and arn not in upload.executions:
+            # (a reject leaves the record naming the held execution, not its own)
+            if arn and arn not in upload.executions and upload.action != "reject":
                 upload.executions.append(arn)
             upload.status = record.get("status", "FAILED")
             upload.error = record.get("error") or None
@@ -634,7 +638,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     run.add_argument("data_dir", nargs="?", default="data", type=Path, metavar="DATA_DIR")
     run.add_argument(
-        "--sequence", type=Path, metavar="FILE", help="upload the exports listed in FILE, in order"
+        "--sequence",
+        type=Path,
+        metavar="FILE",
+        help="upload the exports listed in FILE, in order (and approve KEY / reject KEY lines)",
     )
     run.add_argument(
         "--report", type=Path, metavar="FILE", help="write the outcome of every upload as JSON"
