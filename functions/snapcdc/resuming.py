@@ -9,10 +9,11 @@ lock lease. A new execution takes the lock like any
 version, checks the head under it, and publishes from the ops result the held run left
 (https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html).
 
-Its name is derived from the action and the upload, so approving twice is refused by Step
-Functions itself (a name is unique per state machine for 90 days: ``ExecutionAlreadyExists``),
-and the registry's conditional HELD -> APPROVED / REJECTED write refuses an approve after a
-reject and the reverse.
+Its name is derived from the action and the upload, so the same resume runs once: started
+again while it runs, Step Functions returns the running execution (same name, same input);
+after it ended, it refuses the name (unique per state machine for 90 days:
+``ExecutionAlreadyExists``). The registry's conditional HELD -> APPROVED / REJECTED write
+refuses an approve after a reject and the reverse.
 
 >>> resume_execution_name("approve", "upload#tenant/t/V2/x.csv.gz#0A")  # doctest: +ELLIPSIS
 'approve-tenant-t-V2-...'
