@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from snapcdc.contract import (
@@ -87,6 +89,17 @@ def test_table_config_defaults_and_json():
     assert TableConfig.from_dict(config.to_dict()) == config
 
 
+def test_the_delete_guard_options():
+    config = TableConfig.from_json("{}")
+    assert (config.max_delete_fraction, config.allow_empty) == (0.5, False)
+    config = TableConfig.from_json('{"max_delete_fraction": 1, "allow_empty": true}')
+    assert (config.max_delete_fraction, config.allow_empty) == (1.0, True)
+    # the head keeps the configuration as DynamoDB returns it (numbers as Decimal)
+    assert (
+        TableConfig.from_dict({**config.to_dict(), "max_delete_fraction": Decimal("1")}) == config
+    )
+
+
 @pytest.mark.parametrize(
     "text,message",
     [
@@ -102,6 +115,11 @@ def test_table_config_defaults_and_json():
         ('{"header": false}', "must declare its columns"),
         ('{"columns": ["a", "b"], "key": ["c"]}', "key column 'c' is not among the columns"),
         ('{"columns": ["a", "a b"]}', "invalid column 'a b'"),
+        ('{"max_delete_fraction": 1.5}', "max_delete_fraction must be a number from 0 to 1"),
+        ('{"max_delete_fraction": -0.1}', "max_delete_fraction must be a number from 0 to 1"),
+        ('{"max_delete_fraction": "0.5"}', "max_delete_fraction must be a number from 0 to 1"),
+        ('{"max_delete_fraction": true}', "max_delete_fraction must be a number from 0 to 1"),
+        ('{"allow_empty": "yes"}', "allow_empty must be true or false"),
     ],
 )
 def test_bad_table_configs(text, message):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 # Athena (Glue) names are lowercase letters, digits and underscores; we keep tenant and table
@@ -187,6 +188,12 @@ class TableConfig:
     - ``complete_on`` (default ``"file"``): ``"file"``, each ``.csv.gz`` is a version;
       ``"manifest"``, a version is complete when its ``_manifest.json`` arrives and is the
       parts that manifest lists (``snapcdc.manifest``).
+    - ``max_delete_fraction`` (default 0.5): a delta that would DELETE more than this fraction
+      of the previous version's rows is held for approval (``snapcdc.holding``); 1.0 turns
+      the guard off.
+    - ``allow_empty`` (default false): a version with no rows after a non-empty one is held
+      unless this is true; when true, such a version is applied whatever
+      ``max_delete_fraction`` says.
     """
 
     columns: tuple[str, ...] | None = None
@@ -196,6 +203,8 @@ class TableConfig:
     escape: str | None = None
     header: bool = True
     complete_on: str = "file"
+    max_delete_fraction: float = 0.5
+    allow_empty: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -219,6 +228,19 @@ class TableConfig:
             raise ContractError(
                 f"complete_on must be one of {list(COMPLETE_ON)}, got {self.complete_on!r}"
             )
+        fraction = self.max_delete_fraction
+        if (
+            isinstance(fraction, bool)
+            or not isinstance(fraction, int | float | Decimal)
+            or not 0 <= fraction <= 1
+        ):
+            raise ContractError(
+                f"max_delete_fraction must be a number from 0 to 1 (1.0 turns the guard off), "
+                f"got {fraction!r}"
+            )
+        object.__setattr__(self, "max_delete_fraction", float(fraction))
+        if not isinstance(self.allow_empty, bool):
+            raise ContractError(f"allow_empty must be true or false, got {self.allow_empty!r}")
         if not self.header and self.columns is None:
             raise ContractError("a table without a header row must declare its columns")
         if self.columns is not None and self.key is not None:
@@ -230,8 +252,10 @@ class TableConfig:
             raise ContractError(
                 f"table configuration must be a JSON object, got {type(raw).__name__}"
             )
-        known = {"columns", "key", "delimiter", "quote", "escape", "header"}
-        known |= {"complete_on"}
+        known = {
+            "columns", "key", "delimiter", "quote", "escape", "header",
+            "complete_on", "max_delete_fraction", "allow_empty",
+        }  # fmt: skip
         unknown = sorted(set(raw) - known)
         if unknown:
             raise ContractError(
@@ -262,6 +286,8 @@ class TableConfig:
             "escape": self.escape,
             "header": self.header,
             "complete_on": self.complete_on,
+            "max_delete_fraction": self.max_delete_fraction,
+            "allow_empty": self.allow_empty,
         }
 
     def resolve(self, header_columns: list[str] | tuple[str, ...] | None = None) -> TableSchema:

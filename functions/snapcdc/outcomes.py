@@ -57,6 +57,7 @@ def finish(
                 "config": plan["config"],
                 "location": plan["location"],
                 "files": plan["files"],
+                "rows": summary["rows_read"],
                 "applied_at": iso(now),
                 "applied_key": upload["key"],
                 "execution_arn": execution_arn,

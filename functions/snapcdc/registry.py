@@ -3,17 +3,20 @@
 Key design (partition key ``table_id`` = ``tenant/table``, sort key ``sk``):
 
 - ``upload#{key}#{sequencer}``: one upload (object event). ``status`` goes REGISTERED ->
-  RUNNING -> SUCCEEDED / SKIPPED / FAILED; the record carries the key, sequencer, execution ARN,
-  counts (inserts, updates, deletes, rows_read, bytes_scanned, query_ids) and ``error``; from
+  RUNNING -> SUCCEEDED / SKIPPED / FAILED, or RUNNING -> HELD (``snapcdc.holding``) ->
+  APPROVED -> RUNNING -> SUCCEEDED (or SKIPPED, FAILED), or HELD -> REJECTED; the record
+  carries the key, sequencer, execution ARN, counts (inserts, updates, deletes, rows_read,
+  bytes_scanned, query_ids), ``error``, and for a held version ``reason`` and ``held``; from
   Plan on, the version's ``files``, ``schema``, ``config`` and ``location``; ``published``
   (records Kinesis took, written by Publish from its first page on: publishing began) and the
   consumer's ``applied`` / ``stale`` counters.
   Records of one table sort by key, so by version.
 - ``head``: the table's last applied version with its schema, table configuration, S3
-  location and ``files``, the ``s3://`` objects it was applied from (the next delta reads the
-  previous version from exactly these, never whatever else the prefix holds by then). It only
-  moves forward. ``diverged``: versions that failed after publishing began, which the next
-  applied version reconverges (``snapcdc.planning``); Finish empties it.
+  location, ``rows`` (its row count) and ``files``, the ``s3://`` objects it was applied from
+  (the next delta reads the previous version from exactly these, never whatever else the
+  prefix holds by then). It only moves forward. ``diverged``: versions that failed after
+  publishing began, which the next applied version reconverges (``snapcdc.planning``); Finish
+  empties it.
 
 >>> upload_sk("tenant/t/V1/x.csv.gz", "0A")
 'upload#tenant/t/V1/x.csv.gz#0A'
@@ -30,7 +33,9 @@ from snapcdc.dynamo import from_item, to_item, to_value, update_expression
 from snapcdc.settings import Settings
 
 HEAD_SK = "head"
-STATUSES = ("REGISTERED", "RUNNING", "SUCCEEDED", "SKIPPED", "FAILED")
+STATUSES = (
+    "REGISTERED", "RUNNING", "SUCCEEDED", "SKIPPED", "FAILED", "HELD", "APPROVED", "REJECTED",
+)  # fmt: skip
 
 
 def upload_sk(key: str, sequencer: str) -> str:
@@ -134,13 +139,16 @@ def fail_unfinished_upload(
     args["ExpressionAttributeNames"]["#status"] = "status"
     args["ExpressionAttributeValues"].update(
         {":me": to_value(execution_arn), ":registered": to_value("REGISTERED"),
-         ":running": to_value("RUNNING")}
+         ":running": to_value("RUNNING"), ":approved": to_value("APPROVED")}
     )  # fmt: skip
     try:
         response = client("dynamodb").update_item(
             TableName=_table(table_name),
             Key=to_item({"table_id": table_id, "sk": sk}),
-            ConditionExpression="#execution_arn = :me AND #status IN (:registered, :running)",
+            # APPROVED: an approve execution (snapcdc.holding) that ended before its head check
+            ConditionExpression=(
+                "#execution_arn = :me AND #status IN (:registered, :running, :approved)"
+            ),
             ReturnValues="ALL_NEW",
             **args,
         )

@@ -67,6 +67,8 @@ def test_a_run_prints_a_row_per_upload_and_writes_report_dump_and_history(data, 
         "applied",
         "stale",
         "error",
+        "reason",
+        "action",
     }
     assert_every_op_applied(report["versions"])
     assert read_dump(tmp_path / "dump" / "shop" / "tags.csv") == [["tag", "label"], *ROWS_V2]

@@ -189,6 +189,7 @@ class Stack:
                             self.resolve(r)
                             for r in (resources if isinstance(resources, list) else [resources])
                         ],
+                        "condition": statement.get("Condition"),
                     }
                 )
         return statements

@@ -157,3 +157,21 @@ def test_mark_failed_marks_the_table_diverged_once_publishing_began(aws, publish
         assert failure["diverged"] is True
         [entry] = head["diverged"]
         assert (entry["version"], entry["files"]) == ("20201230_V0001", [f"s3://imports/{KEY}"])
+
+
+def test_an_approve_execution_that_ended_before_its_head_check_is_recorded_failed(aws, registered):
+    from snapcdc.registry import update_upload, upload_sk
+
+    approve = "arn:aws:states:us-east-1:123456789012:execution:pipeline:approve-tenant-x"
+    sk = upload_sk(KEY, registered["detail"]["object"]["sequencer"])
+    # what holding.resume leaves: APPROVED, owned by the approve execution
+    update_upload("tenant/test_table", sk, {"status": "APPROVED", "execution_arn": approve})
+    event = status_change(registered, "TIMED_OUT", execution=approve)
+    ref = {"table_id": "tenant/test_table", "sk": sk}
+    event["detail"]["input"] = json.dumps({"resume": {"action": "approve", **ref}, "upload": ref})
+
+    summary = aws.invoke("execution_ended", event)
+
+    assert summary["upload_marked_failed"]
+    assert record(registered)["status"] == "FAILED"
+    assert record(registered)["error"].startswith("ExecutionTimedOut: execution approve-tenant-x")

@@ -297,3 +297,52 @@ def test_a_part_of_a_multi_part_version_ends_at_once_without_a_record(aws, pipel
     assert states[-1] == "AwaitingManifest" and "InitLock" not in states
     assert list_uploads("tenant/parts") == []
     assert aws.dynamodb.scan(TableName="locks")["Items"] == []
+
+
+HELD_OPS = (
+    b'"op","pk","col_1","col_2","col_3"\n"UPDATE","PK1","a","b","c"\n'
+    b'"DELETE","PK2","x","y","z"\n"DELETE","PK3","x","y","z"\n"DELETE","PK4","x","y","z"\n'
+)
+
+
+def test_a_version_that_would_delete_too_much_is_held_then_approved(aws, pipeline):
+    from snapcdc.resuming import start_resume
+
+    AthenaResults(HELD_OPS, check_row='"1","0",,"0","0"')  # 1 row left: 3 of 4 deleted
+    previous = {
+        "schema": {"columns": REFERENCE_CONFIG["columns"], "key": ["PK"]},
+        "config": REFERENCE_CONFIG,
+        "location": "s3://imports/tenant/test_table/20201230_V0001/",
+        "files": ["s3://imports/tenant/test_table/20201230_V0001/export1.csv.gz"],
+    }
+    advance_head("tenant/test_table", "20201230_V0001", previous)
+    event = aws.put_export(KEY, "PK1;a;b;c\n")
+
+    pipeline(event, "event-held")
+    child = child_of(pipeline, event)
+
+    assert child["status"] == "SUCCEEDED", child.get("cause")
+    summary = json.loads(child["output"])
+    assert (summary["status"], summary["deletes"], summary["previous_rows"]) == ("HELD", 3, 4)
+    assert summary["reason"].startswith("would delete 3 of 4 rows (75% > 50%) of 20201230_V0001")
+    states = history_states(pipeline.sfn, child["executionArn"])
+    assert "Held" in states and "Publish" not in states
+    assert aws.stream_records() == []
+    [record] = list_uploads("tenant/test_table")
+    assert record["status"] == "HELD"
+    assert get_head("tenant/test_table")["last_applied_version"] == "20201230_V0001"
+    assert aws.dynamodb.scan(TableName="locks")["Items"] == []
+
+    arn = start_resume(pipeline.sfn, SM_ARN, "registry", "approve", KEY)
+    approved = wait(pipeline.sfn, arn)
+
+    assert approved["status"] == "SUCCEEDED", approved.get("cause")
+    assert json.loads(approved["output"])["status"] == "SUCCEEDED"
+    assert [json.loads(r["Data"])["op"] for r in aws.stream_records()] == [
+        "UPDATE", "DELETE", "DELETE", "DELETE",
+    ]  # fmt: skip
+    [record] = list_uploads("tenant/test_table")
+    assert (record["status"], record["deletes"], record["execution_arn"]) == ("SUCCEEDED", 3, arn)
+    head = get_head("tenant/test_table")
+    assert (head["last_applied_version"], head["rows"]) == ("20201230_V0002", 1)
+    assert aws.dynamodb.scan(TableName="locks")["Items"] == []

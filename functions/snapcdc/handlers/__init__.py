@@ -11,6 +11,7 @@ HANDLERS = (
     "check",
     "publish",
     "finish",
+    "hold",
     "mark_failed",
     "execution_ended",
     "consumer",

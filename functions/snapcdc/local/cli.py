@@ -1,8 +1,9 @@
 """The ``snapcdc`` command line: one argparse program, one subcommand per module.
 
 A subcommand lives in its own module under ``snapcdc.local`` and exposes ``COMMAND``, a
-:class:`Command`. To add one (``snapcdc local run``, say), write the module and append its name
-to :data:`COMMAND_MODULES`; modules are imported only when the program starts, so a command's
+:class:`Command` (or ``COMMANDS``, a list of them, for siblings such as approve / reject). To
+add one (``snapcdc local run``, say), write the module and append its name to
+:data:`COMMAND_MODULES`; modules are imported only when the program starts, so a command's
 heavy imports stay out of the others' way.
 
 Errors a user can fix (bad input, a missing file, data that fails the checks) are raised as
@@ -25,11 +26,13 @@ from dataclasses import dataclass
 
 from snapcdc import __version__
 
-# Modules that define a subcommand (each exposes COMMAND); the order is the help order.
+# Modules that define a subcommand (each exposes COMMAND or COMMANDS); the order is the help
+# order.
 COMMAND_MODULES: list[str] = [
     "snapcdc.local.diff",
     "snapcdc.local.run",
     "snapcdc.local.redrive_command",
+    "snapcdc.local.resume_command",
 ]
 
 
@@ -53,7 +56,11 @@ class Command:
 
 def commands() -> list[Command]:
     """The registered subcommands, in :data:`COMMAND_MODULES` order."""
-    return [importlib.import_module(name).COMMAND for name in COMMAND_MODULES]
+    found = []
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(name)
+        found.extend(getattr(module, "COMMANDS", None) or [module.COMMAND])
+    return found
 
 
 def build_parser(available: Sequence[Command] | None = None) -> argparse.ArgumentParser:

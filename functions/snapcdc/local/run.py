@@ -7,16 +7,19 @@ every file of DATA_DIR is uploaded to the import bucket like an export landing i
 - ``_table.json`` files go first, then every ``*.csv.gz`` and ``_manifest.json`` in key order,
   a version's manifest after its parts (it completes the version), or in the order of
   ``--sequence FILE`` (one key relative to DATA_DIR per line, ``#`` comments; a key may repeat
-  and is then uploaded again).
+  and is then uploaded again). A line ``approve KEY`` or ``reject KEY`` resumes that key's
+  HELD version at that point, with the code ``snapcdc approve`` / ``reject`` runs
+  (``snapcdc.resuming``); with ``--concurrent`` these lines run once the uploads settled.
 - A part of a multi-part version (its table's ``_table.json`` in DATA_DIR says
   ``complete_on: "manifest"``) is uploaded like an export but has no line of its own: it
   starts nothing, the version's ``_manifest.json`` is the upload that is followed.
 - Each upload goes through the whole pipeline (S3 event, EventBridge, the state machine, Athena,
   Kinesis, the consumer) and everything has settled before the next upload starts.
   ``--concurrent`` uploads them all at once instead; the table locks then serialise the work.
-- Per upload it prints key, status (SUCCEEDED, SKIPPED or FAILED), inserts, updates, deletes,
-  published (records Kinesis took), applied (ops the consumer wrote to the target) and
-  seconds, read from the pipeline's registry; at the end a summary per target table.
+- Per upload it prints key, status (SUCCEEDED, SKIPPED, FAILED, HELD or REJECTED), inserts,
+  updates, deletes, published (records Kinesis took), applied (ops the consumer wrote to the
+  target) and seconds, read from the pipeline's registry, and why a version is HELD, REJECTED
+  or SKIPPED by an approve; at the end a summary per target table.
 - ``--report FILE``: the same as JSON; ``--dump-target DIR``: ``DIR/{tenant}/{table}.csv`` of
   every table with a successful version, read back from the target table; ``--history``: each
   execution's Step Functions history.
@@ -68,7 +71,9 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]  # functions/snapcdc: the Lamb
 # Template parameters for a run on one machine: the waits between polls are the stack's
 # configuration, and a laptop has no reason to wait 5 or 30 seconds for them.
 LOCAL_PARAMETERS = {"QueryPollSeconds": "1", "LockRetrySeconds": "1"}
-TERMINAL = ("SUCCEEDED", "SKIPPED", "FAILED")
+TERMINAL = ("SUCCEEDED", "SKIPPED", "FAILED", "HELD", "REJECTED")
+# Sequence lines that resume a HELD version (snapcdc.resuming), as snapcdc approve / reject do.
+RESUME_ACTIONS = ("approve", "reject")
 
 
 # -- what to upload --------------------------------------------------------------------------
@@ -102,7 +107,10 @@ def is_export(key: str) -> bool:
 
 
 def read_sequence(sequence: Path, data_dir: Path) -> list[str]:
-    """Keys listed in a sequence file; every one must be a file under ``data_dir``."""
+    """Keys listed in a sequence file; every one must be a file under ``data_dir``.
+
+    A line ``approve KEY`` or ``reject KEY`` resumes that key's HELD version at that point.
+    """
     try:
         lines = sequence.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -112,15 +120,30 @@ def read_sequence(sequence: Path, data_dir: Path) -> list[str]:
         key = line.split("#", 1)[0].strip()
         if not key:
             continue
+        action, _, rest = key.partition(" ")
+        if action in RESUME_ACTIONS and rest.strip():
+            key = rest.strip()
         path = data_dir / key
         if key.startswith("/") or ".." in Path(key).parts or not path.is_file():
             raise CliError(f"{sequence}:{number}: {key!r} is not a file under {data_dir}")
-        keys.append(Path(key).as_posix())
+        key = Path(key).as_posix()
+        keys.append(f"{action} {key}" if action in RESUME_ACTIONS and key != action else key)
     return keys
 
 
 # the registry record's counters the run reports per upload
 COUNTS = ("inserts", "updates", "deletes", "published", "applied", "stale")
+
+
+def resume_line(entry: str) -> tuple[str, str] | None:
+    """``("approve", KEY)`` for a sequence entry ``approve KEY``; None for an upload.
+
+    >>> resume_line("approve t/x/V2/a.csv.gz"), resume_line("t/x/V2/a.csv.gz")
+    (('approve', 't/x/V2/a.csv.gz'), None)
+    """
+    action, _, key = entry.partition(" ")
+    return (action, key) if action in RESUME_ACTIONS and key else None
+
 
 # -- one upload and what became of it --------------------------------------------------------
 
@@ -141,6 +164,8 @@ class Upload:
     applied: int = 0
     stale: int = 0
     error: str | None = None
+    reason: str | None = None  # why it is HELD, REJECTED or SKIPPED
+    action: str = "upload"  # or approve / reject (a sequence line resuming a HELD version)
     seconds: float = 0.0
     started: float = 0.0
     sequencer: str | None = None
@@ -168,8 +193,14 @@ class Upload:
                 "applied",
                 "stale",
                 "error",
+                "reason",
+                "action",
             )
         }
+
+    @property
+    def label(self) -> str:
+        return self.key if self.action == "upload" else f"{self.action} {self.key}"
 
 
 def key_parts(key: str) -> tuple[str, str, str]:
@@ -257,6 +288,28 @@ class LocalRun:
             upload.executions.append(delivery.execution_arn)
         return upload
 
+    def resume(self, action: str, key: str) -> Upload:
+        """Approve or reject the HELD version of ``key``: the code snapcdc approve runs."""
+        resuming = importlib.import_module("snapcdc.resuming")
+        if "StateMachineArn" not in self.outputs:
+            raise CliError("the stack has no output StateMachineArn; approve / reject need it")
+        upload = Upload(key, *key_parts(key), action=action, started=time.monotonic())
+        try:
+            upload.sequencer = resuming.held_upload(key, self.outputs["RegistryTableName"])[
+                "sequencer"
+            ]
+            arn = resuming.start_resume(
+                self.aws.client("stepfunctions"),
+                self.outputs["StateMachineArn"],
+                self.outputs["RegistryTableName"],
+                action,
+                key,
+            )
+        except (resuming.ResumeError, ValueError) as exc:
+            raise CliError(f"{action} {key}: {exc}") from None
+        upload.executions.append(arn)
+        return upload
+
     def settle(self, timeout: float) -> None:
         try:
             self.aws.settle(timeout=timeout)
@@ -276,10 +329,13 @@ class LocalRun:
         sfn = self.aws.client("stepfunctions")
         if record:
             arn = record.get("execution_arn")
-            if arn and arn not in upload.executions:
+            # (a reject leaves the record naming the held execution, not its own)
+            if arn and arn not in upload.executions and upload.action != "reject":
                 upload.executions.append(arn)
             upload.status = record.get("status", "FAILED")
             upload.error = record.get("error") or None
+            if upload.status in ("HELD", "REJECTED", "SKIPPED"):
+                upload.reason = record.get("reason") or None
             for name in COUNTS:
                 setattr(upload, name, int(record.get(name) or 0))
         if upload.status not in TERMINAL:
@@ -423,7 +479,7 @@ def drive(
     progress.update(task, description="uploading", total=len(exports), completed=0)
     if concurrent:
         for key in keys:
-            upload = run.put(key)
+            upload = None if resume_line(key) else run.put(key)
             if upload:
                 uploads.append(upload)
         progress.update(task, description=f"{len(exports)} uploads running concurrently")
@@ -435,11 +491,13 @@ def drive(
             progress.advance(task)
             if on_upload:
                 on_upload(upload)
-        return uploads
+        # approve / reject lines run once the uploads settled, in the order listed
+        keys = [k for k in keys if resume_line(k)]
     for key in keys:
         if is_export(key):
             progress.update(task, description=key)
-        upload = run.put(key)
+        resume = resume_line(key)
+        upload = run.resume(*resume) if resume else run.put(key)
         if upload is None:
             continue
         run.settle(timeout)
@@ -463,7 +521,7 @@ def summarize(run: LocalRun, uploads: list[Upload]) -> dict[str, dict[str, Any]]
         summary = tables.setdefault(
             upload.table_id, {"SUCCEEDED": 0, "SKIPPED": 0, "FAILED": 0, "version": None, "rows": 0}
         )
-        summary[upload.status] += 1
+        summary[upload.status] = summary.get(upload.status, 0) + 1
     for table_id, summary in tables.items():
         if not summary["SUCCEEDED"]:
             continue
@@ -535,21 +593,26 @@ class Printer:
 
     def upload(self, upload: Upload) -> None:
         self.line(
-            f"{upload.key:<{self.key_width}}  {upload.status:<9} {upload.inserts:>9} "
+            f"{upload.label:<{self.key_width}}  {upload.status:<9} {upload.inserts:>9} "
             f"{upload.updates:>9} {upload.deletes:>9} {upload.published:>9} "
             f"{upload.applied:>9} {upload.seconds:>9.2f}"
         )
         if upload.error:
             self.line(f"{'':<{self.key_width}}  error: {upload.error}")
+        if upload.reason and (upload.status != "SKIPPED" or upload.action != "upload"):
+            self.line(f"{'':<{self.key_width}}  reason: {upload.reason}")
 
     def summary(self, result: RunResult) -> None:
         self.line("")
         width = self.key_width
         titles = f"{'succeeded':>9} {'skipped':>8} {'failed':>8} {'rows':>8}"
-        self.line(f"{'table':<{width}}  {titles}  version")
+        held = any(s.get("HELD") or s.get("REJECTED") for s in result.tables.values())
+        more = f" {'held':>8} {'rejected':>8}" if held else ""
+        self.line(f"{'table':<{width}}  {titles}  {'version':<14}{more}")
         for table_id, s in sorted(result.tables.items()):
             counts = f"{s['SUCCEEDED']:>9} {s['SKIPPED']:>8} {s['FAILED']:>8} {s['rows']:>8}"
-            self.line(f"{table_id:<{width}}  {counts}  {s['version'] or '-'}")
+            extra = f" {s.get('HELD', 0):>8} {s.get('REJECTED', 0):>8}" if held else ""
+            self.line(f"{table_id:<{width}}  {counts}  {s['version'] or '-':<14}{extra}")
 
     def histories(self, result: RunResult, last_only: bool = False) -> None:
         histories = list(result.histories.items())
@@ -646,7 +709,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     run.add_argument("data_dir", nargs="?", default="data", type=Path, metavar="DATA_DIR")
     run.add_argument(
-        "--sequence", type=Path, metavar="FILE", help="upload the exports listed in FILE, in order"
+        "--sequence",
+        type=Path,
+        metavar="FILE",
+        help="upload the exports listed in FILE, in order (and approve KEY / reject KEY lines)",
     )
     run.add_argument(
         "--report", type=Path, metavar="FILE", help="write the outcome of every upload as JSON"

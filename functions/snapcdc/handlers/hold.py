@@ -1,0 +1,32 @@
+"""Hold: hold a version that would delete too much, and resume it (see ``snapcdc.holding``).
+
+Events: ``{"action": "guard", "state": <the execution state after the queries>}``,
+``{"action": "resume", "resume": {"action": "approve" | "reject", "table_id", "sk"},
+"execution_arn": ...}`` and ``{"action": "check_head", "state": <the approved state>}``.
+"""
+
+from aws_lambda_powertools import Logger
+
+from snapcdc.holding import check_head, guard, resume
+from snapcdc.leases import utc_now
+from snapcdc.settings import Settings
+
+logger = Logger()
+
+
+@logger.inject_lambda_context
+def handler(event, context):
+    settings = Settings.from_env().require("registry_table")
+    action = event.get("action")
+    if action == "guard":
+        result = guard(event["state"], settings, utc_now())
+    elif action == "resume":
+        result = resume(event["resume"], event["execution_arn"], settings, utc_now())
+    elif action == "check_head":
+        result = check_head(event["state"], settings, utc_now())
+    else:
+        raise ValueError(f"unknown action {action!r}: expected guard, resume or check_head")
+    logger.info(
+        "hold", extra={"action": action, "status": result.get("status"), "held": result.get("held")}
+    )
+    return result
