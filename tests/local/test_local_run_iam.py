@@ -191,6 +191,13 @@ USED_OFF_THE_HAPPY_PATH = {
     ("AppliedCheckRole", "dynamodb:UpdateItem", "RegistryTable"),
     ("AppliedCheckRole", "dynamodb:DeleteItem", "RegistryTable"),
     ("AppliedCheckRole", "cloudwatch:PutMetricData", "*"),
+    # holding a delta that would delete too much, and resuming it (test_local_run_hold.py;
+    # a first load is never held)
+    ("HoldRole", "cloudwatch:PutMetricData", "*"),
+    ("HoldRole", "dynamodb:GetItem", "RegistryTable"),
+    ("HoldRole", "dynamodb:UpdateItem", "RegistryTable"),
+    ("HoldRole", "s3:GetObject", "/athena/"),
+    ("HoldRole", "s3:ListBucket", "resultsbucket"),
 }
 
 
