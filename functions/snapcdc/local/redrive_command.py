@@ -26,7 +26,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from snapcdc.local.cli import CliError, Command
+from snapcdc.local.cli import Command
+from snapcdc.local.stack_targets import stack_outputs, stack_targets
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,31 +45,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", type=Path, metavar="FILE", help="write the outcome as JSON")
 
 
-def stack_outputs(stack: str) -> dict[str, str]:
-    from botocore.exceptions import ClientError
-
-    from snapcdc.aws import client
-
-    try:
-        [description] = client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
-    except ClientError as exc:
-        raise CliError(f"cannot read stack {stack!r}: {exc}") from None
-    return {o["OutputKey"]: o["OutputValue"] for o in description.get("Outputs", [])}
-
-
 def targets(args: argparse.Namespace) -> tuple[str, str]:
     """The failed-batches bucket and the target table, from the stack or given directly."""
-    if args.stack:
-        if args.bucket or args.table:
-            raise CliError("give either --stack or --bucket and --table, not both")
-        outputs = stack_outputs(args.stack)
-        missing = [k for k in ("FailedBatchesBucketName", "TargetTableName") if k not in outputs]
-        if missing:
-            raise CliError(f"stack {args.stack!r} has no output {', '.join(missing)}")
-        return outputs["FailedBatchesBucketName"], outputs["TargetTableName"]
-    if not (args.bucket and args.table):
-        raise CliError("give --stack NAME, or --bucket and --table")
-    return args.bucket, args.table
+    bucket, table = stack_targets(
+        args.stack,
+        {
+            "--bucket": (args.bucket, "FailedBatchesBucketName"),
+            "--table": (args.table, "TargetTableName"),
+        },
+    )
+    return bucket, table
 
 
 def print_results(results: list[Any], out: TextIO) -> None:

@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from snapcdc.local.cli import CliError, Command
+from snapcdc.local.stack_targets import stack_targets
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
@@ -42,19 +43,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def targets(args: argparse.Namespace) -> tuple[str, str]:
     """The state machine and the registry table, from the stack or given directly."""
-    from snapcdc.local.redrive_command import stack_outputs
-
-    if args.stack:
-        if args.state_machine or args.registry:
-            raise CliError("give either --stack or --state-machine and --registry, not both")
-        outputs = stack_outputs(args.stack)
-        missing = [k for k in ("StateMachineArn", "RegistryTableName") if k not in outputs]
-        if missing:
-            raise CliError(f"stack {args.stack!r} has no output {', '.join(missing)}")
-        return outputs["StateMachineArn"], outputs["RegistryTableName"]
-    if not (args.state_machine and args.registry):
-        raise CliError("give --stack NAME, or --state-machine and --registry")
-    return args.state_machine, args.registry
+    state_machine, registry = stack_targets(
+        args.stack,
+        {
+            "--state-machine": (args.state_machine, "StateMachineArn"),
+            "--registry": (args.registry, "RegistryTableName"),
+        },
+    )
+    return state_machine, registry
 
 
 def wait_for(sfn: Any, arn: str, timeout: float, poll: float) -> dict[str, Any]:
