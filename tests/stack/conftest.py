@@ -23,6 +23,7 @@ from harness import (
 from moto import mock_aws
 
 from snapcdc import aws as snapcdc_aws
+from snapcdc.local.emulator.dynamodb import installed as atomic_dynamodb_writes
 
 
 @pytest.fixture
@@ -37,8 +38,17 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
         **TEST_OVERRIDES,
     }.items():
         monkeypatch.setenv(name, value)
-    with mock_aws(
-        config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+    # DynamoDB's conditional writes are atomic; moto's are not (it checks, then stores), so the
+    # consumer's concurrent version-conditioned writes race there: use the emulation's atomic
+    # writes (snapcdc.local.emulator.dynamodb), as every end-to-end run does.
+    with (
+        mock_aws(
+            config={
+                "stepfunctions": {"execute_state_machine": True},
+                "lambda": {"use_docker": False},
+            }
+        ),
+        atomic_dynamodb_writes(),
     ):
         boto3.setup_default_session(region_name=REGION)
         snapcdc_aws.reset_clients()
