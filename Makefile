@@ -38,7 +38,7 @@ test: lint checkov
 demo: install
 	$(BIN)/snapcdc local run data --history last
 
-# The Lambda artifact: functions/snapcdc minus local/, the SQL templates, arm64 wheels.
+# The Lambda artifact: functions/snapcdc as it is (SQL templates inside), arm64 wheels.
 lambda: install
 	$(BIN)/python scripts/build_lambda.py build/lambda
 

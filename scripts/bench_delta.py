@@ -10,7 +10,7 @@ written twice: as plain CSV and as gzip CSV (what the pipeline receives).
 Timed, median of ``--runs`` runs each:
 
 - ``snapcdc diff`` in process on the plain files, the very files csv-diff reads (csv-diff reads
-  no gzip): :func:`snapcdc.local.diff.diff_files` (engine start, DDL, the data checks on both
+  no gzip): :func:`snapcdc_local.cli.diff.diff_files` (engine start, DDL, the data checks on both
   files, the delta, counting the operations). The ratio is taken on these same files;
 - ``snapcdc diff`` in process on the gzip files (plus inflating them);
 - ``snapcdc diff`` as a subprocess on the gzip files: the console script, i.e. plus interpreter
@@ -108,8 +108,8 @@ def time_runs(runs: int, fn) -> tuple[Timing, object]:
 
 
 def snapcdc_in_process(old: Path, new: Path) -> dict[str, int]:
-    from snapcdc.contract import TableConfig
-    from snapcdc.local.diff import diff_files
+    from snapcdc.model.contract import TableConfig
+    from snapcdc_local.cli.diff import diff_files
 
     return diff_files(old, new, TableConfig(key=("id",))).counts
 

@@ -2,8 +2,8 @@
 
 Layout of ``build/lambda`` (the ``Code`` path in cfn.yaml)::
 
-    snapcdc/            functions/snapcdc minus local/ and __main__.py (never deployed)
-    snapcdc/sql/        the Athena templates (sqlrender.sql_dir() looks here first)
+    snapcdc/            functions/snapcdc, as it is: the package holds exactly what is deployed
+    snapcdc/sql/templates/   the Athena templates (the top-level sql/, linked into the package)
     jinja2/ markupsafe/ aws_lambda_powertools/ ...   arm64 / CPython 3.12 wheels
 
 boto3 is not bundled: the Lambda Python runtime provides it.
@@ -21,17 +21,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "functions" / "snapcdc"
-SQL = REPO / "sql"
 # What the handlers import beyond the standard library and boto3 (ranges as in pyproject.toml).
 RUNTIME_DEPENDENCIES = ["jinja2>=3.1,<4", "markupsafe>=2.1,<4", "aws-lambda-powertools>=3.0,<4"]
-EXCLUDED = shutil.ignore_patterns("local", "__main__.py", "__pycache__", "*.pyc")
+# Byte code is the interpreter's cache, not source; symlinks (sql/templates) are copied as files.
+BYTECODE = shutil.ignore_patterns("__pycache__", "*.pyc")
 
 
 def copy_sources(out: Path) -> None:
-    shutil.copytree(PACKAGE, out / "snapcdc", ignore=EXCLUDED)
-    (out / "snapcdc" / "sql").mkdir()
-    for template in sorted(SQL.glob("*.sql")):
-        shutil.copy2(template, out / "snapcdc" / "sql" / template.name)
+    shutil.copytree(PACKAGE, out / "snapcdc", ignore=BYTECODE)
 
 
 def install_dependencies(out: Path) -> None:

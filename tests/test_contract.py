@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from snapcdc.contract import (
+from snapcdc.model.contract import (
     ContractError,
     ExportRef,
     TableConfig,

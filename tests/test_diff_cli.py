@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from snapcdc.local.cli import main
+from snapcdc_local.cli.main import main
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data" / "tenant" / "test_table"
@@ -32,7 +32,7 @@ def pair(tmp_path: Path) -> tuple[Path, Path]:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "snapcdc", *args],
+        [sys.executable, "-m", "snapcdc_local", *args],
         capture_output=True,
         text=True,
         cwd=REPO,

@@ -1,12 +1,12 @@
-"""The hold rule (``snapcdc.holding.hold_reason``) and the resume execution's name."""
+"""The hold rule (``snapcdc.steps.hold.hold_reason``) and the resume execution's name."""
 
 from __future__ import annotations
 
 import pytest
 
-from snapcdc.contract import TableConfig
-from snapcdc.holding import hold_reason
-from snapcdc.resuming import resume_execution_name
+from snapcdc.model.contract import TableConfig
+from snapcdc.steps.hold import hold_reason
+from snapcdc_local.stack.resume import resume_execution_name
 
 DEFAULT = TableConfig()
 

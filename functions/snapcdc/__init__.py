@@ -1,11 +1,12 @@
-"""snapcdc: change data capture from full-table exports.
+"""snapcdc: change data capture from full-table exports. This package is what is deployed.
 
-Layout (the Lambda artifact is built from this package minus ``local/``):
+- ``handlers``: the Lambda entry points (``Handler`` in cfn.yaml), thin: typed state in, a step out.
+- ``steps``: one module per handler, named alike, with the logic in plain functions.
+- ``model``: the export contract, settings, limits, errors and events the steps share.
+- ``sql``: the Athena SQL templates (the top-level ``sql/``) and their rendering.
+- ``aws``: the adapters: boto3 clients, the registry table, the lock, Athena result files.
 
-- ``contract``: export keys, table configuration, the names that may reach SQL.
-- ``sqlrender`` / ``queries``: the Athena SQL templates in ``sql/`` and their typed API.
-- ``handlers``: thin Lambda entry points of the state machine and the Kinesis consumer.
-- ``local``: the embedded runtime (DuckDB engine, AWS emulation, ``snapcdc`` CLI); never deployed.
+The embedded runtime and the CLI are the separate package ``snapcdc_local`` (never deployed).
 """
 
 __version__ = "0.1.0"

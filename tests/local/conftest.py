@@ -22,7 +22,7 @@ def pytest_configure(config):
 @pytest.fixture(scope="module")
 def plumbing():
     """The plumbing fixture stack deployed in a fresh emulator (one per test module)."""
-    from snapcdc.local.emulator import Emulator
+    from snapcdc_local.emulator import Emulator
 
     with Emulator(HERE / "plumbing" / "cfn.yaml", parameters={"WaitSeconds": "1"}) as aws:
         yield aws

@@ -11,9 +11,9 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.dynamodb.models import table as moto_table
 
-from snapcdc.applying import apply_op, read_items
-from snapcdc.aws import reset_clients
-from snapcdc.local.emulator import dynamodb
+from snapcdc.aws.clients import reset_clients
+from snapcdc.steps.consumer import apply_op, read_items
+from snapcdc_local.emulator import dynamodb
 
 TABLE = "target"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from snapcdc.local.emulator.eventbridge import target_input
+from snapcdc_local.emulator.eventbridge import target_input
 
 EVENT = {
     "id": "e1",

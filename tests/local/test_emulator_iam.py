@@ -23,10 +23,10 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from snapcdc.local.emulator import iam
-from snapcdc.local.emulator.athena_access import catalog_requirements
-from snapcdc.local.emulator.iam_actions import UnmappedCall, Where, requirements
-from snapcdc.local.emulator.iam_policy import Decision, UnsupportedPolicy, evaluate
+from snapcdc_local.emulator import iam
+from snapcdc_local.emulator.athena_access import catalog_requirements
+from snapcdc_local.emulator.iam_actions import UnmappedCall, Where, requirements
+from snapcdc_local.emulator.iam_policy import Decision, UnsupportedPolicy, evaluate
 
 ACCOUNT = "123456789012"
 WHERE = Where("us-east-1", ACCOUNT)

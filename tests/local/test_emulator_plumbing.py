@@ -130,7 +130,7 @@ def test_errors_reach_catch_as_lambda_and_dynamodb_report_them(plumbing):
 
 
 def test_history_shows_states_and_caught_errors(plumbing):
-    from snapcdc.local.emulator.stepfunctions import execution_history, history_rows
+    from snapcdc_local.emulator.stepfunctions import execution_history, history_rows
 
     key = "t/wait/v1/export.csv.gz"
     upload(plumbing, key)

@@ -21,7 +21,7 @@ def sfn():
     would send to EventBridge."""
     from moto import mock_aws
 
-    from snapcdc.local.emulator import stepfunctions
+    from snapcdc_local.emulator import stepfunctions
 
     events = []
     with (
@@ -57,7 +57,7 @@ def wait(sfn, arn, timeout=120.0):
 
 
 def history(sfn, arn):
-    from snapcdc.local.emulator.stepfunctions import execution_history
+    from snapcdc_local.emulator.stepfunctions import execution_history
 
     return execution_history(sfn, arn)
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from datasets import assert_every_op_applied, read_dump, write_config, write_export
 
-from snapcdc.local.cli import main
+from snapcdc_local.cli.main import main
 
 ROWS_V1 = [["k1", "one"], ["k2", "two"]]
 ROWS_V2 = [["k1", "uno"], ["k3", "three"]]
@@ -105,10 +105,10 @@ def test_a_run_that_cannot_start_fails_with_one_line(
 
 
 def test_a_run_with_redrive_reapplies_the_batches_the_consumer_gave_up_on(data, tmp_path):
-    """--redrive runs snapcdc.redrive on the emulated stack once the uploads have settled."""
+    """--redrive runs stack.redrive on the emulated stack once the uploads have settled."""
     from botocore.exceptions import ClientError
 
-    from snapcdc.local.run import RunOptions, run_pipeline, write_report
+    from snapcdc_local.cli.run import RunOptions, run_pipeline, write_report
 
     def deny_until_a_batch_is_discarded(aws):
         consumer = aws.stack.physical_id("ConsumerFunction")
@@ -122,7 +122,7 @@ def test_a_run_with_redrive_reapplies_the_batches_the_consumer_gave_up_on(data, 
                 )
 
         def consumer_with_fault(event, context, handler):
-            from snapcdc.aws import client
+            from snapcdc.aws.clients import client
 
             events = client("dynamodb").meta.events
             events.register("provide-client-params.dynamodb.PutItem", deny, unique_id="deny")

@@ -26,8 +26,8 @@ TABLES = ("stopped", "firstload")
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    from snapcdc.local.emulator import Emulator
-    from snapcdc.local.run import DEFAULT_TEMPLATE, LOCAL_PARAMETERS, PACKAGE_DIR, LocalRun
+    from snapcdc_local.cli.run import DEFAULT_TEMPLATE, LOCAL_PARAMETERS, PACKAGE_DIR, LocalRun
+    from snapcdc_local.emulator import Emulator
 
     data = tmp_path_factory.mktemp("data")
     for table in TABLES:
@@ -75,7 +75,7 @@ class SecondPageHeld:
 
 
 def running_execution(aws, prefix):
-    from snapcdc.local.emulator.stepfunctions import list_all_executions
+    from snapcdc_local.emulator.stepfunctions import list_all_executions
 
     [execution] = [
         e

@@ -27,8 +27,8 @@ TABLES = ("aborted", "timedout", "throttled", "unpermitted")
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    from snapcdc.local.emulator import Emulator
-    from snapcdc.local.run import DEFAULT_TEMPLATE, LOCAL_PARAMETERS, PACKAGE_DIR, LocalRun
+    from snapcdc_local.cli.run import DEFAULT_TEMPLATE, LOCAL_PARAMETERS, PACKAGE_DIR, LocalRun
+    from snapcdc_local.emulator import Emulator
 
     data = tmp_path_factory.mktemp("data")
     for table in TABLES:
@@ -63,7 +63,7 @@ class HeldPublish:
 
 
 def running_execution(aws, table):
-    from snapcdc.local.emulator.stepfunctions import list_all_executions
+    from snapcdc_local.emulator.stepfunctions import list_all_executions
 
     sfn = aws.client("stepfunctions")
     [execution] = [
@@ -163,10 +163,10 @@ def test_an_execution_timed_out_mid_publish_is_failed_and_frees_its_table(stack)
 
 
 def test_athena_throttling_is_retried_and_the_version_succeeds(stack):
-    from snapcdc.local.emulator.stepfunctions import execution_history
+    from snapcdc_local.emulator.stepfunctions import execution_history
 
     aws, _ = stack
-    # botocore makes 5 attempts per call (snapcdc.aws), so 6 refusals fail one StartQuery
+    # botocore makes 5 attempts per call (snapcdc.aws.clients), so 6 refusals fail one StartQuery
     # invocation and the first call of the next; the state machine retries it.
     aws.athena.throttle_starts = 6
     upload = start(stack, "throttled", "V1")

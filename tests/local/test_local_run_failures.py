@@ -49,7 +49,7 @@ def build(data):
 
 @pytest.fixture(scope="module")
 def failures(tmp_path_factory):
-    from snapcdc.local.run import RunOptions, run_pipeline
+    from snapcdc_local.cli.run import RunOptions, run_pipeline
 
     data = tmp_path_factory.mktemp("data")
     build(data)
@@ -58,7 +58,7 @@ def failures(tmp_path_factory):
 
     def after_upload(upload):
         aws = seen["aws"]
-        applying = importlib.import_module("snapcdc.applying")
+        applying = importlib.import_module("snapcdc.steps.consumer")
         rows = applying.read_rows(aws.stack.outputs["TargetTableName"], "acme/items")
         seen.setdefault("targets", []).append(sorted([row[c] for c in COLUMNS] for row in rows))
         locks = aws.client("dynamodb").scan(TableName=aws.stack.outputs["LockTableName"])["Items"]

@@ -30,8 +30,8 @@ BULK = [[str(i), f"n{i}", "1"] for i in range(2500)]
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    from snapcdc.local.emulator import Emulator
-    from snapcdc.local.run import DEFAULT_TEMPLATE, LOCAL_PARAMETERS, PACKAGE_DIR, LocalRun
+    from snapcdc_local.cli.run import DEFAULT_TEMPLATE, LOCAL_PARAMETERS, PACKAGE_DIR, LocalRun
+    from snapcdc_local.emulator import Emulator
 
     data = tmp_path_factory.mktemp("data")
     for table in TABLES:
@@ -46,7 +46,7 @@ def stack(tmp_path_factory):
 
 
 def upload(stack, table):
-    from snapcdc.local.run import drive
+    from snapcdc_local.cli.run import drive
 
     _, run = stack
     [result] = drive(run, [f"acme/{table}/_table.json", f"acme/{table}/V1/a.csv.gz"], timeout=120)
@@ -85,7 +85,7 @@ def lock_of(aws, table):
 
 
 def states(aws, upload):
-    from snapcdc.local.emulator.stepfunctions import execution_history, history_rows
+    from snapcdc_local.emulator.stepfunctions import execution_history, history_rows
 
     sfn = aws.client("stepfunctions")
     return [r.state for arn in upload.executions for r in history_rows(execution_history(sfn, arn))]
@@ -93,7 +93,7 @@ def states(aws, upload):
 
 def release_when_waiting(aws, table):
     """Delete the lock once an execution sits in LockWait (as the other holder finishing)."""
-    from snapcdc.local.emulator.stepfunctions import execution_history, list_all_executions
+    from snapcdc_local.emulator.stepfunctions import execution_history, list_all_executions
 
     sfn = aws.client("stepfunctions")
     deadline = time.monotonic() + 60
@@ -210,7 +210,7 @@ def test_a_poison_record_ends_in_the_failed_batches_bucket_and_the_rest_is_appli
 def test_denied_target_writes_land_in_the_failed_batches_bucket_and_redrive_applies_them(stack):
     from botocore.exceptions import ClientError
 
-    from snapcdc.local.run import drive
+    from snapcdc_local.cli.run import drive
 
     aws, _ = stack
     consumer = aws.stack.physical_id("ConsumerFunction")
@@ -229,7 +229,7 @@ def test_denied_target_writes_land_in_the_failed_batches_bucket_and_redrive_appl
             )
 
     def denied_writes(event, context, handler):
-        from snapcdc.aws import client
+        from snapcdc.aws.clients import client
 
         events = client("dynamodb").meta.events
         events.register("provide-client-params.dynamodb.PutItem", deny, unique_id="deny")
@@ -298,7 +298,7 @@ def redrive(stack, *options):
     import tempfile
     from pathlib import Path
 
-    from snapcdc.local.cli import main
+    from snapcdc_local.cli.main import main
 
     aws, _ = stack
     with tempfile.TemporaryDirectory() as tmp:
@@ -353,7 +353,7 @@ def decoded(record):
 
 def publish_outputs(aws, execution_arn):
     """The publish progress after each Publish state of an execution."""
-    from snapcdc.local.emulator.stepfunctions import execution_history
+    from snapcdc_local.emulator.stepfunctions import execution_history
 
     events = execution_history(aws.client("stepfunctions"), execution_arn)
     return [

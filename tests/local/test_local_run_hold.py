@@ -56,7 +56,7 @@ def build(data):
 
 @pytest.fixture(scope="module")
 def held(tmp_path_factory):
-    from snapcdc.local.run import RunOptions, run_pipeline
+    from snapcdc_local.cli.run import RunOptions, run_pipeline
 
     data = tmp_path_factory.mktemp("data")
     build(data)
@@ -65,7 +65,7 @@ def held(tmp_path_factory):
 
     def after(upload):
         aws = seen["aws"]
-        applying = importlib.import_module("snapcdc.applying")
+        applying = importlib.import_module("snapcdc.steps.consumer")
         rows = applying.read_rows(aws.stack.outputs["TargetTableName"], upload.table_id)
         seen["targets"].append(sorted([row[c] for c in HEADER] for row in rows))
         locks = aws.client("dynamodb").scan(TableName=aws.stack.outputs["LockTableName"])["Items"]
@@ -82,7 +82,7 @@ def held(tmp_path_factory):
                 EndTime=now + timedelta(minutes=1), Period=3600, Statistics=["Sum"],
             )["Datapoints"]
         )  # fmt: skip
-        registry = importlib.import_module("snapcdc.registry")
+        registry = importlib.import_module("snapcdc.aws.registry")
         seen["head"] = registry.get_head(
             "acme/orders", table_name=aws.stack.outputs["RegistryTableName"]
         )

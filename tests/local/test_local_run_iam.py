@@ -14,8 +14,8 @@ import shutil
 import pytest
 from datasets import REPO, write_config, write_export
 
-from snapcdc.local.emulator import stepfunctions
-from snapcdc.local.emulator.iam_policy import Decision, statement_applies, statements
+from snapcdc_local.emulator import stepfunctions
+from snapcdc_local.emulator.iam_policy import Decision, statement_applies, statements
 
 COLUMNS = ["id", "name"]
 ROWS = [["1", "apple"], ["2", "pear"]]
@@ -28,7 +28,7 @@ def template_without(role: str, action: str, directory, only_on: str | None = No
     ``only_on``: remove the action only on the resources whose definition mentions it;
     ``source``: start from this template instead of cfn.yaml (to remove a second action).
     """
-    from snapcdc.local.emulator.cfn import load_template
+    from snapcdc_local.emulator.cfn import load_template
 
     template = load_template(source or REPO / "cfn.yaml")
     resources = template["Resources"]
@@ -68,7 +68,7 @@ def template_without(role: str, action: str, directory, only_on: str | None = No
 def run(tmp_path, template, rows=ROWS, parameters=None, config=True):
     from moto.iam.models import iam_backends
 
-    from snapcdc.local.run import RunOptions, run_pipeline
+    from snapcdc_local.cli.run import RunOptions, run_pipeline
 
     data = tmp_path / "data"
     if config:
@@ -294,7 +294,7 @@ def test_a_consumer_that_cannot_write_the_failed_batches_bucket_loses_the_delive
 
 @pytest.mark.parametrize("action", ["kinesis:ListShards", "kinesis:GetRecords"])
 def test_an_event_source_mapping_whose_role_cannot_read_the_stream_is_refused(tmp_path, action):
-    from snapcdc.local.cli import CliError
+    from snapcdc_local.cli.main import CliError
 
     template = template_without("ConsumerRole", action, tmp_path)
     name = action.split(":")[1]
@@ -309,7 +309,7 @@ def test_an_event_source_mapping_whose_role_cannot_read_the_stream_is_refused(tm
 
 def test_athena_needs_the_default_database_as_its_documentation_says(tmp_path):
     """Audit row 1: without GetDatabase on database/default the first statement fails."""
-    from snapcdc.local.emulator.cfn import load_template
+    from snapcdc_local.emulator.cfn import load_template
 
     template = load_template(REPO / "cfn.yaml")
     for policy in template["Resources"]["QueryRole"]["Properties"]["Policies"]:

@@ -62,7 +62,7 @@ SLOW_CHECK = "acme/wide/V7/part-0.csv.gz"
 
 @pytest.fixture(scope="module")
 def limits_run(tmp_path_factory):
-    from snapcdc.local.run import RunOptions, run_pipeline
+    from snapcdc_local.cli.run import RunOptions, run_pipeline
 
     data = tmp_path_factory.mktemp("data")
     write_config(
@@ -96,7 +96,7 @@ def limits_run(tmp_path_factory):
         seen["published"] = published_versions(aws)
         locks = aws.client("dynamodb").scan(TableName=aws.stack.outputs["LockTableName"])["Items"]
         seen.setdefault("locks", []).append(locks)
-        applying = importlib.import_module("snapcdc.applying")
+        applying = importlib.import_module("snapcdc.steps.consumer")
         rows = applying.read_rows(aws.stack.outputs["TargetTableName"], "acme/wide")
         seen["target"] = sorted([row[c] for c in COLUMNS] for row in rows)
         seen["discarded"] = list(aws.kinesis.discarded)

@@ -63,7 +63,7 @@ def build(data):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from snapcdc.local.run import RunOptions, run_pipeline
+    from snapcdc_local.cli.run import RunOptions, run_pipeline
 
     data = tmp_path_factory.mktemp("data")
     build(data)

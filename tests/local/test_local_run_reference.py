@@ -23,7 +23,7 @@ COLUMNS = ["PK", "COL_1", "COL_2", "COL_3"]
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    from snapcdc.local.run import RunOptions, run_pipeline, write_report
+    from snapcdc_local.cli.run import RunOptions, run_pipeline, write_report
 
     out = tmp_path_factory.mktemp("reference")
     targets: dict[str, list[list[str]]] = {}
@@ -32,7 +32,7 @@ def reference(tmp_path_factory):
     def snapshot(upload):
         # The target after each version (the 100,000-row one is checked through the dump).
         if upload.version != "20201231_V0001":
-            applying = importlib.import_module("snapcdc.applying")
+            applying = importlib.import_module("snapcdc.steps.consumer")
             rows = applying.read_rows(
                 stack["aws"].stack.outputs["TargetTableName"], upload.table_id
             )

@@ -54,7 +54,7 @@ def build(data):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    from snapcdc.local.run import RunOptions, run_pipeline
+    from snapcdc_local.cli.run import RunOptions, run_pipeline
 
     data = tmp_path_factory.mktemp("data")
     build(data)

@@ -37,8 +37,8 @@ TABLES = itertools.count()
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    from snapcdc.local.emulator import Emulator
-    from snapcdc.local.run import DEFAULT_TEMPLATE, LOCAL_PARAMETERS, PACKAGE_DIR, LocalRun
+    from snapcdc_local.cli.run import DEFAULT_TEMPLATE, LOCAL_PARAMETERS, PACKAGE_DIR, LocalRun
+    from snapcdc_local.emulator import Emulator
 
     data = tmp_path_factory.mktemp("data")
     with Emulator(DEFAULT_TEMPLATE, parameters=LOCAL_PARAMETERS, lambda_code=PACKAGE_DIR) as aws:

@@ -15,8 +15,8 @@ V2 = [["1", "a2"]]  # 3 of 4 rows deleted: HELD
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    from snapcdc.local.emulator import Emulator
-    from snapcdc.local.run import DEFAULT_TEMPLATE, LOCAL_PARAMETERS, PACKAGE_DIR, LocalRun
+    from snapcdc_local.cli.run import DEFAULT_TEMPLATE, LOCAL_PARAMETERS, PACKAGE_DIR, LocalRun
+    from snapcdc_local.emulator import Emulator
 
     data = tmp_path_factory.mktemp("data")
     for table in ("approved", "rejected", "expired"):
@@ -29,7 +29,7 @@ def stack(tmp_path_factory):
 
 
 def upload(stack, table):
-    from snapcdc.local.run import drive
+    from snapcdc_local.cli.run import drive
 
     _, run = stack
     return drive(run, [f"acme/{table}/V1/a.csv.gz", f"acme/{table}/V2/a.csv.gz"], timeout=120)
@@ -50,7 +50,7 @@ def record(stack, table, key):
 
 
 def cli(stack, *args):
-    from snapcdc.local.cli import main
+    from snapcdc_local.cli.main import main
 
     aws, _ = stack
     code = main([*args, "--stack", aws.stack_name, "--poll", "0.2"])

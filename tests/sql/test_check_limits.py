@@ -15,14 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from snapcdc import limits, queries
-from snapcdc.applying import row_key, target_item, target_pk
-from snapcdc.checking import evaluate
-from snapcdc.contract import TableConfig, TableSchema
-from snapcdc.dynamo import to_item
-from snapcdc.errors import ExportCheckFailed, PublishFailed
-from snapcdc.local.engine import AthenaEngine, mapping_resolver
-from snapcdc.publishing import make_entry
+from snapcdc.aws.dynamo import to_item
+from snapcdc.model import limits
+from snapcdc.model.contract import TableConfig, TableSchema
+from snapcdc.model.errors import ExportCheckFailed, PublishFailed
+from snapcdc.sql import queries
+from snapcdc.steps.check import evaluate
+from snapcdc.steps.consumer import row_key, target_item, target_pk
+from snapcdc.steps.publish import make_entry
+from snapcdc_local.engine.engine import AthenaEngine, mapping_resolver
 
 COLUMNS = ("id", "name", "note")
 WORST_TABLE_ID = "t" * limits.LONGEST_TABLE_ID

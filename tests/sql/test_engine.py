@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from snapcdc import queries
-from snapcdc.contract import TableConfig
-from snapcdc.local import engine as engine_module
-from snapcdc.local.engine import AthenaEngine, EngineError, read_athena_csv
-from snapcdc.local.engine_opencsv import NO_ESCAPE, split_line
+from snapcdc.model.contract import TableConfig
+from snapcdc.sql import queries
+from snapcdc_local.engine import engine as engine_module
+from snapcdc_local.engine.engine import AthenaEngine, EngineError, read_athena_csv
+from snapcdc_local.engine.opencsv import NO_ESCAPE, split_line
 
 SERDE = "ROW FORMAT SERDE 'org.apache.hadoop.hive.serde2.OpenCSVSerde'"
 

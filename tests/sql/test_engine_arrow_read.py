@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from snapcdc.local import engine_arrow
-from snapcdc.local.engine import AthenaEngine, EngineError, mapping_resolver
-from snapcdc.local.engine_opencsv import NO_ESCAPE, CsvFormat
+from snapcdc_local.engine import arrow_reader as engine_arrow
+from snapcdc_local.engine.engine import AthenaEngine, EngineError, mapping_resolver
+from snapcdc_local.engine.opencsv import NO_ESCAPE, CsvFormat
 
 pytest.importorskip("pyarrow")
 

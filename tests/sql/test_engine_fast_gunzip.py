@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from snapcdc.local import engine as engine_module
-from snapcdc.local.engine import AthenaEngine, EngineError, mapping_resolver
+from snapcdc_local.engine import engine as engine_module
+from snapcdc_local.engine.engine import AthenaEngine, EngineError, mapping_resolver
 
 pytest.importorskip("isal")
 

@@ -13,9 +13,9 @@ import gzip
 
 import pytest
 
-from snapcdc import queries
-from snapcdc.contract import ContractError, TableConfig, TableSchema
-from snapcdc.local.engine import AthenaEngine, EngineError, TableFile
+from snapcdc.model.contract import ContractError, TableConfig, TableSchema
+from snapcdc.sql import queries
+from snapcdc_local.engine.engine import AthenaEngine, EngineError, TableFile
 
 SCHEMA = TableSchema(("k", "v"), ("k",))
 CONFIG = TableConfig(delimiter=";", header=False, columns=SCHEMA.columns)

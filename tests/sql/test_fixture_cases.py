@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from snapcdc import queries
-from snapcdc.contract import TableConfig, TableSchema
-from snapcdc.local.diff import read_header_row
-from snapcdc.local.engine import AthenaEngine, mapping_resolver, read_athena_csv
+from snapcdc.model.contract import TableConfig, TableSchema
+from snapcdc.sql import queries
+from snapcdc_local.cli.diff import read_header_row
+from snapcdc_local.engine.engine import AthenaEngine, mapping_resolver, read_athena_csv
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CASES = sorted(p.name for p in FIXTURES.iterdir() if (p / "case.json").exists())

@@ -7,10 +7,10 @@ import gzip
 
 import pytest
 
-from snapcdc import queries
-from snapcdc.contract import ContractError, TableConfig, TableSchema
-from snapcdc.local.engine import AthenaEngine, TableFile
-from snapcdc.queries import Side
+from snapcdc.model.contract import ContractError, TableConfig, TableSchema
+from snapcdc.sql import queries
+from snapcdc.sql.queries import Side
+from snapcdc_local.engine.engine import AthenaEngine, TableFile
 
 KV = TableSchema(("k", "v"), ("k",))
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from snapcdc import queries
-from snapcdc.checking import evaluate
-from snapcdc.contract import TableConfig
-from snapcdc.local.engine import AthenaEngine, mapping_resolver, read_athena_csv
+from snapcdc.model.contract import TableConfig
+from snapcdc.sql import queries
+from snapcdc.steps.check import evaluate
+from snapcdc_local.engine.engine import AthenaEngine, mapping_resolver, read_athena_csv
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "tenant" / "test_table"
 VERSIONS = ["20201230_V0001", "20201230_V0002", "20201231_V0001"]

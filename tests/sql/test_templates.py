@@ -6,9 +6,9 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from snapcdc import queries
-from snapcdc.contract import ContractError, TableConfig, TableSchema
-from snapcdc.local.engine_ddl import ExternalTable, parse_ddl
+from snapcdc.model.contract import ContractError, TableConfig, TableSchema
+from snapcdc.sql import queries
+from snapcdc_local.engine.ddl import ExternalTable, parse_ddl
 
 OLD = TableSchema(("PK", "COL_1", "COL_2", "GONE"), ("PK",))
 NEW = TableSchema(("COL_2", "PK", "col_1", "ADDED"), ("pk",))

@@ -22,8 +22,8 @@ from harness import (
 )
 from moto import mock_aws
 
-from snapcdc import aws as snapcdc_aws
-from snapcdc.local.emulator.dynamodb import installed as atomic_dynamodb_writes
+from snapcdc.aws import clients as snapcdc_aws
+from snapcdc_local.emulator.dynamodb import installed as atomic_dynamodb_writes
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
         monkeypatch.setenv(name, value)
     # DynamoDB's conditional writes are atomic; moto's are not (it checks, then stores), so the
     # consumer's concurrent version-conditioned writes race there: use the emulation's atomic
-    # writes (snapcdc.local.emulator.dynamodb), as every end-to-end run does.
+    # writes (snapcdc_local.emulator.dynamodb), as every end-to-end run does.
     with (
         mock_aws(
             config={

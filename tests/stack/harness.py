@@ -36,7 +36,7 @@ from snapcdc.handlers import (
     register,
     route,
 )
-from snapcdc.local.emulator.iam_actions import Where, requirements
+from snapcdc_local.emulator.iam_actions import Where, requirements
 
 HANDLER_MODULES = {
     m.__name__.rsplit(".", 1)[1]: m
@@ -126,7 +126,7 @@ class CallRecorder:
     """Records (handler, IAM action, resource ARN) of every call made while a handler runs.
 
     The action and resource of a call come from the emulation's mapping
-    (:mod:`snapcdc.local.emulator.iam_actions`), so a call without a row there fails the test.
+    (:mod:`snapcdc_local.emulator.iam_actions`), so a call without a row there fails the test.
     """
 
     def __init__(self, session: boto3.Session, workgroup: str) -> None:

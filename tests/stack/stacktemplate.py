@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from snapcdc.local.emulator.iam_policy import Decision, evaluate
+from snapcdc_local.emulator.iam_policy import Decision, evaluate
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "cfn.yaml"
@@ -195,7 +195,7 @@ class Stack:
         return statements
 
     def is_granted(self, role: str, action: str, resource: str) -> bool:
-        """The emulation's policy evaluation (:mod:`snapcdc.local.emulator.iam_policy`)."""
+        """The emulation's policy evaluation (:mod:`snapcdc_local.emulator.iam_policy`)."""
         statements = [
             {"Effect": "Allow", "Action": s["actions"], "Resource": s["resources"]}
             for s in self.role_statements(role)

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 
-from snapcdc.applied_check import LAST_BATCH_SECONDS, METRIC_NAME, METRIC_NAMESPACE, watch_key
-from snapcdc.leases import iso
-from snapcdc.registry import find_record
+from snapcdc.aws.leases import iso
+from snapcdc.aws.registry import find_record
+from snapcdc.steps.applied_check import LAST_BATCH_SECONDS, METRIC_NAME, METRIC_NAMESPACE, watch_key
 
 TABLE_ID = "tenant/test_table"
 FINISHED = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
@@ -53,7 +53,7 @@ def metric_values():
 
 
 def test_a_version_not_all_applied_after_the_maximum_record_age_is_flagged(aws, monkeypatch):
-    monkeypatch.setattr("snapcdc.outcomes.iso", lambda _: iso(FINISHED))  # when Finish ran
+    monkeypatch.setattr("snapcdc.steps.finish.iso", lambda _: iso(FINISHED))  # when Finish ran
     short, full, late = (f"upload#{TABLE_ID}/V{n}/a.csv.gz#0A" for n in (1, 2, 3))
     registered(aws, short, applied=3)  # 2 of 5 never applied
     registered(aws, full, applied=4, stale=1)
@@ -64,7 +64,7 @@ def test_a_version_not_all_applied_after_the_maximum_record_age_is_flagged(aws, 
     assert aws.invoke("applied_check", scheduled(early)) == {"checked": 0, "unapplied": []}
 
     registered(aws, late, applied=0)
-    monkeypatch.setattr("snapcdc.outcomes.iso", lambda _: iso(early))
+    monkeypatch.setattr("snapcdc.steps.finish.iso", lambda _: iso(early))
     finish(aws, late, 7)  # finished later: checked by a later run
     after = FINISHED + timedelta(seconds=MAX_AGE + LAST_BATCH_SECONDS + 1)
     assert aws.invoke("applied_check", scheduled(after)) == {"checked": 2, "unapplied": [short]}

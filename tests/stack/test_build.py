@@ -1,4 +1,4 @@
-"""The Lambda artifact: sources without the local runtime, SQL templates inside the package."""
+"""The Lambda artifact: the deployed package as it is, SQL templates inside it, no local runtime."""
 
 from __future__ import annotations
 
@@ -13,31 +13,41 @@ sys.path.insert(0, str(REPO / "scripts"))
 import build_lambda  # noqa: E402
 
 PROBE = """
-import importlib, json, snapcdc, snapcdc.sqlrender, snapcdc.queries
+import importlib, json, snapcdc, snapcdc.sql.render, snapcdc.sql.queries
 from snapcdc.handlers import HANDLERS
 for name in HANDLERS:
     importlib.import_module(f"snapcdc.handlers.{name}")
 try:
-    import snapcdc.local
+    import snapcdc_local
     local = True
 except ImportError:
     local = False
 print(json.dumps({
     "package": snapcdc.__file__,
-    "sql_dir": str(snapcdc.sqlrender.sql_dir()),
+    "sql_dir": str(snapcdc.sql.render.sql_dir()),
     "local": local,
-    "sql": snapcdc.queries.create_database("snapcdc_x_tenant"),
+    "sql": snapcdc.sql.queries.create_database("snapcdc_x_tenant"),
 }))
 """
 
 
-def test_artifact_holds_the_package_without_local_and_with_sql(tmp_path):
+def sources(root: Path) -> list[str]:
+    return sorted(
+        str(p.relative_to(root)) for p in root.rglob("*.py") if "__pycache__" not in p.parts
+    )
+
+
+def test_artifact_holds_the_deployed_package_as_it_is_with_sql(tmp_path):
     out = build_lambda.build(tmp_path / "lambda", with_dependencies=False)
 
     package = out / "snapcdc"
-    assert (package / "handlers" / "consumer.py").is_file()
-    assert not (package / "local").exists() and not (package / "__main__.py").exists()
-    assert sorted(p.name for p in (package / "sql").iterdir()) == sorted(
+    # Nothing excluded, nothing added: the package is what is deployed.
+    assert sources(package) == sources(REPO / "functions" / "snapcdc")
+    assert "handlers/consumer.py" in sources(package)
+    assert not (out / "snapcdc_local").exists()
+    templates = package / "sql" / "templates"
+    assert not templates.is_symlink()
+    assert sorted(p.name for p in templates.iterdir()) == sorted(
         p.name for p in (REPO / "sql").glob("*.sql")
     )
     assert not list(out.rglob("__pycache__"))
@@ -53,6 +63,6 @@ def test_artifact_holds_the_package_without_local_and_with_sql(tmp_path):
     )
     seen = json.loads(probe.stdout)
     assert seen["package"].startswith(str(out))
-    assert seen["sql_dir"] == str(package / "sql")
+    assert seen["sql_dir"] == str(templates)
     assert seen["local"] is False
     assert seen["sql"].startswith("CREATE DATABASE IF NOT EXISTS `snapcdc_x_tenant`")

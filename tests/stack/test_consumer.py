@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from snapcdc.applying import read_items, read_rows
+from snapcdc.steps.consumer import read_items, read_rows
 
 DATA = Path(__file__).parent / "data"
 TABLE_ID = "tenant/test_table"
@@ -245,8 +245,8 @@ def test_one_row_changed_twice_in_one_batch_ends_at_the_newer_version(aws, monke
 def test_the_clients_keep_a_connection_for_every_consumer_thread(aws, monkeypatch, workers):
     """botocore pools 10 connections per client by default; the consumer writes from
     ``consumer_workers`` threads through one DynamoDB client (audit row 11)."""
-    from snapcdc import aws as snapcdc_aws
-    from snapcdc.settings import Settings
+    from snapcdc.aws import clients as snapcdc_aws
+    from snapcdc.model.settings import Settings
 
     if workers:
         monkeypatch.setenv("SNAPCDC_CONSUMER_WORKERS", workers)

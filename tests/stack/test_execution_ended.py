@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from snapcdc.registry import find_upload
+from snapcdc.aws.registry import find_upload
 
 KEY = "tenant/test_table/20201230_V0001/export1.csv.gz"
 SM = "arn:aws:states:us-east-1:123456789012:stateMachine:pipeline"
@@ -135,7 +135,7 @@ def test_other_statuses_and_inputs_naming_no_upload_are_ignored(aws, registered)
 def test_mark_failed_marks_the_table_diverged_once_publishing_began(aws, published):
     """Publish writes ``published`` before its first record; a version failing after that may
     have part of its ops in the target, so MarkFailed records it in the head's ``diverged``."""
-    from snapcdc.registry import get_head
+    from snapcdc.aws.registry import get_head
 
     table_id, sk = "tenant/test_table", f"upload#{KEY}#0A"
     record = {"table_id": {"S": table_id}, "sk": {"S": sk}, "status": {"S": "RUNNING"},
@@ -160,7 +160,7 @@ def test_mark_failed_marks_the_table_diverged_once_publishing_began(aws, publish
 
 
 def test_an_approve_execution_that_ended_before_its_head_check_is_recorded_failed(aws, registered):
-    from snapcdc.registry import update_upload, upload_sk
+    from snapcdc.aws.registry import update_upload, upload_sk
 
     approve = "arn:aws:states:us-east-1:123456789012:execution:pipeline:approve-tenant-x"
     sk = upload_sk(KEY, registered["detail"]["object"]["sequencer"])

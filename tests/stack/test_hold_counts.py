@@ -9,9 +9,9 @@ import random
 
 import pytest
 
-from snapcdc.holding import count_ops
-from snapcdc.queries import OPS
-from snapcdc.resultcsv import count_leading, iter_records
+from snapcdc.aws.result_files import count_leading, iter_records
+from snapcdc.sql.queries import OPS
+from snapcdc.steps.hold import count_ops
 
 TRICKY = [
     "plain",

@@ -13,10 +13,10 @@ import re
 import pytest
 from harness import s3_event
 
-from snapcdc.contract import ContractError
-from snapcdc.errors import ExportCheckFailed
-from snapcdc.queries import CHECK_COLUMNS
-from snapcdc.registry import list_uploads
+from snapcdc.aws.registry import list_uploads
+from snapcdc.model.contract import ContractError
+from snapcdc.model.errors import ExportCheckFailed
+from snapcdc.sql.queries import CHECK_COLUMNS
 
 EXEC = "arn:aws:states:us-east-1:123456789012:execution:pipeline:manifest"
 PREFIX = "tenant/t/V1/"

@@ -10,9 +10,9 @@ import string
 import pytest
 from harness import REFERENCE_CONFIG
 
-from snapcdc import planning
-from snapcdc.contract import ContractError
-from snapcdc.registry import advance_head, find_upload
+from snapcdc.aws.registry import advance_head, find_upload
+from snapcdc.model.contract import ContractError
+from snapcdc.steps import plan as planning
 
 EXEC = "arn:aws:states:us-east-1:123456789012:execution:pipeline:plan"
 DB = "snapcdc_51af3dc0_tenant"  # prefix derived from the stack id in cfn.yaml
@@ -251,7 +251,7 @@ def test_key_change_against_the_head_fails(aws):
 
 def diverged_head(aws, failed_version="20201230_V0002"):
     """V0001 applied, then ``failed_version`` failed after publishing began (MarkFailed's mark)."""
-    from snapcdc.registry import mark_diverged
+    from snapcdc.aws.registry import mark_diverged
 
     schema = {"columns": REFERENCE_CONFIG["columns"], "key": ["PK"]}
     advance_head(

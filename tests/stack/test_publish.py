@@ -11,9 +11,9 @@ import boto3
 import pytest
 from harness import LambdaContext
 
-from snapcdc import aws as snapcdc_aws
-from snapcdc.errors import PublishFailed, ResultFormatError
-from snapcdc.resultcsv import RecordScanner, parse_record
+from snapcdc.aws import clients as snapcdc_aws
+from snapcdc.aws.result_files import RecordScanner, parse_record
+from snapcdc.model.errors import PublishFailed, ResultFormatError
 
 DATA = Path(__file__).parent / "data"
 UPLOAD = {

@@ -9,9 +9,9 @@ import pytest
 from moto.athena.models import athena_backends
 from moto.moto_api import state_manager
 
-from snapcdc import aws as snapcdc_aws
-from snapcdc.errors import ExportCheckFailed, QueryFailed, ResultFormatError
-from snapcdc.queries import CHECK_COLUMNS
+from snapcdc.aws import clients as snapcdc_aws
+from snapcdc.model.errors import ExportCheckFailed, QueryFailed, ResultFormatError
+from snapcdc.sql.queries import CHECK_COLUMNS
 
 EXEC = "arn:aws:states:us-east-1:123456789012:execution:pipeline:q"
 QUERY = {"name": "delta", "kind": "ops", "sql": "SELECT 1"}

@@ -1,4 +1,4 @@
-"""snapcdc.redrive against moto: failed-batch objects in the shape Lambda writes them to S3.
+"""stack.redrive against moto: failed-batch objects in the shape Lambda writes them to S3.
 
 The shape (https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html):
 the invocation record plus ``payload``, the invocation's event as an escaped JSON string, under
@@ -12,7 +12,7 @@ import json
 
 from test_consumer import consume, op, rows
 
-from snapcdc.redrive import redrive
+from snapcdc_local.stack.redrive import redrive
 
 BUCKET = "failed-batches"
 KEY = "aws/lambda/0a1b/shardId-000000000000/2026/12/01/2026-12-01T09.00.00-5c1f"

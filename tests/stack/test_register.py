@@ -7,8 +7,8 @@ from urllib.parse import quote_plus
 import pytest
 from harness import s3_event
 
-from snapcdc.contract import parse_export_key
-from snapcdc.registry import find_upload, list_uploads
+from snapcdc.aws.registry import find_upload, list_uploads
+from snapcdc.model.contract import parse_export_key
 
 EXEC = "arn:aws:states:us-east-1:123456789012:execution:pipeline:one"
 

@@ -1,4 +1,4 @@
-"""Starting approve / reject (``snapcdc.resuming``) against Step Functions and the registry in
+"""Starting approve / reject (``stack.resume``) against Step Functions and the registry in
 moto: only a HELD upload is resumed, and a second start of the same resume is the same
 execution while it runs and refused once it ended: Step Functions' execution names are unique
 per state machine for 90 days, and a start with the name and input of a running execution
@@ -13,8 +13,8 @@ import time
 import boto3
 import pytest
 
-from snapcdc.registry import put_upload, update_upload, upload_sk
-from snapcdc.resuming import ResumeError, start_resume
+from snapcdc.aws.registry import put_upload, update_upload, upload_sk
+from snapcdc_local.stack.resume import ResumeError, start_resume
 
 KEY = "tenant/test_table/20201230_V0002/export2.csv.gz"
 SK = upload_sk(KEY, "0A")

@@ -25,10 +25,10 @@ from harness import (
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from stacktemplate import ASL
 
-from snapcdc import aws as snapcdc_aws
-from snapcdc.events import execution_name, parse_key_parts
-from snapcdc.queries import CHECK_COLUMNS
-from snapcdc.registry import advance_head, get_head, list_uploads
+from snapcdc.aws import clients as snapcdc_aws
+from snapcdc.aws.registry import advance_head, get_head, list_uploads
+from snapcdc.model.events import execution_name, parse_key_parts
+from snapcdc.sql.queries import CHECK_COLUMNS
 
 DATA = Path(__file__).parent / "data"
 KEY = "tenant/test_table/20201230_V0002/export2.csv.gz"
@@ -306,7 +306,7 @@ HELD_OPS = (
 
 
 def test_a_version_that_would_delete_too_much_is_held_then_approved(aws, pipeline):
-    from snapcdc.resuming import start_resume
+    from snapcdc_local.stack.resume import start_resume
 
     AthenaResults(HELD_OPS, check_row='"1","0",,"0","0"')  # 1 row left: 3 of 4 deleted
     previous = {

@@ -80,7 +80,7 @@ def loop_events(states, start, first_exit):
 def test_no_parameter_combination_reaches_the_history_event_quota():
     from stacktemplate import load_template
 
-    from snapcdc.athena import POLL_WAIT_CAP_SECONDS
+    from snapcdc.steps.query import POLL_WAIT_CAP_SECONDS
 
     states = DEFINITION["States"]
     busy = next(

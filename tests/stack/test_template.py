@@ -16,7 +16,7 @@ from harness import PHYSICAL, STACK, function_environment
 from stacktemplate import ASL, Call, asl_states
 
 from snapcdc.handlers import HANDLERS
-from snapcdc.settings import Settings
+from snapcdc.model.settings import Settings
 
 DEFINITION = json.loads(ASL.read_text())
 SM_PROPS = STACK.resources["StateMachine"]["Properties"]

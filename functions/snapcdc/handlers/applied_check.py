@@ -1,5 +1,5 @@
 """AppliedCheck: versions whose ops were not all applied within the stream's maximum record age
-(see ``snapcdc.applied_check``); invoked by an EventBridge schedule.
+(see ``snapcdc.steps.applied_check``); invoked by an EventBridge schedule.
 
 The scheduled event's ``time`` is the check's "now" (the time the schedule fired).
 """
@@ -8,9 +8,9 @@ from datetime import datetime
 
 from aws_lambda_powertools import Logger
 
-from snapcdc.applied_check import check_applied
-from snapcdc.leases import utc_now
-from snapcdc.settings import Settings
+from snapcdc.aws.leases import utc_now
+from snapcdc.model.settings import Settings
+from snapcdc.steps.applied_check import check_applied
 
 logger = Logger()
 

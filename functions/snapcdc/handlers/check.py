@@ -1,4 +1,4 @@
-"""Check: fail the version when the export check found problems (see ``snapcdc.checking``).
+"""Check: fail the version when the export check found problems (see ``snapcdc.steps.check``).
 
 Event: ``{"status": <the check statement's status>, "query": <the planned check statement>,
 "table_id": ..., "version": ...}``; the query's ``expected_rows`` is a manifest's row count.
@@ -6,8 +6,8 @@ Event: ``{"status": <the check statement's status>, "query": <the planned check 
 
 from aws_lambda_powertools import Logger
 
-from snapcdc.aws import client
-from snapcdc.checking import evaluate_result
+from snapcdc.aws.clients import client
+from snapcdc.steps.check import evaluate_result
 
 logger = Logger()
 

@@ -1,4 +1,4 @@
-"""Consumer: apply Kinesis ops to the target table (see ``snapcdc.applying``).
+"""Consumer: apply Kinesis ops to the target table (see ``snapcdc.steps.consumer``).
 
 The batch's ops are applied concurrently (conditional writes, so order does not matter), then
 Powertools' batch processor reports each record's outcome: a record that could not be applied
@@ -8,8 +8,8 @@ redrive``). A stale op (a newer version is already there, or this upload already
 redelivery) is skipped.
 
 Each batch's outcomes are then counted on the registry record of the upload each op comes from
-(``applied`` / ``stale``, see ``snapcdc.registry.count_applied``). A counter that cannot be
-written is logged, not retried (``snapcdc.applying.count_outcomes``).
+(``applied`` / ``stale``, see ``snapcdc.aws.registry.count_applied``). A counter that cannot be
+written is logged, not retried (``snapcdc.steps.consumer.count_outcomes``).
 """
 
 from aws_lambda_powertools import Logger
@@ -20,8 +20,8 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
-from snapcdc.applying import apply_concurrently, count_outcomes, decode_record
-from snapcdc.settings import Settings
+from snapcdc.model.settings import Settings
+from snapcdc.steps.consumer import apply_concurrently, count_outcomes, decode_record
 
 logger = Logger()
 

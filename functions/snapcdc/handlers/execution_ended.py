@@ -1,12 +1,12 @@
 """ExecutionEnded: an execution FAILED, TIMED_OUT or ABORTED past its Catch (see
-``snapcdc.execution_end``); invoked by EventBridge with the status-change event.
+``snapcdc.steps.execution_ended``); invoked by EventBridge with the status-change event.
 """
 
 from aws_lambda_powertools import Logger
 
-from snapcdc.execution_end import record_execution_end
-from snapcdc.leases import utc_now
-from snapcdc.settings import Settings
+from snapcdc.aws.leases import utc_now
+from snapcdc.model.settings import Settings
+from snapcdc.steps.execution_ended import record_execution_end
 
 logger = Logger()
 

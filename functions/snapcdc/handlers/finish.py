@@ -1,13 +1,13 @@
-"""Finish: record SUCCEEDED/SKIPPED with counts, advance the head (see ``snapcdc.outcomes``).
+"""Finish: record SUCCEEDED/SKIPPED with counts, advance the head (see ``snapcdc.steps.finish``).
 
 Event: ``{"state": <the whole execution state>, "execution_arn": ...}``.
 """
 
 from aws_lambda_powertools import Logger
 
-from snapcdc.leases import utc_now
-from snapcdc.outcomes import finish
-from snapcdc.settings import Settings
+from snapcdc.aws.leases import utc_now
+from snapcdc.model.settings import Settings
+from snapcdc.steps.finish import finish
 
 logger = Logger()
 

@@ -1,4 +1,4 @@
-"""Hold: hold a version that would delete too much, and resume it (see ``snapcdc.holding``).
+"""Hold: hold a version that would delete too much, and resume it (see ``snapcdc.steps.hold``).
 
 Events: ``{"action": "guard", "state": <the execution state after the queries>}``,
 ``{"action": "resume", "resume": {"action": "approve" | "reject", "table_id", "sk"},
@@ -7,9 +7,9 @@ Events: ``{"action": "guard", "state": <the execution state after the queries>}`
 
 from aws_lambda_powertools import Logger
 
-from snapcdc.holding import check_head, guard, resume
-from snapcdc.leases import utc_now
-from snapcdc.settings import Settings
+from snapcdc.aws.leases import utc_now
+from snapcdc.model.settings import Settings
+from snapcdc.steps.hold import check_head, guard, resume
 
 logger = Logger()
 

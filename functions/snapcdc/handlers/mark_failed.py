@@ -1,13 +1,13 @@
-"""MarkFailed: record FAILED with a readable reason (see ``snapcdc.outcomes``).
+"""MarkFailed: record FAILED with a readable reason (see ``snapcdc.steps.finish``).
 
 Event: ``{"state": <the execution state with "error": {Error, Cause}>, "execution_arn": ...}``.
 """
 
 from aws_lambda_powertools import Logger
 
-from snapcdc.leases import utc_now
-from snapcdc.outcomes import mark_failed
-from snapcdc.settings import Settings
+from snapcdc.aws.leases import utc_now
+from snapcdc.model.settings import Settings
+from snapcdc.steps.finish import mark_failed
 
 logger = Logger()
 

@@ -1,15 +1,15 @@
-"""Plan: first load, delta or skip, and the Athena statements (see ``snapcdc.planning``).
+"""Plan: first load, delta or skip, and the Athena statements (see ``snapcdc.steps.plan``).
 
 Event: ``{"upload": <Register's output>, "execution_arn": ...}``.
 """
 
 from aws_lambda_powertools import Logger
 
-from snapcdc.aws import client
-from snapcdc.leases import iso, utc_now
-from snapcdc.planning import plan_upload, sql_prefix_for
-from snapcdc.registry import get_head, update_upload
-from snapcdc.settings import Settings
+from snapcdc.aws.clients import client
+from snapcdc.aws.leases import iso, utc_now
+from snapcdc.aws.registry import get_head, update_upload
+from snapcdc.model.settings import Settings
+from snapcdc.steps.plan import plan_upload, sql_prefix_for
 
 logger = Logger()
 

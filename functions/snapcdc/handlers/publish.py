@@ -1,15 +1,15 @@
-"""Publish: one page of ops from the result CSV to Kinesis (see ``snapcdc.publishing``).
+"""Publish: one page of ops from the result CSV to Kinesis (see ``snapcdc.steps.publish``).
 
 Event: ``{"upload", "schema": {columns, key}, "queries": [statuses], "progress": {cursor, ...}}``.
 """
 
 from aws_lambda_powertools import Logger
 
-from snapcdc.aws import client
-from snapcdc.contract import TableSchema
-from snapcdc.publishing import publish_page
-from snapcdc.registry import update_upload
-from snapcdc.settings import Settings
+from snapcdc.aws.clients import client
+from snapcdc.aws.registry import update_upload
+from snapcdc.model.contract import TableSchema
+from snapcdc.model.settings import Settings
+from snapcdc.steps.publish import publish_page
 
 logger = Logger()
 
@@ -21,7 +21,7 @@ def handler(event, context):
     previous = event.get("progress") or {}
     if not previous.get("calls"):
         # Publishing begins: recorded before the first record is sent, so a version that fails
-        # from here on marks its table diverged (snapcdc.outcomes.diverge_if_published).
+        # from here on marks its table diverged (snapcdc.steps.finish.diverge_if_published).
         record_published(upload, previous, settings)
     progress = publish_page(
         client("s3"),

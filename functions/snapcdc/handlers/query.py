@@ -8,10 +8,10 @@ or ``{"action": "poll", "query": {...}, "status": <previous status>}``.
 
 from aws_lambda_powertools import Logger
 
-from snapcdc.athena import poll_query, start_query
-from snapcdc.aws import client
-from snapcdc.planning import statement_sql
-from snapcdc.settings import Settings
+from snapcdc.aws.clients import client
+from snapcdc.model.settings import Settings
+from snapcdc.steps.plan import statement_sql
+from snapcdc.steps.query import poll_query, start_query
 
 logger = Logger()
 

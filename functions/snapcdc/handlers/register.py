@@ -1,4 +1,4 @@
-"""Register: validate the key, write the upload's registry record (see ``snapcdc.registration``).
+"""Register: validate the key, write the upload's registry record (see ``snapcdc.steps.register``).
 
 Event: ``{"event": <EventBridge S3 event>, "execution_arn": ...}``. Reads the table's
 ``_table.json`` (``complete_on``: is the object a version or one part of one).
@@ -6,10 +6,10 @@ Event: ``{"event": <EventBridge S3 event>, "execution_arn": ...}``. Reads the ta
 
 from aws_lambda_powertools import Logger
 
-from snapcdc.aws import client
-from snapcdc.leases import utc_now
-from snapcdc.registration import register
-from snapcdc.settings import Settings
+from snapcdc.aws.clients import client
+from snapcdc.aws.leases import utc_now
+from snapcdc.model.settings import Settings
+from snapcdc.steps.register import register
 
 logger = Logger()
 

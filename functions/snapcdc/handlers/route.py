@@ -1,12 +1,12 @@
-"""Route: start the pipeline as a named execution (see ``snapcdc.routing``).
+"""Route: start the pipeline as a named execution (see ``snapcdc.steps.route``).
 
 Event: ``{"event": <EventBridge S3 event>, "state_machine_arn": ..., "execution_arn": ...}``.
 """
 
 from aws_lambda_powertools import Logger
 
-from snapcdc.aws import client
-from snapcdc.routing import route
+from snapcdc.aws.clients import client
+from snapcdc.steps.route import route
 
 logger = Logger()
 

@@ -1,3 +1,0 @@
-from snapcdc.local.cli import main
-
-raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The AWS adapters: boto3 clients, the registry table, the per-table lock, Athena result files."""

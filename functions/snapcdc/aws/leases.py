@@ -1,0 +1,78 @@
+"""Time stamps, and the per-table lock's lease.
+
+The lock is taken by the state machine itself (DynamoDB ``putItem`` integration) with the
+condition ``attribute_not_exists(lock_id) OR expires_at < :now OR held_by = :me``, where
+``:now`` is ``$$.State.EnteredTime`` of that attempt. Step Functions cannot do date arithmetic,
+so the expiry is computed here, at registration: ``registered_at + LockExpirySeconds``.
+
+Lease semantics: a lock protects its holder for LockExpirySeconds after the holder's upload was
+registered. Choose it above the state machine's TimeoutSeconds and a live execution's lock can
+never be taken over; an execution that died without releasing (aborted, timed out) blocks its
+table until the lease ends, then the next version takes the lock over.
+
+The expiry is written with whole seconds and a ``Z`` (``2020-12-30T10:00:00Z``). Step Functions
+writes ``EnteredTime`` with fractions (``...:00.123Z``; the local emulation writes
+``...:00.123456+00:00``). Compared as strings, the two agree with the instants down to the second:
+within the same second ``Z`` sorts after ``.`` so the lock counts as not yet expired.
+
+>>> lease_expiry(datetime(2020, 12, 30, 10, 0, 0, 500000, tzinfo=UTC), 60)
+'2020-12-30T10:01:00Z'
+>>> expires = lease_expiry(datetime(2020, 12, 30, 10, 0, tzinfo=UTC), 60)
+>>> expires < "2020-12-30T10:01:00.999Z", expires < "2020-12-30T10:01:00.999999+00:00"
+(False, False)
+>>> expires < "2020-12-30T10:01:01.000Z", expires < "2020-12-30T10:01:01.000001+00:00"
+(True, True)
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from snapcdc.aws.clients import client
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds, the way Step Functions writes times."""
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
+
+
+def lease_expiry(registered_at: datetime, seconds: int) -> str:
+    return (registered_at.astimezone(UTC) + timedelta(seconds=seconds)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+
+
+def lock_holder(lock_table: str, table_id: str) -> dict[str, Any] | None:
+    """The lock item of a table (``held_by``, ``expires_at``, ...) or None when it is free."""
+    item = (
+        client("dynamodb")
+        .get_item(TableName=lock_table, Key={"lock_id": {"S": table_id}}, ConsistentRead=True)
+        .get("Item")
+    )
+    return {k: next(iter(v.values())) for k, v in item.items()} if item else None
+
+
+def release_lock(lock_table: str, table_id: str, holder: str) -> bool:
+    """Delete the table's lock if ``holder`` (an execution ARN) still holds it, as the state
+    machine's ReleaseLock does; False when it is free or held by another execution."""
+    try:
+        client("dynamodb").delete_item(
+            TableName=lock_table,
+            Key={"lock_id": {"S": table_id}},
+            ConditionExpression="held_by = :me",
+            ExpressionAttributeValues={":me": {"S": holder}},
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True

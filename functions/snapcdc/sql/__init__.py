@@ -1,0 +1,1 @@
+"""The Athena SQL: the templates (``templates/``, i.e. the top-level ``sql/``) and their API."""

@@ -1,0 +1,249 @@
+"""The pipeline's Athena statements, one function per template in ``sql/``.
+
+Each function validates its parameters against the contract and renders its template. The
+rendered SQL is what Athena runs in AWS and what the embedded DuckDB engine runs here.
+
+Result shapes (what readers of the result CSV rely on):
+
+- ``check_export``: one row ``row_count, duplicate_keys, duplicate_sample, empty_keys,
+  ragged_rows`` and, per AWS size limit, ``largest_*_bytes, largest_*_key`` (``CHECK_COLUMNS``).
+- ``delta``, ``reconverge`` and ``first_load``: ``op`` (INSERT / UPDATE / DELETE) then the new
+  version's columns in file order; DELETE rows carry the old row's values.
+
+>>> print(drop_export_table("snapcdc_tenant", "test_table__v1"), end="")
+DROP TABLE IF EXISTS `snapcdc_tenant`.`test_table__v1`
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from snapcdc.model.contract import ContractError, TableConfig, TableSchema
+from snapcdc.model.contract import validate_glue_name as validate_name
+from snapcdc.sql.render import S3_URI_RE, render
+
+# Every export table gets one more column than the file declares: OpenCSVSerde drops fields
+# past the last column silently, so a row with too many fields shows up as a value here.
+EXTRA_COLUMN = "_snapcdc_extra"
+
+CHECK_COLUMNS = (
+    "row_count",
+    "duplicate_keys",
+    "duplicate_sample",
+    "empty_keys",
+    "ragged_rows",
+    # per AWS size limit (snapcdc.model.limits): the largest row's size bound and its key
+    "largest_item_bytes",
+    "largest_item_key",
+    "largest_record_bytes",
+    "largest_record_key",
+    "largest_pk_bytes",
+    "largest_pk_key",
+)
+OPS = ("INSERT", "UPDATE", "DELETE")
+
+
+def create_database(database: str) -> str:
+    return render("create_database", database=validate_name(database, "database"))
+
+
+def create_export_table(
+    database: str, table: str, columns: Sequence[str], location: str, config: TableConfig
+) -> str:
+    """An external table over every object under ``location`` (an ``s3://`` prefix).
+
+    An escape character equal to the quote character means RFC 4180 doubled quotes, which
+    OpenCSVSerde understands anyway, so it is rendered as "no escape character".
+    """
+    escape = None if config.escape == config.quote else config.escape
+    if escape is not None and escape == config.delimiter:
+        raise ContractError(f"escape and delimiter must differ, both are {escape!r}")
+    return render(
+        "create_export_table",
+        database=validate_name(database, "database"),
+        table=validate_name(table, "table"),
+        columns=list(columns),
+        extra_column=EXTRA_COLUMN,
+        location=location,
+        delimiter=config.delimiter,
+        quote=config.quote,
+        escape=escape,
+        header=config.header,
+    )
+
+
+def object_uris(files: Sequence[str] | None) -> list[str] | None:
+    """The ``s3://bucket/key`` objects a query may read rows from (``"$path"``), or None for
+    every object under the table's location (only where nothing else can be there)."""
+    if files is None:
+        return None
+    if isinstance(files, str) or not files:
+        raise ContractError(f"expected a non-empty list of S3 object URIs, got {files!r}")
+    for uri in files:
+        if not isinstance(uri, str) or not S3_URI_RE.fullmatch(uri) or uri.endswith("/"):
+            raise ContractError(f"invalid S3 object URI {uri!r}")
+    return list(files)
+
+
+def check_export(
+    database: str,
+    table: str,
+    schema: TableSchema,
+    files: Sequence[str] | None = None,
+    *,
+    size_limits: bool = True,
+) -> str:
+    """The data checks, and with ``size_limits`` each row's AWS size bounds (``model.limits``);
+    without, the size columns are NULL (``snapcdc diff`` stores nothing in AWS)."""
+    from snapcdc.model import (
+        limits,  # imported here: limits builds records with snapcdc.steps.publish
+    )
+
+    overheads = limits.overheads(schema)
+    return render(
+        "check_export",
+        database=validate_name(database, "database"),
+        table=validate_name(table, "table"),
+        columns=list(schema.columns),
+        key=list(schema.key),
+        extra_column=EXTRA_COLUMN,
+        files=object_uris(files),
+        item_overhead=overheads.item,
+        item_limit=limits.DYNAMODB_ITEM_BYTES,
+        record_overhead=overheads.record,
+        record_limit=limits.KINESIS_RECORD_BYTES,
+        pk_overhead=overheads.partition_key,
+        pk_limit=limits.DYNAMODB_PARTITION_KEY_BYTES,
+        size_limits=size_limits,
+    )
+
+
+def delta(
+    database: str,
+    prev_table: str,
+    prev: TableSchema,
+    new_table: str,
+    new: TableSchema,
+    prev_files: Sequence[str] | None = None,
+    new_files: Sequence[str] | None = None,
+) -> str:
+    """INSERT/UPDATE/DELETE rows that turn ``prev_table``'s rows into ``new_table``'s.
+
+    ``prev_files`` / ``new_files``: the objects each side's rows come from (see object_uris).
+    """
+    return render(
+        "delta",
+        database=validate_name(database, "database"),
+        prev_table=validate_name(prev_table, "table"),
+        new_table=validate_name(new_table, "table"),
+        prev_columns=list(prev.columns),
+        new_columns=list(new.columns),
+        prev_files=object_uris(prev_files),
+        new_files=object_uris(new_files),
+        **delta_columns(prev, new),
+    )
+
+
+def delta_columns(prev: TableSchema, new: TableSchema) -> dict[str, object]:
+    """How the columns of two versions line up, matched by name (case-insensitively).
+
+    A column present on one side only compares as NULL on the other, so every row kept
+    across a column change becomes an UPDATE carrying the new row's values.
+
+    Athena folds names to lowercase
+    (https://docs.aws.amazon.com/athena/latest/ug/tables-databases-columns-names.html), so
+    ``Name`` and ``name`` are the same column to the join, yet the target stores each row
+    under the spelling of the version that wrote it. When a column's spelling changes (case
+    only), ``respelled`` is true and every kept row is an UPDATE, so the whole target takes
+    the new export's names instead of mixing both.
+    """
+    if [k.lower() for k in prev.key] != [k.lower() for k in new.key]:
+        raise ContractError(f"key changed from {list(prev.key)} to {list(new.key)}")
+    prev_by = {c.lower(): c for c in prev.columns}
+    new_by = {c.lower(): c for c in new.columns}
+    keys = {k.lower() for k in new.key}
+    compared = []  # (prev name or None, new name or None) for every non-key column
+    for folded in list(new_by) + [f for f in prev_by if f not in new_by]:
+        if folded not in keys:
+            compared.append((prev_by.get(folded), new_by.get(folded)))
+    respelled = sorted(
+        f"{prev_by[f]} -> {new_by[f]}" for f in new_by if f in prev_by and prev_by[f] != new_by[f]
+    )
+    return {
+        "respelled": respelled,
+        "key": [(prev_by[k.lower()], k) for k in new.key],
+        "compared": compared,
+        # output columns: the new version's, each with its name on the previous side (or None)
+        "output": [(prev_by.get(c.lower()), c) for c in new.columns],
+    }
+
+
+@dataclass(frozen=True)
+class Side:
+    """One version ``reconverge`` reads: its Glue table, schema and the objects it came from."""
+
+    table: str
+    schema: TableSchema
+    files: Sequence[str]
+
+
+def reconverge(
+    database: str,
+    new_table: str,
+    new: TableSchema,
+    new_files: Sequence[str],
+    previous: Side | None,
+    diverged: Sequence[Side],
+) -> str:
+    """Ops that make the target equal to ``new`` whatever part of the ``diverged`` versions'
+    ops landed: every new row upserted, every key of ``previous`` (the last applied version, if
+    any) or of a diverged version that ``new`` lacks deleted. Same shape as ``delta``."""
+    if not diverged:
+        raise ContractError("reconverge needs at least one diverged version")
+
+    def side(s: Side) -> dict[str, object]:
+        return {
+            "table": validate_name(s.table, "table"),
+            "columns": list(s.schema.columns),
+            "files": object_uris(s.files),
+            "key": delta_columns(s.schema, new)["key"],  # refuses a changed key
+        }
+
+    keys = {k.lower() for k in new.key}
+    output = (
+        delta_columns(previous.schema, new)["output"]
+        if previous
+        else [(None, c) for c in new.columns]
+    )
+    return render(
+        "reconverge",
+        database=validate_name(database, "database"),
+        new_table=validate_name(new_table, "table"),
+        new_columns=list(new.columns),
+        new_key=list(new.key),
+        new_files=object_uris(new_files),
+        previous=side(previous) if previous else None,
+        diverged=[side(s) for s in diverged],
+        delete_output=[(p, n, n.lower() in keys) for p, n in output],
+    )
+
+
+def first_load(
+    database: str, table: str, schema: TableSchema, files: Sequence[str] | None = None
+) -> str:
+    return render(
+        "first_load",
+        database=validate_name(database, "database"),
+        table=validate_name(table, "table"),
+        columns=list(schema.columns),
+        files=object_uris(files),
+    )
+
+
+def drop_export_table(database: str, table: str) -> str:
+    return render(
+        "drop_export_table",
+        database=validate_name(database, "database"),
+        table=validate_name(table, "table"),
+    )

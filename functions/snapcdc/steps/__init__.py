@@ -1,0 +1,1 @@
+"""One module per handler in ``snapcdc.handlers``, named alike: the logic, in plain functions."""

@@ -1,0 +1,219 @@
+"""Applying ops to the target table, idempotently, and reading a table back.
+
+Target item per row (partition key ``pk`` = ``tenant/table#rowkey``, so a table's rows spread
+over many partitions)::
+
+    {"pk": "tenant/test_table#PK1", "table_id": "tenant/test_table", "row_key": "PK1",
+     "version": "20201230_V0002", "op": "UPDATE", "deleted": false,
+     "row": {"PK": "PK1", "COL_1": "...", "COL_2": null}, "applied_at": "..."}
+
+Every write is conditional on the row's stored version not being newer: an op never makes a
+row older than the newest version applied to it, so replays and late retries are harmless. A
+DELETE writes a tombstone (``deleted: true``) instead of removing the item, so a replayed older
+INSERT cannot bring the row back. A refused (stale) op is skipped, not an error.
+
+An op that names its upload (``source`` and ``sequencer``) writes it as ``applied_by``, and at
+the same version is refused when the row was written by that same upload: a redelivered op
+(Kinesis delivers at least once, Lambda retries and bisects batches, ``snapcdc redrive``) is
+stale the second time, so an upload's ``applied`` counter counts each of its ops at most once,
+while a re-upload of the same version (another sequencer) overwrites what the first left.
+
+>>> row_key(["PK1"])
+'PK1'
+>>> row_key(["a", "b|c"])
+'["a","b|c"]'
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from snapcdc.aws.clients import client
+from snapcdc.aws.dynamo import from_item, to_item, to_value
+from snapcdc.aws.leases import iso, utc_now
+from snapcdc.aws.registry import count_applied, upload_sk
+from snapcdc.model.errors import OpError
+from snapcdc.sql.queries import OPS
+
+logger = logging.getLogger(__name__)
+
+
+def row_key(values: list[str | None]) -> str:
+    """A row's key as text: the value itself for one key column, a JSON array for several."""
+    if len(values) == 1:
+        return "" if values[0] is None else values[0]
+    return json.dumps(values, separators=(",", ":"), ensure_ascii=False)
+
+
+def target_pk(table_id: str, key: str) -> str:
+    return f"{table_id}#{key}"
+
+
+def validate_op(op: Any) -> dict[str, Any]:
+    """Raise OpError unless ``op`` is a snapcdc op record (see ``snapcdc.steps.publish``)."""
+    if not isinstance(op, dict):
+        raise OpError(f"op record must be a JSON object, got {type(op).__name__}")
+    for name in ("op", "table_id", "version"):
+        if not isinstance(op.get(name), str) or not op[name]:
+            raise OpError(f"op record without {name}: {str(op)[:200]}")
+    if op["op"] not in OPS:
+        raise OpError(f"unknown op {op['op']!r} (expected one of {OPS})")
+    if not isinstance(op.get("key"), dict) or not op["key"]:
+        raise OpError(f"op record without key values: {str(op)[:200]}")
+    if not isinstance(op.get("row"), dict):
+        raise OpError(f"op record without row values: {str(op)[:200]}")
+    return op
+
+
+def decode_record(record: dict[str, Any]) -> Any:
+    """The op a Kinesis event record carries, or the exception decoding it raised (a poison
+    record, reported as that record's failure). The consumer and ``snapcdc redrive`` share it.
+
+    >>> decode_record({"kinesis": {"data": "eyJvcCI6ICJJTlNFUlQifQ=="}})
+    {'op': 'INSERT'}
+    >>> type(decode_record({"kinesis": {"data": "not base64!"}})).__name__
+    'Error'
+    """
+    try:
+        return json.loads(base64.b64decode(record["kinesis"]["data"], validate=True))
+    except Exception as exc:
+        return exc
+
+
+def target_item(op: dict[str, Any]) -> dict[str, Any]:
+    """The target item an op writes (a DELETE writes a tombstone without ``row``)."""
+    key = row_key(list(op["key"].values()))
+    deleted = op["op"] == "DELETE"
+    item = {
+        "pk": target_pk(op["table_id"], key),
+        "table_id": op["table_id"],
+        "row_key": key,
+        "version": op["version"],
+        "op": op["op"],
+        "deleted": deleted,
+        "applied_at": iso(utc_now()),
+    }
+    if not deleted:
+        item["row"] = op["row"]
+    if upload_of(op):
+        item["applied_by"] = upload_of(op)
+    return item
+
+
+def upload_of(op: dict[str, Any]) -> str | None:
+    """``{source}#{sequencer}``: the upload an op comes from, if it says (older ops do not).
+
+    >>> upload_of({"source": "t/x/V1/a.csv.gz", "sequencer": "0A"})
+    't/x/V1/a.csv.gz#0A'
+    """
+    source, sequencer = op.get("source"), op.get("sequencer")
+    if isinstance(source, str) and isinstance(sequencer, str) and source and sequencer:
+        return f"{source}#{sequencer}"
+    return None
+
+
+def apply_op(table_name: str, op: dict[str, Any]) -> str:
+    """Apply one op; returns ``applied`` or ``stale`` (a newer version is already there)."""
+    op = validate_op(op)
+    item = target_item(op)
+    values = {":v": to_value(op["version"])}
+    condition = "attribute_not_exists(pk) OR version <= :v"
+    if "applied_by" in item:
+        # Rows written before applied_by existed have none: attribute_not_exists keeps them
+        # overwritable at the same version without relying on how <> treats a missing attribute
+        # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.OperatorsAndFunctions.html).
+        condition = (
+            "attribute_not_exists(pk) OR version < :v OR (version = :v AND "
+            "(attribute_not_exists(applied_by) OR applied_by <> :by))"
+        )
+        values[":by"] = to_value(item["applied_by"])
+    try:
+        client("dynamodb").put_item(
+            TableName=table_name,
+            Item=to_item(item),
+            ConditionExpression=condition,
+            ExpressionAttributeValues=values,
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return "stale"
+        raise
+    return "applied"
+
+
+def apply_concurrently(
+    table_name: str, ops: dict[str, Any], workers: int
+) -> dict[str, str | BaseException]:
+    """Apply many ops at once: ``{id: op}`` -> ``{id: "applied" | "stale" | the exception}``.
+
+    Order does not matter: the version condition makes the outcome the same in any order (two
+    ops on one row in a batch end with the newer one), so the writes, which spend their time
+    waiting on DynamoDB, can overlap.
+    """
+
+    def apply_one(op: Any) -> str | BaseException:
+        try:
+            return apply_op(table_name, op)
+        except Exception as exc:  # reported per record by the caller
+            return exc
+
+    if workers <= 1 or len(ops) <= 1:
+        return {ident: apply_one(op) for ident, op in ops.items()}
+    with ThreadPoolExecutor(max_workers=min(workers, len(ops))) as pool:
+        return dict(zip(ops, pool.map(apply_one, ops.values()), strict=True))
+
+
+def count_outcomes(
+    ops: dict[str, Any], outcomes: dict[str, Any], registry_table: str
+) -> dict[tuple[str, str], tuple[int, int]]:
+    """ADD each upload's applied and stale ops among ``outcomes`` to its registry record;
+    return ``{(table_id, sk): (applied, stale)}``.
+
+    A counter that cannot be written is logged, not raised: the ops are in the target, and
+    failing the batch would only redeliver them (counted stale) and leave ``applied`` short
+    just the same; the upload then shows as not fully applied.
+    """
+    counts: Counter = Counter()
+    for ident, op in ops.items():
+        outcome = outcomes.get(ident)
+        if outcome in ("applied", "stale") and isinstance(op, dict) and upload_of(op):
+            counts[(op["table_id"], upload_sk(op["source"], op["sequencer"]), outcome)] += 1
+    totals = {
+        (t, sk): (counts[(t, sk, "applied")], counts[(t, sk, "stale")])
+        for t, sk in sorted({(t, sk) for t, sk, _ in counts})
+    }
+    for (table_id, sk), (applied, stale) in totals.items():
+        try:
+            count_applied(table_id, sk, applied, stale, table_name=registry_table)
+        except Exception:
+            logger.exception("could not count %s applied / %s stale ops on %s", applied, stale, sk)
+    return totals
+
+
+def read_items(table_name: str, table_id: str) -> list[dict[str, Any]]:
+    """Every item of one table, tombstones included (a filtered Scan: fine for inspection)."""
+    paginator = client("dynamodb").get_paginator("scan")
+    items = []
+    for page in paginator.paginate(
+        TableName=table_name,
+        FilterExpression="table_id = :t",
+        ExpressionAttributeValues={":t": {"S": table_id}},
+        ConsistentRead=True,
+    ):
+        items.extend(from_item(item) for item in page["Items"])
+    return sorted(items, key=lambda item: item["row_key"])
+
+
+def read_rows(table_name: str, table_id: str) -> list[dict[str, Any]]:
+    """The table's current rows (column -> value), tombstones excluded, ordered by key.
+
+    >>> # read_rows("target", "tenant/test_table") -> [{"PK": "PK1", "COL_1": ...}, ...]
+    """
+    return [item["row"] for item in read_items(table_name, table_id) if not item["deleted"]]

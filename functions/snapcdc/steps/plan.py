@@ -1,0 +1,368 @@
+"""Planning one version: first load, delta against the last applied version, or skip.
+
+The plan is the ordered list of Athena statements the state machine runs one by one::
+
+    create_database, drop_new_table, create_new_table, [create_previous_table],
+    check_export, delta | first_load, [drop_previous_table]
+
+or, when the head records diverged versions (a version that failed after its ops began to
+reach the target), the reconverge plan: the last applied and each diverged version's tables,
+check_export, reconverge (every new row written, every key the new export lacks deleted), drops.
+A version before a diverged one is skipped: its writes would lose to the diverged version's.
+
+A statement longer than INLINE_SQL_BYTES (wide tables: the delta grows with the columns) is
+written to S3 next to the Athena results and travels as ``sql_location``, so the execution state
+stays far below Step Functions' 256 KB limit; short ones travel inline and show in the history.
+
+The new version's table is dropped and recreated (a failed earlier attempt may have left it with
+an older definition); the previous version's table is recreated only if it is missing, with the
+configuration and schema recorded in the table's head when that version was applied. It is
+dropped after the delta; the new one stays as the next delta's previous table.
+
+A table's LOCATION must be a folder, and Athena reads every object under it
+(https://docs.aws.amazon.com/athena/latest/ug/tables-location-format.html): a later file of an
+applied version, a manifest or a ``.tmp`` would become rows. So every query reads its versions
+through ``"$path"``, the object each row came from
+(https://aws.amazon.com/premiumsupport/knowledge-center/find-s3-source-file-athena-table-row/),
+restricted to the files each version was applied from, recorded in the head as ``files``. A
+multi-part version (``_manifest.json``, ``model.manifest``) is exactly the parts its manifest
+lists, each checked present (and of its size) before any statement is planned.
+
+Athena refuses a query string longer than 262,144 bytes, a quota that cannot be raised
+(https://repost.aws/knowledge-center/athena-query-string-length); a table too wide for one
+delta fails here, at Plan, naming the table and the size.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zlib
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from snapcdc.aws.result_files import parse_s3_uri
+from snapcdc.model.contract import (
+    MANIFEST_FILE,
+    ContractError,
+    ExportRef,
+    TableConfig,
+    TableSchema,
+    export_table_name,
+    glue_database,
+    parse_export_key,
+)
+from snapcdc.model.manifest import completion, read_manifest, version_parts
+from snapcdc.sql import queries
+
+HEADER_RANGE_BYTES = 64 * 1024
+INLINE_SQL_BYTES = 8 * 1024
+MAX_HEADER_BYTES = 1024 * 1024
+MAX_QUERY_BYTES = 262_144
+
+
+def read_table_config(s3: Any, bucket: str, ref: ExportRef) -> TableConfig:
+    """The table's ``_table.json``, or the defaults (header row, ``,``) when there is none."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=ref.config_key)["Body"].read()
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
+            return TableConfig()
+        raise
+    try:
+        return TableConfig.from_json(body)
+    except ContractError as exc:
+        raise ContractError(f"s3://{bucket}/{ref.config_key}: {exc}") from None
+
+
+def read_header(s3: Any, bucket: str, key: str, config: TableConfig) -> list[str]:
+    """The column names in the export's first line: ranged GETs of the gzip, decompressed as
+    they arrive, until the first newline (only the first few KiB are read)."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    text = b""
+    start = 0
+    while b"\n" not in text:
+        if start >= MAX_HEADER_BYTES:
+            raise ContractError(f"no header line in the first {MAX_HEADER_BYTES} bytes of {key}")
+        end = start + HEADER_RANGE_BYTES - 1
+        try:
+            chunk = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end}")[
+                "Body"
+            ].read()
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "InvalidRange":
+                break  # read past the end: the file is one line without a newline
+            raise
+        try:
+            text += inflater.decompress(chunk)
+        except zlib.error as exc:
+            raise ContractError(f"export {key} is not gzip-compressed: {exc}") from None
+        if len(chunk) < HEADER_RANGE_BYTES or inflater.eof:
+            break
+        start += len(chunk)
+    first_line = text.split(b"\n", 1)[0].rstrip(b"\r")
+    if not first_line.strip():
+        raise ContractError(
+            f"export {key} is empty or starts with a blank line; expected a header row"
+        )
+    try:
+        line = first_line.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ContractError(f"the header row of {key} is not UTF-8") from None
+    reader = csv.reader(
+        io.StringIO(line),
+        delimiter=config.delimiter,
+        quotechar=config.quote,
+        escapechar=config.escape,
+        doublequote=config.escape is None,
+    )
+    return [name.strip() for name in next(reader)]
+
+
+def plan_upload(
+    s3: Any,
+    upload: dict[str, Any],
+    head: dict[str, Any] | None,
+    database_prefix: str,
+    sql_prefix: str = "",
+) -> dict[str, Any]:
+    """The plan for one registered upload, given the table's head record (or None).
+
+    ``sql_prefix`` (``s3://bucket/prefix/``): where long statements are written; empty keeps
+    every statement inline.
+    """
+    ref = parse_export_key(upload["key"])
+    bucket = upload["bucket"]
+    last = (head or {}).get("last_applied_version")
+    if last and ref.version <= last:
+        return {
+            "action": "skip",
+            "reason": f"version {ref.version} is not after the last applied version {last}",
+            "last_applied_version": last,
+            "queries": [],
+        }
+    diverged = diverged_versions(head)
+    behind = [d["version"] for d in diverged if d["version"] > ref.version]
+    if behind:
+        # Its writes would lose to the diverged version's (the consumer keeps the newest
+        # version of a row), so the target could not end equal to it.
+        return {
+            "action": "skip",
+            "reason": (
+                f"version {ref.version} is before {max(behind)}, whose ops partly reached the "
+                f"target; upload a version not before {max(behind)} to reconverge the table"
+            ),
+            "last_applied_version": last,
+            "queries": [],
+        }
+    config = read_table_config(s3, bucket, ref)
+    if completion(config, ref) != "version":
+        raise ContractError(
+            f'{ref.key} is one part of a multi-part version (complete_on "manifest" in '
+            f"{ref.config_key}): its version starts when {MANIFEST_FILE} arrives"
+        )
+    manifest = read_manifest(s3, bucket, ref) if ref.is_manifest else None
+    keys = version_parts(s3, bucket, ref, manifest) if manifest else [ref.key]
+    schema = config.resolve(version_header(s3, bucket, keys, config))
+    database = glue_database(database_prefix, ref.tenant)
+    table = export_table_name(ref.table, ref.version)
+    location = f"s3://{bucket}/{ref.version_prefix}"
+    files = [f"s3://{bucket}/{key}" for key in keys]
+    statements = [
+        ("create_database", "ddl", queries.create_database(database)),
+        ("drop_new_table", "ddl", queries.drop_export_table(database, table)),
+        (
+            "create_new_table",
+            "ddl",
+            queries.create_export_table(database, table, schema.columns, location, config),
+        ),
+    ]
+    plan: dict[str, Any] = {
+        "expected_rows": manifest.rows if manifest else None,
+        "database": database,
+        "table": table,
+        "location": location,
+        "files": files,
+        "schema": schema.to_dict(),
+        "config": config.to_dict(),
+    }
+    if diverged:
+        statements += reconverge_statements(
+            database, ref.table, table, schema, files, head if last else None, diverged
+        )
+        plan.update(
+            action="reconverge",
+            previous_version=last,
+            diverged_versions=[d["version"] for d in diverged],
+            reason=(
+                f"reconverge after {', '.join(d['version'] for d in diverged)}, whose ops "
+                "partly reached the target: every row written, every key it lacks deleted"
+            ),
+        )
+    elif last:
+        prev = TableSchema.from_dict(head["schema"])
+        prev_config = TableConfig.from_dict(head["config"])
+        prev_table = export_table_name(ref.table, last)
+        prev_files = applied_files(head)
+        statements += [
+            (
+                "create_previous_table",
+                "ddl",
+                queries.create_export_table(
+                    database, prev_table, prev.columns, head["location"], prev_config
+                ),
+            ),
+            ("check_export", "check", queries.check_export(database, table, schema, files)),
+            (
+                "delta",
+                "ops",
+                queries.delta(database, prev_table, prev, table, schema, prev_files, files),
+            ),
+            ("drop_previous_table", "ddl", queries.drop_export_table(database, prev_table)),
+        ]
+        plan.update(action="delta", previous_version=last, reason=f"delta against {last}")
+    else:
+        statements += [
+            ("check_export", "check", queries.check_export(database, table, schema, files)),
+            ("first_load", "ops", queries.first_load(database, table, schema, files)),
+        ]
+        plan.update(action="first_load", reason="no version of this table was applied yet")
+    for name, _, sql in statements:
+        size = len(sql.encode())
+        if size > MAX_QUERY_BYTES:
+            raise ContractError(
+                f"table {ref.table_id} version {ref.version}: the {name} statement is "
+                f"{size:,} bytes, more than Athena's {MAX_QUERY_BYTES:,}-byte query string "
+                f"limit ({len(schema.columns)} columns); shorten the column names or split "
+                "the table"
+            )
+    plan["queries"] = [
+        statement(s3, index, name, kind, sql, sql_prefix)
+        for index, (name, kind, sql) in enumerate(statements)
+    ]
+    for query in plan["queries"]:
+        if query["kind"] == "check":
+            # the manifest's row count, judged with the export check (snapcdc.steps.check)
+            query["expected_rows"] = plan["expected_rows"]
+    return plan
+
+
+def version_header(s3: Any, bucket: str, keys: list[str], config: TableConfig) -> list[str] | None:
+    """The header row every file of the version starts with (Athena's skip.header.line.count
+    skips the first line of each file, https://docs.aws.amazon.com/athena/latest/ug/csv-serde.html),
+    or None without header rows; parts whose headers differ fail naming the first that does."""
+    if not config.header:
+        return None
+    first = read_header(s3, bucket, keys[0], config)
+    for key in keys[1:]:
+        header = read_header(s3, bucket, key, config)
+        if header != first:
+            raise ContractError(
+                f"the header row of {key} is {header}, the version's first part {keys[0]} "
+                f"has {first}; every part must start with the same header row"
+            )
+    return first
+
+
+def diverged_versions(head: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The versions recorded as diverged in the head (their ops partly reached the target), in
+    version order, each once. See ``snapcdc.steps.finish.mark_diverged``."""
+    seen: dict[tuple[str, ...], dict[str, Any]] = {}
+    for entry in (head or {}).get("diverged") or []:
+        seen.setdefault((entry["version"], *entry["files"]), entry)
+    return sorted(seen.values(), key=lambda entry: entry["version"])
+
+
+def reconverge_statements(
+    database: str,
+    table_name: str,
+    new_table: str,
+    schema: TableSchema,
+    files: list[str],
+    head: dict[str, Any] | None,
+    diverged: list[dict[str, Any]],
+) -> list[tuple[str, str, str]]:
+    """Create the last applied (``head``, if any) and diverged versions' tables, check the new
+    export, reconverge (``sql/reconverge.sql``), drop the tables created here."""
+    created: dict[str, str] = {}  # Glue table -> statement creating it
+    sides = []
+    previous = None
+    for role, entry in ([("previous", head)] if head else []) + [("diverged", d) for d in diverged]:
+        version = entry.get("last_applied_version") or entry["version"]
+        side_table = export_table_name(table_name, version)
+        side_schema = TableSchema.from_dict(entry["schema"])
+        entry_files = applied_files(entry) if role == "previous" else list(entry["files"])
+        side = queries.Side(side_table, side_schema, entry_files)
+        if role == "previous":
+            previous = side
+        else:
+            sides.append(side)
+        if side_table != new_table and side_table not in created:
+            created[side_table] = queries.create_export_table(
+                database,
+                side_table,
+                side_schema.columns,
+                entry["location"],
+                TableConfig.from_dict(entry["config"]),
+            )
+    return [
+        *((f"create_{t}", "ddl", sql) for t, sql in created.items()),
+        ("check_export", "check", queries.check_export(database, new_table, schema, files)),
+        (
+            "reconverge",
+            "ops",
+            queries.reconverge(database, new_table, schema, files, previous, sides),
+        ),
+        *((f"drop_{t}", "ddl", queries.drop_export_table(database, t)) for t in created),
+    ]
+
+
+def applied_files(head: dict[str, Any]) -> list[str]:
+    """The ``s3://`` objects the head's version was applied from.
+
+    Heads written before ``files`` was recorded name their one applied key (``applied_key``)
+    beside the version's location.
+    """
+    if head.get("files"):
+        return list(head["files"])
+    location, key = head.get("location") or "", head.get("applied_key") or ""
+    if location.startswith("s3://") and key:
+        bucket = location[len("s3://") :].split("/", 1)[0]
+        return [f"s3://{bucket}/{key}"]
+    raise ContractError(
+        f"the head record of version {head.get('last_applied_version')} names no applied "
+        "files (neither files nor applied_key)"
+    )
+
+
+def statement(
+    s3: Any, index: int, name: str, kind: str, sql: str, sql_prefix: str
+) -> dict[str, Any]:
+    """``{name, kind, sql}``, or ``{name, kind, sql_location}`` for a long statement."""
+    if not sql_prefix or len(sql.encode()) <= INLINE_SQL_BYTES:
+        return {"name": name, "kind": kind, "sql": sql}
+    location = f"{sql_prefix}{index:02d}-{name}.sql"
+    bucket, key = parse_s3_uri(location)
+    s3.put_object(Bucket=bucket, Key=key, Body=sql.encode(), ContentType="text/plain")
+    return {"name": name, "kind": kind, "sql_location": location}
+
+
+def statement_sql(s3: Any, query: dict[str, Any]) -> str:
+    """The SQL of a planned statement, inline or from S3."""
+    if "sql" in query:
+        return query["sql"]
+    bucket, key = parse_s3_uri(query["sql_location"])
+    return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+
+
+def sql_prefix_for(athena_output: str, execution_arn: str) -> str:
+    """Where one execution's long statements go: beside the Athena results, under ``plans/``.
+
+    >>> sql_prefix_for("s3://results/athena/", "arn:aws:states:r:1:execution:sm:run-1")
+    's3://results/plans/run-1/'
+    """
+    if not athena_output:
+        return ""
+    bucket, _ = parse_s3_uri(athena_output)
+    return f"s3://{bucket}/plans/{execution_arn.rsplit(':', 1)[-1]}/"

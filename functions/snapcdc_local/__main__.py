@@ -1,0 +1,3 @@
+from snapcdc_local.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The ``snapcdc`` commands, one module per subcommand (``main`` is the argparse program)."""

@@ -1,0 +1,113 @@
+"""The ``snapcdc`` command line: one argparse program, one subcommand per module.
+
+A subcommand lives in its own module under ``snapcdc.local`` and exposes ``COMMAND``, a
+:class:`Command` (or ``COMMANDS``, a list of them, for siblings such as approve / reject). To
+add one (``snapcdc local run``, say), write the module and append its name to
+:data:`COMMAND_MODULES`; modules are imported only when the program starts, so a command's
+heavy imports stay out of the others' way.
+
+Errors a user can fix (bad input, a missing file, data that fails the checks) are raised as
+:class:`CliError` (or :class:`~snapcdc.model.contract.ContractError`, or the engine's
+``EngineError``) and printed as one line on stderr with exit status 1; usage errors exit with
+status 2 as argparse does.
+
+>>> main(["--version"])
+snapcdc 0.1.0
+0
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from snapcdc import __version__
+
+# Modules that define a subcommand (each exposes COMMAND or COMMANDS); the order is the help
+# order.
+COMMAND_MODULES: list[str] = [
+    "snapcdc_local.cli.diff",
+    "snapcdc_local.cli.run",
+    "snapcdc_local.cli.redrive",
+    "snapcdc_local.cli.resume",
+]
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as ``snapcdc <command>: error: <message>``."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its name, one-line help, how it adds its arguments, what it runs.
+
+    ``run`` returns the exit status.
+    """
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+    description: str | None = None
+
+
+def commands() -> list[Command]:
+    """The registered subcommands, in :data:`COMMAND_MODULES` order."""
+    found = []
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(name)
+        found.extend(getattr(module, "COMMANDS", None) or [module.COMMAND])
+    return found
+
+
+def build_parser(available: Sequence[Command] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="snapcdc",
+        description="Change data capture from full-table exports.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in available if available is not None else commands():
+        sub_parser = sub.add_parser(
+            command.name,
+            help=command.help,
+            description=command.description or command.help,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        command.add_arguments(sub_parser)
+        sub_parser.set_defaults(_command=command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``snapcdc`` console script and of ``python -m snapcdc_local``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        print(f"snapcdc {__version__}")
+        return 0
+    command: Command | None = getattr(args, "_command", None)
+    if command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return command.run(args)
+    except KeyboardInterrupt:
+        print(f"snapcdc {command.name}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line for anything the user can act on, never a traceback
+        if not _is_user_error(exc):
+            raise
+        message = " ".join(str(exc).split())
+        print(f"snapcdc {command.name}: error: {message}", file=sys.stderr)
+        return 1
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    from snapcdc.model.contract import ContractError
+    from snapcdc_local.engine.engine import EngineError
+
+    return isinstance(exc, CliError | ContractError | EngineError | OSError)

@@ -1,0 +1,110 @@
+"""``snapcdc approve KEY`` / ``snapcdc reject KEY``: resume a HELD version (``snapcdc.steps.hold``).
+
+Against a deployed stack, with the caller's usual AWS configuration (``AWS_PROFILE``,
+``AWS_REGION``)::
+
+    snapcdc approve tenant/orders/V2/export.csv.gz --stack snapcdc
+    snapcdc reject  tenant/orders/V2/export.csv.gz --state-machine ARN --registry TABLE
+
+Starts the resume execution (``snapcdc_local.stack.resume``), waits for it (``--no-wait`` returns at
+once) and prints the version's outcome from the registry: approve ends SUCCEEDED (the held ops
+published) or SKIPPED (the table's head moved on since they were computed), reject REJECTED.
+Exit status 1 when the key has no HELD version or the execution failed. The caller needs
+``dynamodb:Query`` and ``dynamodb:GetItem`` on the registry table, ``states:StartExecution``
+on the state machine and ``states:DescribeExecution`` on its executions, and
+``cloudformation:DescribeStacks`` with ``--stack``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from snapcdc_local.cli.main import CliError, Command
+from snapcdc_local.stack.targets import stack_targets
+
+TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("key", metavar="KEY", help="the held export's key in the import bucket")
+    parser.add_argument("--stack", metavar="NAME", help="the deployed snapcdc stack's name")
+    parser.add_argument("--state-machine", metavar="ARN", help="the pipeline's state machine")
+    parser.add_argument("--registry", metavar="TABLE", help="the registry table")
+    parser.add_argument(
+        "--no-wait", action="store_true", help="start the execution and return at once"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=21600.0, help="seconds to wait (default: 6 hours)"
+    )
+    parser.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)
+
+
+def targets(args: argparse.Namespace) -> tuple[str, str]:
+    """The state machine and the registry table, from the stack or given directly."""
+    state_machine, registry = stack_targets(
+        args.stack,
+        {
+            "--state-machine": (args.state_machine, "StateMachineArn"),
+            "--registry": (args.registry, "RegistryTableName"),
+        },
+    )
+    return state_machine, registry
+
+
+def wait_for(sfn: Any, arn: str, timeout: float, poll: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        described = sfn.describe_execution(executionArn=arn)
+        if described["status"] in TERMINAL:
+            return described
+        if time.monotonic() > deadline:
+            raise CliError(f"execution {arn} still {described['status']} after {timeout:.0f}s")
+        time.sleep(poll)
+
+
+def resume_command(action: str, args: argparse.Namespace) -> int:
+    from snapcdc.aws.clients import client
+    from snapcdc.aws.registry import find_upload
+    from snapcdc_local.stack.resume import ResumeError, held_upload, start_resume
+
+    state_machine, registry = targets(args)
+    sfn = client("stepfunctions")
+    try:
+        record = held_upload(args.key, registry)
+        arn = start_resume(sfn, state_machine, registry, action, args.key)
+    except ResumeError as exc:
+        raise CliError(str(exc)) from None
+    print(f"{action} {args.key}: execution {arn}")
+    if args.no_wait:
+        return 0
+    described = wait_for(sfn, arn, args.timeout, args.poll)
+    outcome = find_upload(record["table_id"], args.key, record["sequencer"], table_name=registry)
+    outcome = outcome or {}
+    counts = " ".join(f"{n}={outcome.get(n, 0)}" for n in ("inserts", "updates", "deletes"))
+    print(f"{args.key}: {outcome.get('status')} {counts}")
+    for field in ("reason", "error"):
+        if outcome.get(field) and outcome.get("status") in ("SKIPPED", "FAILED", "REJECTED"):
+            print(f"  {field}: {outcome[field]}")
+    if described["status"] != "SUCCEEDED":
+        cause = described.get("cause") or described.get("error") or described["status"]
+        print(f"  execution {described['status']}: {' '.join(str(cause).split())}")
+        return 1
+    return 0 if outcome.get("status") != "FAILED" else 1
+
+
+def _command(action: str, summary: str) -> Command:
+    return Command(
+        name=action,
+        help=summary,
+        add_arguments=add_arguments,
+        run=lambda args: resume_command(action, args),
+        description=__doc__,
+    )
+
+
+COMMANDS = [
+    _command("approve", "publish a HELD version's ops (if the table's head has not moved on)"),
+    _command("reject", "end a HELD version as REJECTED; nothing is published"),
+]

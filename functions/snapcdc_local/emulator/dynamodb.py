@@ -1,0 +1,123 @@
+"""moto's DynamoDB, made to behave and perform as this pipeline needs DynamoDB to.
+
+**Conditional writes are atomic.** DynamoDB evaluates a write's condition and applies the write
+as one step; moto (5.2.5) reads the current item, evaluates the condition, then stores, with
+nothing stopping another thread in between. The consumer applies a batch's ops from several
+threads and relies on ``version <= :v`` to let the newer of two ops on one row win (and the
+table lock is a conditional put too): without atomic writes an older INSERT could land after a
+newer DELETE that had checked the same old item. Every item write therefore runs under one lock.
+
+**Item reads are fast.** moto builds every response with a generic, shape-driven serializer that
+walks each attribute of each item; a ``Scan`` of 100,000 target rows spends minutes there (moto
+5.2.5). DynamoDB answers in JSON and moto's results for item reads are already DynamoDB JSON, so
+for ``Scan``, ``Query``, ``GetItem`` and ``BatchGetItem`` the result is written with
+``json.dumps`` instead. Anything ``json`` cannot write as is (binary values) goes the generic
+way, so the bytes on the wire do not change, only the time it takes.
+
+**Item sizes are limited as DynamoDB limits them.** DynamoDB refuses an item over 400 KB
+(409,600 bytes, attribute names and values counted as its item-size page says) with a
+``ValidationException: Item size has exceeded the maximum allowed size``, and a partition key
+over 2,048 bytes. moto refuses both with AWS's messages, but counts items without the
+map/list overheads and refuses from 405,000 bytes on; here every stored item is measured with
+``snapcdc.model.limits.item_size`` against 409,600 bytes, and moto's own check moves to that limit.
+https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Constraints.html
+https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html
+
+>>> drop_none({"Items": [], "LastEvaluatedKey": None, "Count": 0})
+{'Items': [], 'Count': 0}
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from unittest import mock
+
+from snapcdc_local.emulator.locking import serialized
+
+FAST_OPERATIONS = frozenset({"Scan", "Query", "GetItem", "BatchGetItem"})
+# The backend methods that write items (each checks its conditions before it writes).
+WRITE_METHODS = (
+    "put_item",
+    "update_item",
+    "delete_item",
+    "transact_write_items",
+    "batch_write_item",
+)
+CONTENT_TYPE = "application/x-amz-json-1.0"
+
+
+def drop_none(result: dict[str, Any]) -> dict[str, Any]:
+    """Top-level members without a value are left out, as the generic serializer does."""
+    return {k: v for k, v in result.items() if v is not None}
+
+
+@contextmanager
+def installed() -> Iterator[None]:
+    """While the block runs: item writes atomic, item reads serialized with ``json``."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    writes = {name: getattr(DynamoDBBackend, name) for name in WRITE_METHODS}
+    with serialized(DynamoDBBackend, writes), _fast_reads(), _item_size_limit():
+        yield
+
+
+@contextmanager
+def _item_size_limit() -> Iterator[None]:
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
+    from moto.dynamodb.models import dynamo_type
+    from moto.dynamodb.models.table import Table
+
+    from snapcdc.model.limits import DYNAMODB_ITEM_BYTES, item_size
+
+    put_item = Table.put_item
+
+    def limited_put_item(self: Any, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if item_size(item_attrs) > DYNAMODB_ITEM_BYTES:
+            raise ItemSizeTooLarge
+        return put_item(self, item_attrs, *args, **kwargs)
+
+    def set_within_limit(self: Any, key: str, value: Any) -> None:
+        # moto's LimitedSizeDict.__setitem__ (it guards UpdateItem), at DynamoDB's limit.
+        def size(v: Any) -> int:
+            return v.size() if type(v) is dynamo_type.DynamoType else dynamo_type.bytesize(str(v))
+
+        current = sum(size(v) for v in [*self.keys(), *self.values()])
+        if current + dynamo_type.bytesize(key) + size(value) > DYNAMODB_ITEM_BYTES:
+            raise ItemSizeTooLarge
+        dict.__setitem__(self, key, value)
+
+    with (
+        mock.patch.object(Table, "put_item", limited_put_item),
+        mock.patch.object(dynamo_type.LimitedSizeDict, "__setitem__", set_within_limit),
+    ):
+        yield
+
+
+@contextmanager
+def _fast_reads() -> Iterator[None]:
+    from moto.core.responses import ActionResult
+    from moto.dynamodb.responses import DynamoHandler, DynamoResult
+
+    original = DynamoHandler.serialized
+
+    def serialized(self: Any, action_result: Any) -> Any:
+        result = getattr(action_result, "result", None)
+        if (
+            type(action_result) in (ActionResult, DynamoResult)
+            and isinstance(result, dict)
+            and self._get_action() in FAST_OPERATIONS
+        ):
+            try:
+                body = json.dumps(drop_none(result), separators=(",", ":"))
+            except (TypeError, ValueError):
+                return original(self, action_result)
+            headers = {"Content-Type": CONTENT_TYPE}
+            headers.update(self.response_headers)
+            return 200, headers, body
+        return original(self, action_result)
+
+    with mock.patch.object(DynamoHandler, "serialized", serialized):
+        yield

@@ -1,0 +1,209 @@
+"""One emulated AWS account running a CloudFormation stack in this process.
+
+:class:`Emulator` starts moto, installs the bridges for what moto does not do by itself, and
+deploys the template like ``aws cloudformation package`` + ``deploy`` would:
+
+==========================  =================================================================
+gap in moto                 bridged by
+==========================  =================================================================
+Lambda invoke (no docker)   :mod:`.lambdas`: the handler in ``functions/`` runs in process
+Athena runs no query        :mod:`.athena`: the DuckDB engine runs it, results land in S3
+CFN skips some resources    :mod:`.cfn_models`: Athena workgroup, Glue database, executable
+                            state machine with ``DefinitionSubstitutions``
+CFN ignores bucket          :func:`.cfn.apply_bucket_notifications`
+notifications
+S3 -> EventBridge -> SFN    :mod:`.eventbridge`: the S3 event as AWS sends it, rule matching,
+                            ``StartExecution`` without a name; Lambda targets invoked
+                            asynchronously (``settle`` waits for them)
+unnamed executions,         :mod:`.stepfunctions`: a UUID name like AWS; "Execution Status
+no status-change events,    Change" events to EventBridge; StopExecution aborts at once
+StopExecution lags          with its error and cause
+States.ALL catches all,     :mod:`.stepfunctions_limits`: DataLimitExceeded and Runtime
+no history-event quota      escape States.ALL; FAILED at the 25,000th history event
+no Kinesis ESM poller       :mod:`.kinesis`: polls shards, batches, retries, bisects, the
+(moto pushes each record    on-failure destination (S3 objects with the records, as AWS);
+through docker instead)     moto's push switched off; shards thread-safe and indexed
+no Kinesis write limits     :mod:`.kinesis`: PutRecords' request limits, 1 MiB/s and 1,000
+                            records/s per shard (per-record throttling)
+slow item reads             :mod:`.dynamodb`: Scan/Query/GetItem answered with ``json``
+no IAM enforcement          :mod:`.iam`: every call of a Lambda, the state machine, an
+                            EventBridge target, an event source mapping or Athena is
+                            authorised against its role's deployed policies
+==========================  =================================================================
+
+Every bridge reads its configuration from the deployed stack (rule patterns and targets,
+mapping settings, function environment), never from a copy of it.
+
+Usage::
+
+    with Emulator(Path("cfn.yaml"), parameters={"QueryPollSeconds": "1"}) as aws:
+        aws.client("s3").put_object(Bucket=aws.stack.physical_id("ImportBucket"), ...)
+        aws.settle()
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import boto3
+
+from snapcdc_local.emulator import cfn, cfn_models, dynamodb, iam, kinesis, stepfunctions
+from snapcdc_local.emulator.athena import AthenaBridge, EngineLike
+from snapcdc_local.emulator.eventbridge import EventBridgeBridge
+from snapcdc_local.emulator.iam_actions import Where
+from snapcdc_local.emulator.kinesis import KinesisPoller
+from snapcdc_local.emulator.lambdas import LambdaRuntime
+from snapcdc_local.emulator.s3files import S3Files
+
+log = logging.getLogger(__name__)
+
+MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+ARTIFACTS_BUCKET = "snapcdc-local-artifacts"
+
+
+def default_engine_factory(resolve_location: Callable[[str], list[str]]) -> EngineLike:
+    from snapcdc_local.engine.engine import AthenaEngine
+
+    return AthenaEngine(resolve_location)
+
+
+class Emulator:
+    """moto + bridges + the deployed stack; a context manager (see the module docstring)."""
+
+    def __init__(
+        self,
+        template: Path,
+        *,
+        parameters: dict[str, str] | None = None,
+        stack_name: str = "snapcdc",
+        region: str = "us-east-1",
+        engine_factory: Callable[[Callable[[str], list[str]]], EngineLike] = default_engine_factory,
+        athena_workers: int = 1,
+        poll_kinesis_in_background: bool = True,
+        lambda_code: Path | None = None,
+    ) -> None:
+        self.template_path = Path(template)
+        self.parameters = dict(parameters or {})
+        self.stack_name = stack_name
+        self.region = region
+        self.engine_factory = engine_factory
+        self.athena_workers = athena_workers
+        self.poll_kinesis_in_background = poll_kinesis_in_background
+        self.lambda_code = lambda_code
+        self._exit = ExitStack()
+        self.stack: cfn.Stack
+        self.lambdas: LambdaRuntime
+        self.events: EventBridgeBridge
+        self.athena: AthenaBridge
+        self.kinesis: KinesisPoller
+        self.iam: iam.Authorizer
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def __enter__(self) -> Emulator:
+        try:
+            self._start()
+        except BaseException:
+            self._exit.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._exit.close()
+
+    def _start(self) -> None:
+        from moto import mock_aws
+
+        enter = self._exit.enter_context
+        # Lambdas write their environment into os.environ; give it back afterwards.
+        enter(mock.patch.dict(os.environ, {"AWS_DEFAULT_REGION": self.region}))
+        enter(mock_aws(config=MOTO_CONFIG))
+        account_id = boto3.client("sts", region_name=self.region).get_caller_identity()["Account"]
+        scratch = Path(enter(tempfile.TemporaryDirectory(prefix="snapcdc-emulator-")))
+        # First, so that every client the stack's code creates from now on is checked.
+        self.iam = enter(
+            iam.Authorizer(Where(self.region, account_id, self._query_workgroup)).installed(
+                boto3._get_default_session()
+            )
+        )
+
+        enter(cfn_models.installed())
+        self.events = EventBridgeBridge()
+        enter(stepfunctions.installed(on_status_change=self.events.put_event))
+        enter(kinesis.installed())
+        enter(dynamodb.installed())
+        self.lambdas = enter(LambdaRuntime().installed())
+        enter(self.events.installed())
+        files = S3Files(scratch / "s3", self.region)
+        self.athena = enter(
+            AthenaBridge(
+                self.engine_factory,
+                files.resolve,
+                self.region,
+                account_id,
+                self.athena_workers,
+                authorizer=self.iam,
+            ).installed()
+        )
+
+        template = cfn.load_template(self.template_path)
+        self.client("s3").create_bucket(Bucket=ARTIFACTS_BUCKET)
+        packaged = cfn.package(
+            template, self.template_path.parent, ARTIFACTS_BUCKET, self.region, self.lambda_code
+        )
+        self.stack = cfn.deploy(packaged, self.stack_name, self.region, self.parameters)
+        cfn.apply_bucket_notifications(self.stack)
+
+        self.kinesis = KinesisPoller(self.region)
+        self.kinesis.discover()
+        for mapping in self.kinesis.mappings.values():
+            try:
+                iam.check_event_source_mapping(
+                    self.iam, mapping.role_arn, mapping.function_arn, mapping.stream_arn
+                )
+            except ValueError as exc:
+                raise cfn.DeployError(f"CreateEventSourceMapping failed: {exc}") from None
+        if self.poll_kinesis_in_background:
+            self.kinesis.start()
+            self._exit.callback(self.kinesis.stop)
+
+    def _query_workgroup(self, query_id: str) -> str | None:
+        execution = self.athena.executions.get(query_id)
+        return execution.workgroup if execution else None
+
+    # -- use -----------------------------------------------------------------------------
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, region_name=self.region)
+
+    def settle(self, timeout: float = 600.0) -> list[dict[str, Any]]:
+        """Wait until no execution runs and every Kinesis consumer has caught up.
+
+        Returns every execution (oldest first). Raises TimeoutError past ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        sfn = self.client("stepfunctions")
+        while True:
+            executions = stepfunctions.wait_until_idle(sfn, max(1.0, deadline - time.monotonic()))
+            # Status-change events of ended executions, and the Lambda targets they invoke.
+            stepfunctions.ANNOUNCEMENTS.wait(max(1.0, deadline - time.monotonic()))
+            events_idle = self.events.wait_idle(max(1.0, deadline - time.monotonic()))
+            self.kinesis.drain(timeout=max(1.0, deadline - time.monotonic()))
+            # Draining may not start executions, but settle only when all are quiet together.
+            again = stepfunctions.list_all_executions(sfn)
+            if (
+                events_idle
+                and all(e["status"] in stepfunctions.TERMINAL for e in again)
+                and len(again) == len(executions)
+            ):
+                return again
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the emulator did not settle within {timeout:.0f}s")

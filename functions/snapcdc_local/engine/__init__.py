@@ -1,0 +1,1 @@
+"""An embedded Athena: the pipeline's SQL executed on DuckDB (see ``engine``)."""

@@ -1,0 +1,1 @@
+"""Operations on a deployed stack: what the CLI and ``snapcdc local run`` both call."""

@@ -1,0 +1,43 @@
+"""What a command against a deployed stack acts on: read from the stack's outputs (``--stack``)
+or named directly, one or the other. ``snapcdc redrive`` and ``snapcdc approve`` / ``reject``
+share it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from snapcdc_local.cli.main import CliError
+
+
+def stack_outputs(stack: str) -> dict[str, str]:
+    """The outputs of a deployed CloudFormation stack, by key."""
+    from botocore.exceptions import ClientError
+
+    from snapcdc.aws.clients import client
+
+    try:
+        [description] = client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
+    except ClientError as exc:
+        raise CliError(f"cannot read stack {stack!r}: {exc}") from None
+    return {o["OutputKey"]: o["OutputValue"] for o in description.get("Outputs", [])}
+
+
+def stack_targets(stack: str | None, given: Mapping[str, tuple[str | None, str]]) -> list[str]:
+    """``given`` maps each option (``--bucket``) to (its value, the stack output it stands for);
+    the values, in that order, from ``stack``'s outputs or from the options.
+
+    >>> stack_targets(None, {"--bucket": ("b", "BucketName"), "--table": ("t", "TableName")})
+    ['b', 't']
+    """
+    options = " and ".join(given)
+    if stack:
+        if any(value for value, _ in given.values()):
+            raise CliError(f"give either --stack or {options}, not both")
+        outputs = stack_outputs(stack)
+        missing = [key for _, key in given.values() if key not in outputs]
+        if missing:
+            raise CliError(f"stack {stack!r} has no output {', '.join(missing)}")
+        return [outputs[key] for _, key in given.values()]
+    if not all(value for value, _ in given.values()):
+        raise CliError(f"give --stack NAME, or {options}")
+    return [str(value) for value, _ in given.values()]
