@@ -12,6 +12,7 @@ import pytest
 from harness import LambdaContext
 
 from snapcdc.aws import clients as snapcdc_aws
+from snapcdc.aws.aggregation import deaggregate
 from snapcdc.aws.result_files import RecordScanner, parse_record
 from snapcdc.model.errors import PublishFailed, ResultFormatError
 
@@ -53,8 +54,20 @@ def publish_all(aws, remaining_ms=300_000):
     return pages
 
 
+def user_records(data: bytes) -> list[tuple[str, bytes]]:
+    return deaggregate(data) or []
+
+
 def published(aws):
-    return [json.loads(r["Data"]) for r in aws.stream_records()]
+    """Every op on the stream, in order, taken out of its aggregated record."""
+    return [json.loads(d) for r in aws.stream_records() for _, d in user_records(r["Data"])]
+
+
+@pytest.fixture
+def one_op_a_record(monkeypatch):
+    """Records of one op each (an aggregate smaller than any op), as before aggregation: for
+    the tests of batching, refusal and retries by record."""
+    monkeypatch.setenv("SNAPCDC_PUBLISH_RECORD_BYTES", "1")
 
 
 def generated_result(rows: int, width: int = 10) -> bytes:
@@ -75,7 +88,10 @@ def test_records_carry_op_key_and_columns_by_original_name(aws):
     assert page["done"] is True
     assert page["cursor"] == len(body)
     assert (page["inserts"], page["updates"], page["deletes"], page["records"]) == (2, 1, 1, 4)
-    keys = [r["PartitionKey"] for r in aws.stream_records()]
+    [record] = aws.stream_records()  # one aggregated record
+    assert page["kinesis_records"] == 1
+    assert record["PartitionKey"] == "tenant/test_table|PK1"  # its first op's, as the KPL does
+    keys = [pk for pk, _ in user_records(record["Data"])]
     assert keys == [
         "tenant/test_table|PK1",
         "tenant/test_table|PK2",
@@ -98,7 +114,7 @@ def test_pages_resume_at_the_cursor_without_loss_or_repeat(aws, monkeypatch):
     assert [p["calls"] for p in pages] == [1, 2, 3, 4]
 
 
-def test_stops_when_the_invocation_runs_low_on_time(aws):
+def test_stops_when_the_invocation_runs_low_on_time(aws, one_op_a_record):
     put_result(aws, generated_result(1200))
 
     pages = publish_all(aws, remaining_ms=1_000)  # below the 30 s reserve: one batch per call
@@ -107,7 +123,7 @@ def test_stops_when_the_invocation_runs_low_on_time(aws):
     assert len(published(aws)) == 1200
 
 
-def test_batches_stay_within_kinesis_limits(aws):
+def test_batches_stay_within_kinesis_limits(aws, one_op_a_record):
     sizes = []
 
     def record_batch(params, **_):
@@ -163,7 +179,10 @@ class PartialFailures:
 
     def before(self, params, **_):
         records = params["Records"]
-        self.requests.append([json.loads(r["Data"])["key"]["PK"] for r in records])
+        # each record named by its first op's key
+        self.requests.append(
+            [json.loads(user_records(r["Data"])[0][1])["key"]["PK"] for r in records]
+        )
         failing = len(self.requests) <= self.fail_calls
         self._refused = [i for i in range(len(records)) if failing and i % self.every == 0]
         self._count = len(records)
@@ -187,7 +206,7 @@ class PartialFailures:
         parsed["FailedRecordCount"] = len(self._refused)
 
 
-def test_only_refused_records_are_sent_again(aws):
+def test_only_refused_records_are_sent_again(aws, one_op_a_record):
     failures = PartialFailures(fail_calls=2).install()
     put_result(aws, generated_result(10))
 
@@ -201,7 +220,7 @@ def test_only_refused_records_are_sent_again(aws):
     assert sorted(r["key"]["PK"] for r in published(aws)) == [f"PK{i:06d}" for i in range(10)]
 
 
-def test_gives_up_after_the_bounded_retries(aws, monkeypatch):
+def test_gives_up_after_the_bounded_retries(aws, one_op_a_record, monkeypatch):
     monkeypatch.setenv("SNAPCDC_PUBLISH_MAX_RETRIES", "2")
     failures = PartialFailures(fail_calls=100, every=1).install()
     put_result(aws, generated_result(4))
@@ -213,7 +232,7 @@ def test_gives_up_after_the_bounded_retries(aws, monkeypatch):
     assert len(failures.requests) == 3
 
 
-def test_retries_are_bounded_only_while_kinesis_takes_nothing(aws, monkeypatch):
+def test_retries_are_bounded_only_while_kinesis_takes_nothing(aws, one_op_a_record, monkeypatch):
     # Throttled but draining (each attempt gets some records in): never a failed version.
     monkeypatch.setenv("SNAPCDC_PUBLISH_MAX_RETRIES", "2")
     failures = PartialFailures(fail_calls=3).install()
@@ -226,7 +245,7 @@ def test_retries_are_bounded_only_while_kinesis_takes_nothing(aws, monkeypatch):
     assert sorted(r["key"]["PK"] for r in published(aws)) == [f"PK{i:06d}" for i in range(10)]
 
 
-def test_records_still_refused_when_time_runs_low_go_with_the_next_page_exactly_once(aws):
+def test_records_still_refused_when_time_runs_low_go_with_the_next_page_exactly_once(aws, one_op_a_record):
     failures = PartialFailures(fail_calls=2).install()
     put_result(aws, generated_result(10))
 
@@ -236,8 +255,8 @@ def test_records_still_refused_when_time_runs_low_go_with_the_next_page_exactly_
     assert (len(first), second, third) == (10, first[::3], second[::3])
     assert [p["done"] for p in pages] == [False, False, True]
     # the cursor stays at the batch's first row; "sent" names the rows Kinesis already took
-    assert pages[0]["sent"] == [1, 2, 4, 5, 7, 8] and pages[0]["records"] == 0
-    assert pages[1]["sent"] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert pages[0]["sent"] == [[1, 3], [4, 6], [7, 9]] and pages[0]["records"] == 0
+    assert pages[1]["sent"] == [[1, 9]]
     assert pages[0]["cursor"] == pages[1]["cursor"] == len(b'"op","pk","col_1","col_2","col_3"\n')
     last = pages[-1]
     assert (last["records"], last["inserts"], last["updates"], last["deletes"]) == (10, 4, 3, 3)

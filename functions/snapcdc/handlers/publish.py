@@ -9,7 +9,7 @@ from snapcdc.aws.clients import client
 from snapcdc.aws.registry import update_upload
 from snapcdc.model.contract import TableSchema
 from snapcdc.model.settings import Settings
-from snapcdc.steps.publish import publish_page
+from snapcdc.steps.publish import publish_page, published_ops
 
 logger = Logger()
 
@@ -35,6 +35,7 @@ def handler(event, context):
         reserve_ms=settings.publish_reserve_millis,
         max_records=settings.publish_max_records,
         max_retries=settings.publish_max_retries,
+        record_bytes_target=settings.publish_record_bytes,
     )
     record_published(upload, progress, settings)
     logger.info("published", extra={"progress": progress})
@@ -43,7 +44,7 @@ def handler(event, context):
 
 def record_published(upload, progress, settings):
     """SET (not ADD: a retried page must not count twice) the records Kinesis took so far."""
-    published = int(progress.get("records", 0)) + len(progress.get("sent") or [])
+    published = published_ops(progress)
     update_upload(
         upload["table_id"],
         upload["sk"],
