@@ -15,6 +15,7 @@ from snapcdc.aws import clients as snapcdc_aws
 from snapcdc.aws.aggregation import deaggregate
 from snapcdc.aws.result_files import RecordScanner, parse_record
 from snapcdc.model.errors import PublishFailed, ResultFormatError
+from snapcdc.steps.publish import published_ops, retry_delay
 
 DATA = Path(__file__).parent / "data"
 UPLOAD = {
@@ -245,7 +246,9 @@ def test_retries_are_bounded_only_while_kinesis_takes_nothing(aws, one_op_a_reco
     assert sorted(r["key"]["PK"] for r in published(aws)) == [f"PK{i:06d}" for i in range(10)]
 
 
-def test_records_still_refused_when_time_runs_low_go_with_the_next_page_exactly_once(aws, one_op_a_record):
+def test_records_still_refused_when_time_runs_low_go_with_the_next_page_exactly_once(
+    aws, one_op_a_record
+):
     failures = PartialFailures(fail_calls=2).install()
     put_result(aws, generated_result(10))
 
@@ -329,3 +332,103 @@ def test_fields(record, fields):
 def test_garbage_after_a_quoted_field():
     with pytest.raises(ResultFormatError, match="unexpected 'x' after field 1"):
         parse_record(b'"a"x,"b"')
+
+
+# ------------------------------------------------------------------ aggregation and spread
+
+
+def four_shards(aws):
+    """The stack's stream again, with four shards (its name, so the role's grant applies)."""
+    aws.kinesis.delete_stream(StreamName="ops")
+    aws.kinesis.create_stream(StreamName="ops", ShardCount=4)
+    return {
+        s["ShardId"]: (
+            int(s["HashKeyRange"]["StartingHashKey"]),
+            int(s["HashKeyRange"]["EndingHashKey"]),
+        )
+        for s in aws.kinesis.list_shards(StreamName="ops")["Shards"]
+    }
+
+
+def shard_records(aws, shard_id):
+    iterator = aws.kinesis.get_shard_iterator(
+        StreamName="ops", ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    return aws.kinesis.get_records(ShardIterator=iterator, Limit=10000)["Records"]
+
+
+def test_ops_are_aggregated_and_spread_evenly_over_every_shard(aws, monkeypatch):
+    monkeypatch.setenv("SNAPCDC_PUBLISH_RECORD_BYTES", str(16 * 1024))
+    shards = four_shards(aws)
+    put_result(aws, generated_result(2000))
+
+    [page] = publish_all(aws)
+
+    per_shard = {s: shard_records(aws, s) for s in shards}
+    counts = [len(records) for records in per_shard.values()]
+    assert max(counts) - min(counts) <= 1  # the shards taken in turn
+    assert sum(counts) == page["kinesis_records"] < 2000 / 40  # many ops to a record
+    ops = []
+    for shard, records in per_shard.items():
+        low, high = shards[shard]
+        for record in records:
+            users = deaggregate(record["Data"])
+            assert len(record["Data"]) + len(record["PartitionKey"]) <= 16 * 1024
+            assert record["PartitionKey"] == users[0][0]
+            for pk, data in users:
+                op = json.loads(data)
+                assert pk == f"tenant/test_table|{op['key']['PK']}"  # the row's own key
+                ops.append(op["key"]["PK"])
+        # each record's explicit hash key lies in the shard it went to (the KCL checks)
+        assert all(low <= int(r.get("ExplicitHashKey", low)) <= high for r in records)
+    assert sorted(ops) == [f"PK{i:06d}" for i in range(2000)]
+    assert (page["records"], page["inserts"], page["updates"], page["deletes"]) == (
+        2000,
+        667,
+        667,
+        666,
+    )
+
+
+def test_records_fill_up_to_the_1_mib_limit_with_the_partition_key_counted(aws, monkeypatch):
+    monkeypatch.setenv("SNAPCDC_PUBLISH_RECORD_BYTES", str(1024 * 1024))
+    put_result(aws, generated_result(3000, width=1000))
+
+    [page] = publish_all(aws)
+
+    records = aws.stream_records()
+    sizes = [len(r["Data"]) + len(r["PartitionKey"].encode()) for r in records]
+    assert all(size <= 1024 * 1024 for size in sizes)
+    assert max(sizes) > 1024 * 1024 - 2000  # full but for less than one op
+    assert page["records"] == len(published(aws)) == 3000
+
+
+def test_refused_aggregated_records_go_with_the_next_page_exactly_once(aws, monkeypatch):
+    monkeypatch.setenv("SNAPCDC_PUBLISH_RECORD_BYTES", "2000")  # a few ops a record
+    failures = PartialFailures(fail_calls=3).install()
+    body = generated_result(60)
+    put_result(aws, body)
+
+    pages = publish_all(aws, remaining_ms=1_000)  # below the reserve: no time to wait
+
+    assert len(failures.requests) == 4 and [p["done"] for p in pages] == [False] * 3 + [True]
+    first = pages[0]
+    # what Kinesis took is kept as ranges of ops, whole records at a time
+    assert first["sent"] and all(isinstance(r, list) and len(r) == 2 for r in first["sent"])
+    assert first["records"] == 0 and 0 < published_ops(first) < 60
+    keys = [op["key"]["PK"] for op in published(aws)]
+    assert sorted(keys) == [f"PK{i:06d}" for i in range(60)]  # each op exactly once
+    last = pages[-1]
+    assert (last["records"], last["inserts"], last["updates"], last["deletes"]) == (60, 20, 20, 20)
+    assert last["cursor"] == len(body) and last["sent"] == []
+    assert last["kinesis_records"] == len(aws.stream_records())
+
+
+def test_the_refused_records_wait_for_their_shard_to_refill():
+    # 3 MiB refused on one shard: a full second (all a shard holds), not a 0.1 s retry loop
+    sizes = [1024 * 1024] * 4
+    assert 0.75 <= retry_delay(0, [1, 2, 3], sizes, ["a"] * 4) <= 1.0
+    # the same spread over three shards: each needs a third of that
+    assert retry_delay(0, [1, 2, 3], [350_000] * 4, ["a", "a", "b", "c"]) <= 0.34
+    # nothing taken for a while: backoff takes over
+    assert retry_delay(5, [0], [100], ["a"]) >= 2.4
