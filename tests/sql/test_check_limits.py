@@ -2,8 +2,9 @@
 
 For every row the check's bound must be at least the size of the DynamoDB item the consumer
 writes (``applying.target_item``, counted as DynamoDB counts it) and of the Kinesis record the
-publisher sends carrying the row's op alone (``steps.publish.record_size``), given the longest tenant, table, version and key
-the contract allows; and a row over a limit fails the version, naming its key.
+publisher sends carrying the row's op alone (``steps.publish.record_size``), given the longest
+tenant, table, version and key the contract allows; and a row over a limit fails the version,
+naming its key.
 """
 
 from __future__ import annotations
