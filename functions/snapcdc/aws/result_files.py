@@ -23,21 +23,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from snapcdc.model.errors import ResultFormatError
+from snapcdc.model.s3paths import object_uri
 
 _QUOTED = re.compile(r'"([^"]*(?:""[^"]*)*)"')
 CHUNK_BYTES = 1 << 20
-
-
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/key`` -> ``(bucket, key)``.
-
-    >>> parse_s3_uri("s3://results/athena/q1.csv")
-    ('results', 'athena/q1.csv')
-    """
-    if not isinstance(uri, str) or not uri.startswith("s3://") or "/" not in uri[5:]:
-        raise ResultFormatError(f"not an s3://bucket/key location: {uri!r}")
-    bucket, key = uri[5:].split("/", 1)
-    return bucket, key
 
 
 class RecordScanner:
@@ -115,7 +104,7 @@ def iter_records(
 
     One ranged GET from the cursor, streamed; nothing before ``start`` is read again.
     """
-    bucket, key = parse_s3_uri(uri)
+    bucket, key = object_uri(uri)
     try:
         body = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-")["Body"]
     except ClientError as exc:
@@ -145,7 +134,7 @@ def count_leading(
     a record begins. About 40 times faster than :class:`RecordScanner` and :func:`parse_record`
     (1M records: 0.08 s against 3.7 s on one core), which matters on a small Lambda.
     """
-    bucket, key = parse_s3_uri(uri)
+    bucket, key = object_uri(uri)
     patterns = {v: f'\n"{v}",'.encode() for v in values}
     overlap = max(len(p) for p in patterns.values()) - 1
     counts = dict.fromkeys(values, 0)

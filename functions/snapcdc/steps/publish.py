@@ -41,13 +41,14 @@ import json
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from snapcdc.aws.result_files import iter_records
 from snapcdc.model.contract import TableSchema
 from snapcdc.model.errors import PublishFailed, ResultFormatError
 from snapcdc.model.limits import KINESIS_RECORD_BYTES
+from snapcdc.model.state import PublishProgress, QueryStatus, Upload
 from snapcdc.sql.queries import OPS
 from snapcdc.steps.consumer import row_key
 
@@ -64,9 +65,9 @@ def partition_key(table_id: str, key: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def ops_status(queries: list[dict[str, Any]]) -> dict[str, Any]:
+def ops_status(queries: list[QueryStatus]) -> QueryStatus:
     """The status of the statement whose result holds the ops (kind ``ops``)."""
-    found = [q for q in queries if q.get("kind") == "ops"]
+    found = [q for q in queries if q.kind == "ops"]
     if len(found) != 1:
         raise ResultFormatError(f"expected one ops statement among the queries, found {len(found)}")
     return found[0]
@@ -88,7 +89,7 @@ class Batch:
 
 
 def make_entry(
-    fields: list[str | None], schema: TableSchema, upload: dict[str, Any]
+    fields: list[str | None], schema: TableSchema, upload: Upload
 ) -> tuple[dict[str, Any], str]:
     """The PutRecords entry for one result row, and its op."""
     if len(fields) != len(schema.columns) + 1:
@@ -102,20 +103,20 @@ def make_entry(
     key_values = [row[k] for k in schema.key]
     record = {
         "op": op,
-        "tenant": upload["tenant"],
-        "table": upload["table"],
-        "table_id": upload["table_id"],
-        "version": upload["version"],
+        "tenant": upload.tenant,
+        "table": upload.table,
+        "table_id": upload.table_id,
+        "version": upload.version,
         "key": {k: row[k] for k in schema.key},
         "row": row,
-        "source": upload["key"],
+        "source": upload.key,
     }
-    if upload.get("sequencer"):
+    if upload.sequencer:
         # with source, names the upload's registry record (the consumer counts there) and
         # tells a redelivered op from a re-upload of the same version
-        record["sequencer"] = upload["sequencer"]
+        record["sequencer"] = upload.sequencer
     data = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
-    pk = partition_key(upload["table_id"], row_key(key_values))
+    pk = partition_key(upload.table_id, row_key(key_values))
     size = len(data) + len(pk.encode())
     if size > MAX_RECORD_BYTES:
         raise PublishFailed(
@@ -168,26 +169,23 @@ def publish_page(
     s3: Any,
     kinesis: Any,
     stream: str,
-    upload: dict[str, Any],
+    upload: Upload,
     schema: TableSchema,
-    queries: list[dict[str, Any]],
-    progress: dict[str, Any],
+    queries: list[QueryStatus],
+    progress: PublishProgress,
     time_left_ms: Callable[[], int],
     *,
     reserve_ms: int,
     max_records: int,
     max_retries: int,
     sleep: Callable[[float], None] = time.sleep,
-) -> dict[str, Any]:
-    """Send ops from ``progress['cursor']`` on; return the new progress (cursor, counts, done)."""
+) -> PublishProgress:
+    """Send ops from ``progress.cursor`` on; return the new progress (cursor, counts, done)."""
     status = ops_status(queries)
-    progress = {
-        "cursor": 0, "done": False, "calls": 0, "records": 0, "retries": 0,
-        "inserts": 0, "updates": 0, "deletes": 0, "sent": [], **progress,
-    }  # fmt: skip
-    progress["calls"] += 1
-    cursor = progress["cursor"]
-    taken_before = set(progress["sent"])  # ordinals after the cursor Kinesis already took
+    progress = replace(progress, sent=list(progress.sent))
+    progress.calls += 1
+    cursor = progress.cursor
+    taken_before = set(progress.sent)  # ordinals after the cursor Kinesis already took
     sent = 0
     ordinal = 0  # of the next row, counted from the cursor
     batch = Batch(start=cursor, end=cursor)
@@ -203,24 +201,25 @@ def publish_page(
             retries, refused = put_records(
                 kinesis, stream, batch.entries, max_retries, sleep, may_wait
             )
-        progress["retries"] += retries
+        progress.retries += retries
         sent += len(batch.entries) - len(refused)
         if refused:
             still_out = {batch.ordinals[i] for i in refused}
             taken = sorted({*batch.taken, *batch.ordinals} - still_out)
-            progress["cursor"] = batch.start
-            progress["sent"] = [o - batch.first for o in taken]
+            progress.cursor = batch.start
+            progress.sent = [o - batch.first for o in taken]
             return False
-        progress["records"] += len(batch.entries) + len(batch.taken)
-        for op, n in batch.counts.items():
-            progress[f"{op.lower()}s"] += n
-        progress["cursor"] = batch.end
-        progress["sent"] = []
+        progress.records += len(batch.entries) + len(batch.taken)
+        progress.inserts += batch.counts["INSERT"]
+        progress.updates += batch.counts["UPDATE"]
+        progress.deletes += batch.counts["DELETE"]
+        progress.cursor = batch.end
+        progress.sent = []
         batch = Batch(start=batch.end, first=ordinal, end=batch.end)
         return True
 
     expect_header = cursor == 0
-    for fields, end in iter_records(s3, status["output_location"], cursor):
+    for fields, end in iter_records(s3, status.output_location or "", cursor):
         if expect_header:
             _check_header(fields, schema)
             expect_header = False
@@ -238,7 +237,7 @@ def publish_page(
             if not flush():
                 return progress  # not done: the next page resends what is still refused
             if sent >= max_records or time_left_ms() < reserve_ms:
-                return progress  # not done: the next page starts at progress["cursor"]
+                return progress  # not done: the next page starts at progress.cursor
         batch.entries.append(entry)
         batch.ordinals.append(ordinal)
         batch.size += size
@@ -249,7 +248,7 @@ def publish_page(
             flush()
             return progress
     if flush():
-        progress["done"] = True
+        progress.done = True
     return progress
 
 

@@ -41,10 +41,10 @@ from unittest import mock
 
 import boto3
 
+from snapcdc.model.s3paths import split_s3_uri
 from snapcdc_local.emulator import iam
 from snapcdc_local.emulator.athena_access import catalog_requirements, output_requirements
 from snapcdc_local.emulator.iam_actions import Where
-from snapcdc_local.emulator.s3files import split_s3_uri
 from snapcdc_local.engine.engine import parse_athena_csv
 
 log = logging.getLogger(__name__)
