@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import boto3
 import pytest
-from harness import LambdaContext
+from harness import lambda_context
 
 from snapcdc.aws import clients as snapcdc_aws
 from snapcdc.aws.result_files import RecordScanner, parse_record
@@ -42,7 +42,7 @@ def queries():
 
 def publish(aws, progress=None, remaining_ms=300_000):
     event = {"upload": UPLOAD, "schema": SCHEMA, "queries": queries(), "progress": progress or {}}
-    return aws.invoke("publish", event, LambdaContext("publish", remaining_ms=remaining_ms))
+    return aws.invoke("publish", event, lambda_context("publish", remaining_ms))
 
 
 def publish_all(aws, remaining_ms=300_000):
