@@ -20,6 +20,7 @@ from snapcdc.aws.dynamo import to_item
 from snapcdc.model import limits
 from snapcdc.model.contract import TableConfig, TableSchema
 from snapcdc.model.errors import ExportCheckFailed, PublishFailed
+from snapcdc.model.state import Upload
 from snapcdc.sql import queries
 from snapcdc.steps.check import evaluate
 from snapcdc.steps.consumer import row_key, target_item, target_pk
@@ -68,7 +69,7 @@ def actual_sizes(row: list[str], key: tuple[str, ...]) -> tuple[int, int, int]:
         "sequencer": WORST_UPLOAD["sequencer"],
     }
     try:
-        entry, _ = make_entry(["UPDATE", *row], schema, WORST_UPLOAD)
+        entry, _ = make_entry(["UPDATE", *row], schema, Upload.from_dict(WORST_UPLOAD))
         record = record_size(entry)
     except PublishFailed as refused:  # the publisher's own size check, naming the size
         record = int(re.search(r" is (\d+) bytes", str(refused)).group(1))

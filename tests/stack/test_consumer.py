@@ -16,6 +16,11 @@ DATA = Path(__file__).parent / "data"
 TABLE_ID = "tenant/test_table"
 
 
+# what RunQueries hands Publish for the ops statement
+OPS_STATUS = {"name": "delta", "kind": "ops", "query_id": "q2",
+              "output_location": "s3://results/athena/ops.csv"}  # fmt: skip
+
+
 def op(kind, version, pk, **values):
     row = {"PK": pk, "COL_1": None, "COL_2": None, "COL_3": None, **values}
     return {
@@ -157,7 +162,7 @@ def test_published_ops_applied_end_to_end(aws):
         {
             "upload": upload,
             "schema": {"columns": ["PK", "COL_1", "COL_2", "COL_3"], "key": ["PK"]},
-            "queries": [{"kind": "ops", "output_location": "s3://results/athena/ops.csv"}],
+            "queries": [OPS_STATUS],
             "progress": {},
         },
     )
@@ -201,7 +206,7 @@ def test_the_consumer_counts_each_op_once_on_its_upload_record_and_a_redelivery_
         {
             "upload": upload,
             "schema": {"columns": ["PK", "COL_1", "COL_2", "COL_3"], "key": ["PK"]},
-            "queries": [{"kind": "ops", "output_location": "s3://results/athena/ops.csv"}],
+            "queries": [OPS_STATUS],
             "progress": {},
         },
     )
@@ -316,7 +321,12 @@ def publish_version(aws, version, body, sequencer):
                 "upload": upload,
                 "schema": {"columns": ["PK", "COL_1", "COL_2", "COL_3"], "key": ["PK"]},
                 "queries": [
-                    {"kind": "ops", "output_location": f"s3://results/athena/{version}.csv"}
+                    {
+                        "name": "delta",
+                        "kind": "ops",
+                        "query_id": f"q-{version}",
+                        "output_location": f"s3://results/athena/{version}.csv",
+                    }
                 ],
                 "progress": progress,
             },

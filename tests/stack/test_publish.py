@@ -9,12 +9,13 @@ from types import SimpleNamespace
 
 import boto3
 import pytest
-from harness import LambdaContext
+from harness import lambda_context
 
 from snapcdc.aws import clients as snapcdc_aws
 from snapcdc.aws.aggregation import deaggregate
 from snapcdc.aws.result_files import RecordScanner, parse_record
 from snapcdc.model.errors import PublishFailed, ResultFormatError
+from snapcdc.model.state import PublishProgress
 from snapcdc.steps.publish import published_ops, retry_delay
 
 DATA = Path(__file__).parent / "data"
@@ -44,7 +45,7 @@ def queries():
 
 def publish(aws, progress=None, remaining_ms=300_000):
     event = {"upload": UPLOAD, "schema": SCHEMA, "queries": queries(), "progress": progress or {}}
-    return aws.invoke("publish", event, LambdaContext("publish", remaining_ms=remaining_ms))
+    return aws.invoke("publish", event, lambda_context("publish", remaining_ms))
 
 
 def publish_all(aws, remaining_ms=300_000):
@@ -415,7 +416,7 @@ def test_refused_aggregated_records_go_with_the_next_page_exactly_once(aws, monk
     first = pages[0]
     # what Kinesis took is kept as ranges of ops, whole records at a time
     assert first["sent"] and all(isinstance(r, list) and len(r) == 2 for r in first["sent"])
-    assert first["records"] == 0 and 0 < published_ops(first) < 60
+    assert first["records"] == 0 and 0 < published_ops(PublishProgress.from_dict(first)) < 60
     keys = [op["key"]["PK"] for op in published(aws)]
     assert sorted(keys) == [f"PK{i:06d}" for i in range(60)]  # each op exactly once
     last = pages[-1]

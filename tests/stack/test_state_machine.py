@@ -19,8 +19,8 @@ from harness import (
     REFERENCE_CONFIG,
     SM_ARN,
     STACK,
-    LambdaContext,
     _current,
+    lambda_context,
 )
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from stacktemplate import ASL
@@ -42,7 +42,7 @@ def dispatch(backend, function_name, qualifier, body, headers, response_headers)
     _current.handler = module
     try:
         result = HANDLER_MODULES[module].handler(
-            json.loads(body or "{}"), LambdaContext(fn.function_name)
+            json.loads(body or "{}"), lambda_context(fn.function_name)
         )
         return json.dumps(result).encode()
     except Exception as exc:  # Lambda reports a handler's exception as the invocation's error

@@ -23,21 +23,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from snapcdc.model.errors import ResultFormatError
+from snapcdc.model.s3paths import object_uri
 
 _QUOTED = re.compile(r'"([^"]*(?:""[^"]*)*)"')
 CHUNK_BYTES = 1 << 20
-
-
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/key`` -> ``(bucket, key)``.
-
-    >>> parse_s3_uri("s3://results/athena/q1.csv")
-    ('results', 'athena/q1.csv')
-    """
-    if not isinstance(uri, str) or not uri.startswith("s3://") or "/" not in uri[5:]:
-        raise ResultFormatError(f"not an s3://bucket/key location: {uri!r}")
-    bucket, key = uri[5:].split("/", 1)
-    return bucket, key
 
 
 class RecordScanner:
@@ -115,7 +104,7 @@ def iter_records(
 
     One ranged GET from the cursor, streamed; nothing before ``start`` is read again.
     """
-    bucket, key = parse_s3_uri(uri)
+    bucket, key = object_uri(uri)
     try:
         body = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-")["Body"]
     except ClientError as exc:
@@ -139,7 +128,7 @@ def count_leading(
 ) -> dict[str, int]:
     """How many records after the header start with each of ``values`` as their first field
     (``"INSERT",`` ...), in one streamed read of the S3 object (see count_leading_in)."""
-    bucket, key = parse_s3_uri(uri)
+    bucket, key = object_uri(uri)
     body = s3.get_object(Bucket=bucket, Key=key)["Body"]
     try:
         return count_leading_in(body.iter_chunks(chunk_bytes), values)

@@ -64,6 +64,7 @@ def overheads(schema: TableSchema) -> Overheads:
     # Imported here: publishing imports snapcdc.sql.queries, which renders the check with these.
     from snapcdc.aws.aggregation import single_record_bytes, varint_bytes
     from snapcdc.aws.dynamo import to_item
+    from snapcdc.model.state import Upload
     from snapcdc.steps.consumer import row_key, target_item, target_pk
     from snapcdc.steps.publish import make_entry
 
@@ -78,14 +79,14 @@ def overheads(schema: TableSchema) -> Overheads:
         "source": "k" * LONGEST_SOURCE_KEY,
         "sequencer": "s" * LONGEST_SEQUENCER,
     }
-    upload = {
-        "tenant": "t" * LONGEST_NAME,
-        "table": "t" * LONGEST_NAME,
-        "table_id": table_id,
-        "version": op["version"],
-        "key": op["source"],
-        "sequencer": op["sequencer"],
-    }
+    upload = Upload(
+        tenant="t" * LONGEST_NAME,
+        table="t" * LONGEST_NAME,
+        table_id=table_id,
+        version=op["version"],
+        key=op["source"],
+        sequencer=op["sequencer"],
+    )
     entry, _ = make_entry(["UPDATE", *empty.values()], schema, upload)
     pk = target_pk(table_id, row_key(list(op["key"].values())))
     # A NULL instead of '' is 1 byte more in the item (a NULL attribute value is 1 byte) and 2 in

@@ -44,7 +44,6 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from snapcdc.aws.result_files import parse_s3_uri
 from snapcdc.model.contract import (
     MANIFEST_FILE,
     ContractError,
@@ -56,6 +55,8 @@ from snapcdc.model.contract import (
     parse_export_key,
 )
 from snapcdc.model.manifest import completion, read_manifest, version_parts
+from snapcdc.model.s3paths import object_uri, split_s3_uri
+from snapcdc.model.state import Plan, Statement, Upload
 from snapcdc.sql import queries
 
 HEADER_RANGE_BYTES = 64 * 1024
@@ -143,40 +144,38 @@ def header_fields(chunks: Iterable[bytes], config: TableConfig, name: str) -> li
 
 def plan_upload(
     s3: Any,
-    upload: dict[str, Any],
+    upload: Upload,
     head: dict[str, Any] | None,
     database_prefix: str,
     sql_prefix: str = "",
-) -> dict[str, Any]:
+) -> Plan:
     """The plan for one registered upload, given the table's head record (or None).
 
     ``sql_prefix`` (``s3://bucket/prefix/``): where long statements are written; empty keeps
     every statement inline.
     """
-    ref = parse_export_key(upload["key"])
-    bucket = upload["bucket"]
+    ref = parse_export_key(upload.key)
+    bucket = upload.bucket or ""
     last = (head or {}).get("last_applied_version")
     if last and ref.version <= last:
-        return {
-            "action": "skip",
-            "reason": f"version {ref.version} is not after the last applied version {last}",
-            "last_applied_version": last,
-            "queries": [],
-        }
+        return Plan(
+            action="skip",
+            reason=f"version {ref.version} is not after the last applied version {last}",
+            last_applied_version=last,
+        )
     diverged = diverged_versions(head)
     behind = [d["version"] for d in diverged if d["version"] > ref.version]
     if behind:
         # Its writes would lose to the diverged version's (the consumer keeps the newest
         # version of a row), so the target could not end equal to it.
-        return {
-            "action": "skip",
-            "reason": (
+        return Plan(
+            action="skip",
+            reason=(
                 f"version {ref.version} is before {max(behind)}, whose ops partly reached the "
                 f"target; upload a version not before {max(behind)} to reconverge the table"
             ),
-            "last_applied_version": last,
-            "queries": [],
-        }
+            last_applied_version=last,
+        )
     config = read_table_config(s3, bucket, ref)
     if completion(config, ref) != "version":
         raise ContractError(
@@ -238,7 +237,7 @@ def plan_upload(
         if query["kind"] == "check":
             # the manifest's row count, judged with the export check (snapcdc.steps.check)
             query["expected_rows"] = plan["expected_rows"]
-    return plan
+    return Plan.from_dict(plan)
 
 
 def version_schema(
@@ -337,7 +336,7 @@ def check_statement_sizes(
 
 def diverged_versions(head: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The versions recorded as diverged in the head (their ops partly reached the target), in
-    version order, each once. See ``snapcdc.steps.finish.mark_diverged``."""
+    version order, each once. See ``snapcdc.steps.mark_failed.diverge_if_published``."""
     seen: dict[tuple[str, ...], dict[str, Any]] = {}
     for entry in (head or {}).get("diverged") or []:
         seen.setdefault((entry["version"], *entry["files"]), entry)
@@ -398,7 +397,7 @@ def applied_files(head: dict[str, Any]) -> list[str]:
         return list(head["files"])
     location, key = head.get("location") or "", head.get("applied_key") or ""
     if location.startswith("s3://") and key:
-        bucket = location[len("s3://") :].split("/", 1)[0]
+        bucket, _ = split_s3_uri(location)
         return [f"s3://{bucket}/{key}"]
     raise ContractError(
         f"the head record of version {head.get('last_applied_version')} names no applied "
@@ -413,16 +412,16 @@ def statement(
     if not sql_prefix or len(sql.encode()) <= INLINE_SQL_BYTES:
         return {"name": name, "kind": kind, "sql": sql}
     location = f"{sql_prefix}{index:02d}-{name}.sql"
-    bucket, key = parse_s3_uri(location)
+    bucket, key = object_uri(location)
     s3.put_object(Bucket=bucket, Key=key, Body=sql.encode(), ContentType="text/plain")
     return {"name": name, "kind": kind, "sql_location": location}
 
 
-def statement_sql(s3: Any, query: dict[str, Any]) -> str:
+def statement_sql(s3: Any, query: Statement) -> str:
     """The SQL of a planned statement, inline or from S3."""
-    if "sql" in query:
-        return query["sql"]
-    bucket, key = parse_s3_uri(query["sql_location"])
+    if query.sql is not None:
+        return query.sql
+    bucket, key = object_uri(query.sql_location)
     return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
 
 
@@ -434,5 +433,5 @@ def sql_prefix_for(athena_output: str, execution_arn: str) -> str:
     """
     if not athena_output:
         return ""
-    bucket, _ = parse_s3_uri(athena_output)
+    bucket, _ = split_s3_uri(athena_output)
     return f"s3://{bucket}/plans/{execution_arn.rsplit(':', 1)[-1]}/"

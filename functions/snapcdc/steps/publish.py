@@ -58,7 +58,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from snapcdc.aws.aggregation import Aggregate, record_bytes, single_record_bytes
@@ -66,6 +66,7 @@ from snapcdc.aws.result_files import iter_records
 from snapcdc.model.contract import TableSchema
 from snapcdc.model.errors import PublishFailed, ResultFormatError
 from snapcdc.model.limits import KINESIS_RECORD_BYTES
+from snapcdc.model.state import PublishProgress, QueryStatus, Upload
 from snapcdc.sql.queries import OPS
 from snapcdc.steps.consumer import row_key
 
@@ -108,14 +109,14 @@ def ordinals(sent: Iterable[Any]) -> list[int]:
     return out
 
 
-def published_ops(progress: dict[str, Any]) -> int:
+def published_ops(progress: PublishProgress) -> int:
     """Ops Kinesis took so far: the counted batches and the ops ``sent`` of the current one."""
-    return int(progress.get("records", 0)) + len(ordinals(progress.get("sent") or []))
+    return progress.records + len(ordinals(progress.sent))
 
 
-def ops_status(queries: list[dict[str, Any]]) -> dict[str, Any]:
+def ops_status(queries: list[QueryStatus]) -> QueryStatus:
     """The status of the statement whose result holds the ops (kind ``ops``)."""
-    found = [q for q in queries if q.get("kind") == "ops"]
+    found = [q for q in queries if q.kind == "ops"]
     if len(found) != 1:
         raise ResultFormatError(f"expected one ops statement among the queries, found {len(found)}")
     return found[0]
@@ -202,7 +203,7 @@ class Batch:
 
 
 def make_entry(
-    fields: list[str | None], schema: TableSchema, upload: dict[str, Any]
+    fields: list[str | None], schema: TableSchema, upload: Upload
 ) -> tuple[dict[str, Any], str]:
     """The user record (``Data``, ``PartitionKey``) of one result row, and its op. Raises
     PublishFailed when the op cannot fit a Kinesis record even alone."""
@@ -217,20 +218,20 @@ def make_entry(
     key_values = [row[k] for k in schema.key]
     record = {
         "op": op,
-        "tenant": upload["tenant"],
-        "table": upload["table"],
-        "table_id": upload["table_id"],
-        "version": upload["version"],
+        "tenant": upload.tenant,
+        "table": upload.table,
+        "table_id": upload.table_id,
+        "version": upload.version,
         "key": {k: row[k] for k in schema.key},
         "row": row,
-        "source": upload["key"],
+        "source": upload.key,
     }
-    if upload.get("sequencer"):
+    if upload.sequencer:
         # with source, names the upload's registry record (the consumer counts there) and
         # tells a redelivered op from a re-upload of the same version
-        record["sequencer"] = upload["sequencer"]
+        record["sequencer"] = upload.sequencer
     data = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
-    entry = {"Data": data, "PartitionKey": partition_key(upload["table_id"], row_key(key_values))}
+    entry = {"Data": data, "PartitionKey": partition_key(upload.table_id, row_key(key_values))}
     size = record_size(entry)
     if size > MAX_RECORD_BYTES:
         raise PublishFailed(
@@ -314,10 +315,10 @@ def publish_page(
     s3: Any,
     kinesis: Any,
     stream: str,
-    upload: dict[str, Any],
+    upload: Upload,
     schema: TableSchema,
-    queries: list[dict[str, Any]],
-    progress: dict[str, Any],
+    queries: list[QueryStatus],
+    progress: PublishProgress,
     time_left_ms: Callable[[], int],
     *,
     reserve_ms: int,
@@ -325,8 +326,8 @@ def publish_page(
     max_retries: int,
     record_bytes_target: int = 64 * 1024,
     sleep: Callable[[float], None] = time.sleep,
-) -> dict[str, Any]:
-    """Send ops from ``progress['cursor']`` on; return the new progress (cursor, counts, done).
+) -> PublishProgress:
+    """Send ops from ``progress.cursor`` on; return the new progress (cursor, counts, done).
 
     ``record_bytes_target``: how full an aggregated record gets (at most Kinesis' 1 MiB).
     """
@@ -336,15 +337,12 @@ def publish_page(
             f"got {record_bytes_target}"
         )
     status = ops_status(queries)
-    progress = {
-        "cursor": 0, "done": False, "calls": 0, "records": 0, "kinesis_records": 0,
-        "retries": 0, "inserts": 0, "updates": 0, "deletes": 0, "sent": [], **progress,
-    }  # fmt: skip
-    progress["calls"] += 1
-    cursor = progress["cursor"]
-    taken_before = set(ordinals(progress["sent"]))  # ordinals after the cursor Kinesis took
+    progress = replace(progress, sent=list(progress.sent))
+    progress.calls += 1
+    cursor = progress.cursor
+    taken_before = set(ordinals(progress.sent))  # ordinals after the cursor Kinesis took
     shards = open_shards(kinesis, stream)
-    aggregates = int(progress["kinesis_records"])  # turns the shards from where the last left
+    aggregates = progress.kinesis_records  # turns the shards from where the last left
     sent = 0
     ordinal = 0  # of the next row, counted from the cursor
     batch = Batch(start=cursor, end=cursor)
@@ -361,20 +359,21 @@ def publish_page(
             retries, refused = put_records(
                 kinesis, stream, batch.entries, max_retries, sleep, may_wait, batch.shards
             )
-        progress["retries"] += retries
-        progress["kinesis_records"] += len(batch.entries) - len(refused)
+        progress.retries += retries
+        progress.kinesis_records += len(batch.entries) - len(refused)
         still_out = {o for i in refused for o in batch.ordinals[i]}
         sent += batch.ops - len(still_out)
         if refused:
             taken = {*batch.taken, *(o for os in batch.ordinals for o in os)} - still_out
-            progress["cursor"] = batch.start
-            progress["sent"] = ranges(o - batch.first for o in taken)
+            progress.cursor = batch.start
+            progress.sent = ranges(o - batch.first for o in taken)
             return False
-        progress["records"] += batch.ops + len(batch.taken)
-        for op in OPS:
-            progress[f"{op.lower()}s"] += batch.counts[op]
-        progress["cursor"] = batch.end
-        progress["sent"] = []
+        progress.records += batch.ops + len(batch.taken)
+        progress.inserts += batch.counts["INSERT"]
+        progress.updates += batch.counts["UPDATE"]
+        progress.deletes += batch.counts["DELETE"]
+        progress.cursor = batch.end
+        progress.sent = []
         batch = Batch(start=batch.end, first=next_first, end=batch.end)
         return True
 
@@ -387,7 +386,7 @@ def publish_page(
             if not flush(pending.first):
                 return False
             if sent >= max_records or time_left_ms() < reserve_ms:
-                return False  # not done: the next page starts at progress["cursor"]
+                return False  # not done: the next page starts at progress.cursor
         batch.add(pending)
         if pending.aggregate:
             aggregates += 1
@@ -395,7 +394,7 @@ def publish_page(
         return True
 
     expect_header = cursor == 0
-    for fields, end in iter_records(s3, status["output_location"], cursor):
+    for fields, end in iter_records(s3, status.output_location or "", cursor):
         if expect_header:
             _check_header(fields, schema)
             expect_header = False
@@ -423,7 +422,7 @@ def publish_page(
                 flush(ordinal)
             return progress
     if close() and flush(ordinal):
-        progress["done"] = True
+        progress.done = True
     return progress
 
 

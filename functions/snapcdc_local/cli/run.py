@@ -35,6 +35,7 @@ from snapcdc.model.contract import (
     TableConfig,
     parse_export_key,
 )
+from snapcdc.model.events import parse_key_parts
 from snapcdc_local.cli.main import CliError, Command
 
 log = logging.getLogger(__name__)
@@ -177,16 +178,6 @@ class Upload:
         return self.key if self.action == "upload" else f"{self.action} {self.key}"
 
 
-def key_parts(key: str) -> tuple[str, str, str]:
-    """Tenant, table and version of a key, unvalidated (the pipeline validates).
-
-    >>> key_parts("tenant/t/V1/x.csv.gz")
-    ('tenant', 't', 'V1')
-    """
-    parts = key.split("/", 3) + ["", "", ""]
-    return parts[0], parts[1], parts[2]
-
-
 class LocalRun:
     """Drives the uploads through a deployed :class:`~snapcdc_local.emulator.Emulator`."""
 
@@ -237,7 +228,7 @@ class LocalRun:
         if not is_export(key) or self.is_part(key):
             s3.put_object(Bucket=bucket, Key=key, Body=body)
             return None
-        upload = Upload(key, *key_parts(key), started=time.monotonic())
+        upload = Upload(key, *parse_key_parts(key)[:3], started=time.monotonic())
         seen = len(self.aws.events.deliveries)
         s3.put_object(Bucket=bucket, Key=key, Body=body)
         deliveries = [
@@ -267,7 +258,7 @@ class LocalRun:
         resuming = importlib.import_module("snapcdc_local.stack.resume")
         if "StateMachineArn" not in self.outputs:
             raise CliError("the stack has no output StateMachineArn; approve / reject need it")
-        upload = Upload(key, *key_parts(key), action=action, started=time.monotonic())
+        upload = Upload(key, *parse_key_parts(key)[:3], action=action, started=time.monotonic())
         try:
             upload.sequencer = resuming.held_upload(key, self.outputs["RegistryTableName"])[
                 "sequencer"
