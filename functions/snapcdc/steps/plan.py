@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import zlib
 from typing import Any
 
@@ -82,7 +83,8 @@ def read_header(s3: Any, bucket: str, key: str, config: TableConfig) -> list[str
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     text = b""
     start = 0
-    while b"\n" not in text:
+    # \n, \r\n or a lone \r ends a line, as in Athena's line reader (Trino's TextLineReader)
+    while b"\n" not in text and b"\r" not in text:
         if start >= MAX_HEADER_BYTES:
             raise ContractError(f"no header line in the first {MAX_HEADER_BYTES} bytes of {key}")
         end = start + HEADER_RANGE_BYTES - 1
@@ -101,7 +103,7 @@ def read_header(s3: Any, bucket: str, key: str, config: TableConfig) -> list[str
         if len(chunk) < HEADER_RANGE_BYTES or inflater.eof:
             break
         start += len(chunk)
-    first_line = text.split(b"\n", 1)[0].rstrip(b"\r")
+    first_line = re.split(rb"\r\n|\r|\n", text, maxsplit=1)[0]
     if not first_line.strip():
         raise ContractError(
             f"export {key} is empty or starts with a blank line; expected a header row"
@@ -117,7 +119,10 @@ def read_header(s3: Any, bucket: str, key: str, config: TableConfig) -> list[str
         escapechar=config.escape,
         doublequote=config.escape is None,
     )
-    return [name.strip() for name in next(reader)]
+    try:
+        return [name.strip() for name in next(reader)]
+    except csv.Error as exc:
+        raise ContractError(f"cannot read the header row of {key} {line[:80]!r}: {exc}") from None
 
 
 def plan_upload(
@@ -164,7 +169,8 @@ def plan_upload(
         )
     manifest = read_manifest(s3, bucket, ref) if ref.is_manifest else None
     keys = version_parts(s3, bucket, ref, manifest) if manifest else [ref.key]
-    schema = config.resolve(version_header(s3, bucket, keys, config))
+    previous_key = (head or {}).get("schema", {}).get("key") if last else None
+    schema = config.resolve(version_header(s3, bucket, keys, config), previous_key)
     database = glue_database(database_prefix, ref.tenant)
     table = export_table_name(ref.table, ref.version)
     location = f"s3://{bucket}/{ref.version_prefix}"

@@ -49,6 +49,7 @@ from snapcdc.model.contract import (
     validate_name,
 )
 from snapcdc.sql import queries
+from snapcdc.steps import check
 from snapcdc_local.cli.main import CliError, Command
 from snapcdc_local.engine.engine import AthenaEngine, EngineError, mapping_resolver
 from snapcdc_local.engine.opencsv import NO_ESCAPE, split_line
@@ -94,7 +95,8 @@ def diff_files(
             _stage(stage, "NEW", Path(new), "new_export"),
         ]
         engine.execute(queries.create_database(DATABASE))
-        old_schema, new_schema = (_schema(side, config) for side in sides)
+        old_schema = _schema(sides[0], config)
+        new_schema = _schema(sides[1], config, old_schema.key)
         try:  # rendered first: a changed key fails before any file is read
             sql = queries.delta(DATABASE, sides[0].table, old_schema, sides[1].table, new_schema)
         except ContractError as exc:
@@ -178,11 +180,13 @@ def _open_text(path: Path):
 # -- schema, checks, operations -----------------------------------------------------------------
 
 
-def _schema(side: _Export, config: TableConfig) -> TableSchema:
+def _schema(
+    side: _Export, config: TableConfig, previous_key: tuple[str, ...] | None = None
+) -> TableSchema:
     try:
         if not config.header:
-            return config.resolve()
-        return config.resolve(_header_row(side, config))
+            return config.resolve(None, previous_key)
+        return config.resolve(_header_row(side, config), previous_key)
     except ContractError as exc:
         raise CliError(f"{side.role} file {side.path}: {exc}") from None
 
@@ -227,7 +231,7 @@ def _check(engine: AthenaEngine, side: _Export, schema: TableSchema) -> int:
         raise CliError(f"cannot read {side.role} file {side.path}: {exc}") from None
     assert result.rows is not None
     row = dict(zip(result.columns, result.rows[0], strict=True))
-    problems = check_problems(row, schema)
+    problems = check.problems(row, file_name=lambda _: str(side.path))
     if problems:
         raise CliError(f"{side.role} file {side.path}: {'; '.join(problems)}")
     return int(row["row_count"])
@@ -269,8 +273,9 @@ def _run_ops(
         raise CliError(str(exc)) from None
     # The result is Athena's CSV; a second small DuckDB pass counts and rewrites it without
     # Python row loops (the result can have a million rows).
+    # read under positional names: a user's column may be called op too
     names = ["op", *schema.columns]
-    columns = "{" + ", ".join(f"'{_sql_text(n)}': 'VARCHAR'" for n in names) + "}"
+    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(names))) + "}"
     con = duckdb.connect()
     try:
         con.execute(
@@ -279,13 +284,17 @@ def _run_ops(
             "escape = '\"', delim = ',')"
         )
         counts = dict.fromkeys(queries.OPS, 0)
-        for op, n in con.execute("SELECT op, count(*) FROM ops GROUP BY op").fetchall():
+        for op, n in con.execute("SELECT c0, count(*) FROM ops GROUP BY c0").fetchall():
             counts[op] = int(n)
         if out is not None:
             target = Path(out)
             if target.parent and not target.parent.exists():
                 raise CliError(f"cannot write {target}: directory {target.parent} does not exist")
-            con.execute(f"COPY ops TO '{_sql_text(str(target))}' (FORMAT csv, HEADER true)")
+            body = stage / "ops_body.csv"
+            con.execute(f"COPY ops TO '{_sql_text(str(body))}' (FORMAT csv, HEADER false)")
+            with target.open("wb") as dst, body.open("rb") as src:
+                dst.write((",".join(names) + "\n").encode())  # names need no quoting
+                shutil.copyfileobj(src, dst, 1 << 20)
     except duckdb.IOException as exc:
         raise CliError(f"cannot write {out}: {str(exc).splitlines()[0]}") from None
     finally:

@@ -56,6 +56,7 @@ and so does the engine (the data checks then report ragged rows).
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -285,11 +286,14 @@ class AthenaEngine:
                 rows = relation.fetchall()
                 return QueryResult("DML", columns, len(rows), scanned, None, rows)
             out.parent.mkdir(parents=True, exist_ok=True)
-            aliases = ", ".join(ident(c) for c in columns)
-            (count,) = con.execute(
-                f"COPY (SELECT * FROM ({sql}) AS _result({aliases})) TO {literal(str(out))} "
-                "(FORMAT csv, HEADER true, FORCE_QUOTE *, NEW_LINE '\\n')"
-            ).fetchone()
+            if len(set(columns)) == len(columns):
+                aliases = ", ".join(ident(c) for c in columns)
+                (count,) = con.execute(
+                    f"COPY (SELECT * FROM ({sql}) AS _result({aliases})) TO {literal(str(out))} "
+                    "(FORMAT csv, HEADER true, FORCE_QUOTE *, NEW_LINE '\\n')"
+                ).fetchone()
+            else:
+                count = _copy_with_duplicate_names(con, sql, columns, out)
             return QueryResult("DML", columns, int(count), scanned, out, None)
         except duckdb.Error as exc:
             raise EngineError(duckdb_message(exc)) from None
@@ -390,3 +394,25 @@ class AthenaEngine:
             con.execute(f"DROP TABLE IF EXISTS {storage_name(key)}")
         finally:
             con.close()
+
+
+def _copy_with_duplicate_names(
+    con: duckdb.DuckDBPyConnection, sql: str, columns: tuple[str, ...], out: Path
+) -> int:
+    """Write a result whose columns share a name, as Athena does: the header keeps every name
+    (Trino allows duplicate names in a query's output; DuckDB's COPY would rename them ``x_1``),
+    so the body is written under positional names and the header in front of it."""
+    aliases = ", ".join(f"c{i}" for i in range(len(columns)))
+    body = out.with_name(out.name + ".body")
+    try:
+        (count,) = con.execute(
+            f"COPY (SELECT * FROM ({sql}) AS _result({aliases})) TO {literal(str(body))} "
+            "(FORMAT csv, HEADER false, FORCE_QUOTE *, NEW_LINE '\\n')"
+        ).fetchone()
+        with out.open("wb") as dst, body.open("rb") as src:
+            header = ",".join('"' + c.replace('"', '""') + '"' for c in columns) + "\n"
+            dst.write(header.encode("utf-8"))
+            shutil.copyfileobj(src, dst, 1 << 20)
+    finally:
+        body.unlink(missing_ok=True)
+    return int(count)
