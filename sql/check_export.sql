@@ -19,7 +19,11 @@ WITH measured AS (
   SELECT
     *,
     NOT {{ internal.blank | ident }} AND ({% for k in key %}{{ k | ident }} IS NULL OR {{ k | ident }} = ''{% if not loop.last %} OR {% endif %}{% endfor %}) AS {{ internal.empty_key | ident }},
-    NOT {{ internal.blank | ident }} AND ({{ columns[-1] | ident }} IS NULL OR {{ extra_column | ident }} IS NOT NULL) AS {{ internal.ragged | ident }}
+    NOT {{ internal.blank | ident }} AND ({{ columns[-1] | ident }} IS NULL OR {{ extra_column | ident }} IS NOT NULL) AS {{ internal.ragged | ident }},
+    {# the fields Athena read from a bad row (missing ones are NULL, and only ever at the end) #}
+    CASE WHEN NOT {{ internal.blank | ident }} AND ({{ columns[-1] | ident }} IS NULL OR {{ extra_column | ident }} IS NOT NULL{% for k in key %} OR {{ k | ident }} IS NULL OR {{ k | ident }} = ''{% endfor %}) THEN
+      filter(ARRAY[{% for c in columns %}{{ c | ident }}, {% endfor %}{{ extra_column | ident }}], x -> x IS NOT NULL)
+    END AS {{ internal.fields | ident }}
   FROM (
   SELECT
     {% for c in columns %}{{ c | ident }}, {% endfor %}{{ extra_column | ident }},
@@ -43,11 +47,11 @@ rows_checked AS (
     count_if({{ internal.ragged | ident }}) AS ragged_rows,
     count_if({{ internal.blank | ident }}) AS blank_lines,
     min(CASE WHEN {{ internal.blank | ident }} THEN {{ internal.path | ident }} END) AS blank_file,
-    min(CASE WHEN {{ internal.ragged | ident }} THEN {{ internal.fields | ident }} END) AS ragged_sample,
-    min_by({{ internal.field_count | ident }}, CASE WHEN {{ internal.ragged | ident }} THEN {{ internal.fields | ident }} END) AS ragged_sample_fields,
-    min_by({{ internal.path | ident }}, CASE WHEN {{ internal.ragged | ident }} THEN {{ internal.fields | ident }} END) AS ragged_file,
-    min(CASE WHEN {{ internal.empty_key | ident }} THEN {{ internal.fields | ident }} END) AS empty_key_sample,
-    min_by({{ internal.path | ident }}, CASE WHEN {{ internal.empty_key | ident }} THEN {{ internal.fields | ident }} END) AS empty_key_file,
+    min(CASE WHEN {{ internal.ragged | ident }} THEN {{ internal.sample | ident }} END) AS ragged_sample,
+    min_by({{ internal.field_count | ident }}, CASE WHEN {{ internal.ragged | ident }} THEN {{ internal.sample | ident }} END) AS ragged_sample_fields,
+    min_by({{ internal.path | ident }}, CASE WHEN {{ internal.ragged | ident }} THEN {{ internal.sample | ident }} END) AS ragged_file,
+    min(CASE WHEN {{ internal.empty_key | ident }} THEN {{ internal.sample | ident }} END) AS empty_key_sample,
+    min_by({{ internal.path | ident }}, CASE WHEN {{ internal.empty_key | ident }} THEN {{ internal.sample | ident }} END) AS empty_key_file,
 {% if size_limits %}
     max({{ internal.item_bytes | ident }}) AS largest_item_bytes,
     max_by({{ internal.key_text | ident }}, {{ internal.item_bytes | ident }}) AS largest_item_key,
@@ -68,11 +72,9 @@ rows_checked AS (
   SELECT
     *,
     CASE WHEN {{ internal.ragged | ident }} OR {{ internal.empty_key | ident }} THEN
-      substr(concat_ws(', '{% for c in columns %}, '"' || {{ c | ident }} || '"'{% endfor %}, '"' || {{ extra_column | ident }} || '"'), 1, 200)
-    END AS {{ internal.fields | ident }},
-    CASE WHEN {{ internal.ragged | ident }} THEN
-      {% for c in columns %}(CASE WHEN {{ c | ident }} IS NULL THEN 0 ELSE 1 END) + {% endfor %}(CASE WHEN {{ extra_column | ident }} IS NULL THEN 0 ELSE 1 END)
-    END AS {{ internal.field_count | ident }},
+      substr(array_join(transform({{ internal.fields | ident }}, x -> '"' || x || '"'), ', '), 1, 200)
+    END AS {{ internal.sample | ident }},
+    cardinality({{ internal.fields | ident }}) AS {{ internal.field_count | ident }},
     {{ item_overhead }} + {{ internal.row_bytes | ident }} + 2 * {{ internal.key_bytes | ident }}{% if key | length > 1 %}
 
       + 2 * (CASE WHEN {{ item_overhead }} + {{ internal.row_bytes | ident }} + 12 * {{ internal.key_bytes | ident }} > {{ item_limit }}
