@@ -7,7 +7,10 @@
   more than one column, or the rest of a quoted field a line break cut: OpenCSVSerde makes such
   a line a row of NULLs), which the other checks leave out. Athena gives no line numbers, so
   each kind of bad row comes with a sample: the "$path" of the object holding one, and for
-  ragged rows and empty keys the fields Athena read from it, quoted, and their count.
+  ragged rows and empty keys the fields Athena read from it, quoted, and their count (Trino's
+  filter, transform, array_join, cardinality: https://trino.io/docs/current/functions/array.html;
+  OpenCSVSerDe cannot hold a line break in a quoted value:
+  https://docs.aws.amazon.com/athena/latest/ug/csv-serde.html).
   For the largest row by each AWS size limit, an upper bound of its size
   in UTF-8 bytes and its key: the target item (DynamoDB counts names and values), the Kinesis
   record (JSON data + partition key) and the item's partition key. *_overhead is what every row
