@@ -21,10 +21,10 @@
 WITH measured AS (
   SELECT
     *,
-    NOT {{ internal.blank | ident }} AND ({% for k in key %}{{ k | ident }} IS NULL OR {{ k | ident }} = ''{% if not loop.last %} OR {% endif %}{% endfor %}) AS {{ internal.empty_key | ident }},
-    NOT {{ internal.blank | ident }} AND ({{ columns[-1] | ident }} IS NULL OR {{ extra_column | ident }} IS NOT NULL) AS {{ internal.ragged | ident }},
+    {{ internal.suspect | ident }} AND NOT {{ internal.blank | ident }} AND ({% for k in key %}{{ k | ident }} IS NULL OR {{ k | ident }} = ''{% if not loop.last %} OR {% endif %}{% endfor %}) AS {{ internal.empty_key | ident }},
+    {{ internal.suspect | ident }} AND NOT {{ internal.blank | ident }} AND ({{ columns[-1] | ident }} IS NULL OR {{ extra_column | ident }} IS NOT NULL) AS {{ internal.ragged | ident }},
     {# the fields Athena read from a bad row (missing ones are NULL, and only ever at the end) #}
-    CASE WHEN NOT {{ internal.blank | ident }} AND ({{ columns[-1] | ident }} IS NULL OR {{ extra_column | ident }} IS NOT NULL{% for k in key %} OR {{ k | ident }} IS NULL OR {{ k | ident }} = ''{% endfor %}) THEN
+    CASE WHEN {{ internal.suspect | ident }} AND NOT {{ internal.blank | ident }} THEN
       filter(ARRAY[{% for c in columns %}{{ c | ident }}, {% endfor %}{{ extra_column | ident }}], x -> x IS NOT NULL)
     END AS {{ internal.fields | ident }}
   FROM (
@@ -33,10 +33,12 @@ WITH measured AS (
     ({% for c in columns %}coalesce(length(to_utf8({{ c | ident }})), 0){% if not loop.last %} + {% endif %}{% endfor %}) AS {{ internal.row_bytes | ident }},
     ({% for k in key %}coalesce(length(to_utf8({{ k | ident }})), 0){% if not loop.last %} + {% endif %}{% endfor %}) AS {{ internal.key_bytes | ident }},
     ({% if key | length == 1 %}{{ key[0] | ident }}{% else %}concat_ws('|'{% for k in key %}, {{ k | ident }}{% endfor %}){% endif %}) AS {{ internal.key_text | ident }},
-    ({% if columns | length > 1 %}({{ columns[0] | ident }} IS NULL OR regexp_like({{ columns[0] | ident }}, '^[ \t]*$'))
+    {# the rows the data checks look at more closely; all others pass them (cheap to tell) #}
+    ({% for k in key %}{{ k | ident }} IS NULL OR {{ k | ident }} = ''{% if not loop.last %} OR {% endif %}{% endfor %} OR {{ columns[-1] | ident }} IS NULL OR {{ extra_column | ident }} IS NOT NULL) AS {{ internal.suspect | ident }},
+    CASE WHEN {% for k in key %}{{ k | ident }} IS NULL OR {{ k | ident }} = ''{% if not loop.last %} OR {% endif %}{% endfor %} OR {{ columns[-1] | ident }} IS NULL OR {{ extra_column | ident }} IS NOT NULL THEN ({% if columns | length > 1 %}({{ columns[0] | ident }} IS NULL OR regexp_like({{ columns[0] | ident }}, '^[ \t]*$'))
       AND coalesce({% for c in columns[1:] %}{{ c | ident }}, {% endfor %}{{ extra_column | ident }}) IS NULL
-    {%- else %}{{ columns[0] | ident }} IS NULL AND {{ extra_column | ident }} IS NULL{% endif %}) AS {{ internal.blank | ident }},
-    "$path" AS {{ internal.path | ident }}
+    {%- else %}{{ columns[0] | ident }} IS NULL AND {{ extra_column | ident }} IS NULL{% endif %}) ELSE false END AS {{ internal.blank | ident }},
+    CASE WHEN {% for k in key %}{{ k | ident }} IS NULL OR {{ k | ident }} = ''{% if not loop.last %} OR {% endif %}{% endfor %} OR {{ columns[-1] | ident }} IS NULL OR {{ extra_column | ident }} IS NOT NULL THEN "$path" END AS {{ internal.path | ident }}
   FROM {{ database | ident }}.{{ table | ident }}
   {% if files %}
   WHERE "$path" IN ({% for f in files %}{{ f | literal }}{% if not loop.last %}, {% endif %}{% endfor %})
@@ -46,15 +48,6 @@ WITH measured AS (
 rows_checked AS (
   SELECT
     count(*) AS row_count,
-    count_if({{ internal.empty_key | ident }}) AS empty_keys,
-    count_if({{ internal.ragged | ident }}) AS ragged_rows,
-    count_if({{ internal.blank | ident }}) AS blank_lines,
-    min(CASE WHEN {{ internal.blank | ident }} THEN {{ internal.path | ident }} END) AS blank_file,
-    min(CASE WHEN {{ internal.ragged | ident }} THEN {{ internal.sample | ident }} END) AS ragged_sample,
-    min_by({{ internal.field_count | ident }}, CASE WHEN {{ internal.ragged | ident }} THEN {{ internal.sample | ident }} END) AS ragged_sample_fields,
-    min_by({{ internal.path | ident }}, CASE WHEN {{ internal.ragged | ident }} THEN {{ internal.sample | ident }} END) AS ragged_file,
-    min(CASE WHEN {{ internal.empty_key | ident }} THEN {{ internal.sample | ident }} END) AS empty_key_sample,
-    min_by({{ internal.path | ident }}, CASE WHEN {{ internal.empty_key | ident }} THEN {{ internal.sample | ident }} END) AS empty_key_file,
 {% if size_limits %}
     max({{ internal.item_bytes | ident }}) AS largest_item_bytes,
     max_by({{ internal.key_text | ident }}, {{ internal.item_bytes | ident }}) AS largest_item_key,
@@ -74,10 +67,6 @@ rows_checked AS (
   FROM (
   SELECT
     *,
-    CASE WHEN {{ internal.ragged | ident }} OR {{ internal.empty_key | ident }} THEN
-      substr(array_join(transform({{ internal.fields | ident }}, x -> '"' || x || '"'), ', '), 1, 200)
-    END AS {{ internal.sample | ident }},
-    cardinality({{ internal.fields | ident }}) AS {{ internal.field_count | ident }},
     {{ item_overhead }} + {{ internal.row_bytes | ident }} + 2 * {{ internal.key_bytes | ident }}{% if key | length > 1 %}
 
       + 2 * (CASE WHEN {{ item_overhead }} + {{ internal.row_bytes | ident }} + 12 * {{ internal.key_bytes | ident }} > {{ item_limit }}
@@ -96,11 +85,34 @@ rows_checked AS (
   FROM measured
   ) AS sized
 ),
+bad_rows AS (
+  {# only the rows that fail a data check: their samples cost nothing on a clean export #}
+  SELECT
+    count_if({{ internal.empty_key | ident }}) AS empty_keys,
+    count_if({{ internal.ragged | ident }}) AS ragged_rows,
+    count_if({{ internal.blank | ident }}) AS blank_lines,
+    min(CASE WHEN {{ internal.blank | ident }} THEN {{ internal.path | ident }} END) AS blank_file,
+    min(CASE WHEN {{ internal.ragged | ident }} THEN {{ internal.sample | ident }} END) AS ragged_sample,
+    min_by({{ internal.field_count | ident }}, CASE WHEN {{ internal.ragged | ident }} THEN {{ internal.sample | ident }} END) AS ragged_sample_fields,
+    min_by({{ internal.path | ident }}, CASE WHEN {{ internal.ragged | ident }} THEN {{ internal.sample | ident }} END) AS ragged_file,
+    min(CASE WHEN {{ internal.empty_key | ident }} THEN {{ internal.sample | ident }} END) AS empty_key_sample,
+    min_by({{ internal.path | ident }}, CASE WHEN {{ internal.empty_key | ident }} THEN {{ internal.sample | ident }} END) AS empty_key_file
+  FROM (
+  SELECT
+    *,
+    CASE WHEN {{ internal.ragged | ident }} OR {{ internal.empty_key | ident }} THEN
+      substr(array_join(transform({{ internal.fields | ident }}, x -> '"' || x || '"'), ', '), 1, 200)
+    END AS {{ internal.sample | ident }},
+    cardinality({{ internal.fields | ident }}) AS {{ internal.field_count | ident }}
+  FROM measured
+  WHERE {{ internal.suspect | ident }}
+  ) AS bad
+),
 duplicated AS (
-  SELECT {{ internal.key_text | ident }} AS key_text
+  SELECT {% if key | length == 1 %}{{ key[0] | ident }}{% else %}concat_ws('|'{% for k in key %}, {{ k | ident }}{% endfor %}){% endif %} AS key_text
   FROM measured
   WHERE NOT {{ internal.blank | ident }}
-  GROUP BY {% for k in key %}{{ k | ident }}, {% endfor %}{{ internal.key_text | ident }}
+  GROUP BY {% for k in key %}{{ k | ident }}{% if not loop.last %}, {% endif %}{% endfor %}
 
   HAVING count(*) > 1
 ),
@@ -116,21 +128,22 @@ SELECT
   r.row_count,
   d.duplicate_keys,
   d.duplicate_sample,
-  r.empty_keys,
-  r.ragged_rows,
+  b.empty_keys,
+  b.ragged_rows,
   r.largest_item_bytes,
   r.largest_item_key,
   r.largest_record_bytes,
   r.largest_record_key,
   r.largest_pk_bytes,
   r.largest_pk_key,
-  r.blank_lines,
-  r.blank_file,
-  r.ragged_sample,
-  r.ragged_sample_fields,
+  b.blank_lines,
+  b.blank_file,
+  b.ragged_sample,
+  b.ragged_sample_fields,
   {{ columns | length }} AS declared_fields,
-  r.ragged_file,
-  r.empty_key_sample,
-  r.empty_key_file
+  b.ragged_file,
+  b.empty_key_sample,
+  b.empty_key_file
 FROM rows_checked AS r
 CROSS JOIN duplicates AS d
+CROSS JOIN bad_rows AS b

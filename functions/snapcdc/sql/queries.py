@@ -31,7 +31,8 @@ from snapcdc.sql.render import S3_URI_RE, render
 INTERNAL_PREFIX = "_snapcdc_"
 INTERNAL_NAMES = (
     "extra", "side", "row_bytes", "key_bytes", "key_text", "item_bytes", "record_bytes",
-    "pk_bytes", "blank", "empty_key", "ragged", "path", "fields", "sample", "field_count",
+    "pk_bytes", "suspect", "blank", "empty_key", "ragged", "path", "fields", "sample",
+    "field_count",
 )  # fmt: skip
 # Every export table gets one more column than the file declares: OpenCSVSerde drops fields
 # past the last column silently, so a row with too many fields shows up as a value here.

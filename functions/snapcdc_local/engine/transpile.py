@@ -19,7 +19,7 @@ def to_duckdb(query: exp.Query, database: str, *, with_path_column: bool) -> str
     if with_path_column:
         query = with_path(query, database)
     try:
-        return query.transform(utf8_length).sql(dialect="duckdb")
+        return query.transform(utf8_length).transform(count_if).sql(dialect="duckdb")
     except sqlglot.errors.SqlglotError as exc:
         raise EngineError(f"NOT_SUPPORTED: {exc}") from None
 
@@ -90,6 +90,18 @@ def utf8_length(node: exp.Expression) -> exp.Expression:
     """
     if isinstance(node, exp.Length) and isinstance(node.this, exp.Encode):
         return exp.Anonymous(this="OCTET_LENGTH", expressions=[node.this.copy()])
+    return node
+
+
+def count_if(node: exp.Expression) -> exp.Expression:
+    """Trino's ``count_if(x)`` as ``count(CASE WHEN x THEN 1 END)``, the equivalent its docs give.
+
+    Over no rows Trino's count_if is 0 (it is one of the aggregates that do not return null for
+    no input, https://trino.io/docs/current/functions/aggregate.html); DuckDB's is NULL.
+    """
+    if isinstance(node, exp.CountIf) and not isinstance(node.this, exp.Distinct):
+        case = exp.Case(ifs=[exp.If(this=node.this.copy(), true=exp.Literal.number(1))])
+        return exp.Count(this=case)
     return node
 
 
