@@ -12,26 +12,26 @@
 -#}
 SELECT
   CASE
-    WHEN p._snapcdc_side IS NULL THEN 'INSERT'
-    WHEN n._snapcdc_side IS NULL THEN 'DELETE'
+    WHEN p.{{ internal.side | ident }} IS NULL THEN 'INSERT'
+    WHEN n.{{ internal.side | ident }} IS NULL THEN 'DELETE'
     ELSE 'UPDATE'
   END AS op,
 {% for prev_name, new_name in output %}
   {% if prev_name is none %}
   n.{{ new_name | ident }}{% if not loop.last %},{% endif +%}
   {% else %}
-  CASE WHEN n._snapcdc_side IS NULL THEN p.{{ prev_name | ident }} ELSE n.{{ new_name | ident }} END AS {{ new_name | ident }}{% if not loop.last %},{% endif +%}
+  CASE WHEN n.{{ internal.side | ident }} IS NULL THEN p.{{ prev_name | ident }} ELSE n.{{ new_name | ident }} END AS {{ new_name | ident }}{% if not loop.last %},{% endif +%}
   {% endif %}
 {% endfor %}
 FROM (
-  SELECT {% for name in prev_columns %}{{ name | ident }}, {% endfor %}1 AS _snapcdc_side
+  SELECT {% for name in prev_columns %}{{ name | ident }}, {% endfor %}1 AS {{ internal.side | ident }}
   FROM {{ database | ident }}.{{ prev_table | ident }}
   {% if prev_files %}
   WHERE "$path" IN ({% for f in prev_files %}{{ f | literal }}{% if not loop.last %}, {% endif %}{% endfor %})
   {% endif %}
 ) AS p
 FULL OUTER JOIN (
-  SELECT {% for name in new_columns %}{{ name | ident }}, {% endfor %}1 AS _snapcdc_side
+  SELECT {% for name in new_columns %}{{ name | ident }}, {% endfor %}1 AS {{ internal.side | ident }}
   FROM {{ database | ident }}.{{ new_table | ident }}
   {% if new_files %}
   WHERE "$path" IN ({% for f in new_files %}{{ f | literal }}{% if not loop.last %}, {% endif %}{% endfor %})
@@ -42,8 +42,8 @@ FULL OUTER JOIN (
 {% if respelled %}
 {# a column's spelling changed: every kept row is an UPDATE #}
 {% else %}
-WHERE p._snapcdc_side IS NULL
-  OR n._snapcdc_side IS NULL
+WHERE p.{{ internal.side | ident }} IS NULL
+  OR n.{{ internal.side | ident }} IS NULL
 {% for prev_name, new_name in compared %}
   OR {% if prev_name is none %}NULL{% else %}p.{{ prev_name | ident }}{% endif %} IS DISTINCT FROM {% if new_name is none %}NULL{% else %}n.{{ new_name | ident }}{% endif %}
 

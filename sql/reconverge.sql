@@ -10,13 +10,13 @@
   Every side reads exactly its own files ("$path").
 -#}
 WITH n AS (
-  SELECT {% for name in new_columns %}{{ name | ident }}, {% endfor %}1 AS _snapcdc_side
+  SELECT {% for name in new_columns %}{{ name | ident }}, {% endfor %}1 AS {{ internal.side | ident }}
   FROM {{ database | ident }}.{{ new_table | ident }}
   WHERE "$path" IN ({% for f in new_files %}{{ f | literal }}{% if not loop.last %}, {% endif %}{% endfor %})
 ),
 {% if previous %}
 p AS (
-  SELECT {% for name in previous.columns %}{{ name | ident }}, {% endfor %}1 AS _snapcdc_side
+  SELECT {% for name in previous.columns %}{{ name | ident }}, {% endfor %}1 AS {{ internal.side | ident }}
   FROM {{ database | ident }}.{{ previous.table | ident }}
   WHERE "$path" IN ({% for f in previous.files %}{{ f | literal }}{% if not loop.last %}, {% endif %}{% endfor %})
 ),
@@ -39,7 +39,7 @@ gone AS (
 {% endfor %}
 )
 SELECT
-  {% if previous %}CASE WHEN p._snapcdc_side IS NULL THEN 'INSERT' ELSE 'UPDATE' END{% else %}'INSERT'{% endif %} AS op,
+  {% if previous %}CASE WHEN p.{{ internal.side | ident }} IS NULL THEN 'INSERT' ELSE 'UPDATE' END{% else %}'INSERT'{% endif %} AS op,
 {% for name in new_columns %}
   n.{{ name | ident }}{% if not loop.last %},{% endif +%}
 {% endfor %}

@@ -145,31 +145,32 @@ BAD_GZIP = b"\x1f\x8b\x08\x00" + b"this is not deflate data" * 4
 @pytest.mark.parametrize(
     "old,new,extra,message",
     [
-        # the pipeline's FAILED reason, in its words (snapcdc.steps.check)
         (
             "id,v\n1,a\n",
             "id,v\n1,a\n1,b\n",
             [],
-            "NEW file {new}: export check failed: 1 duplicate key(s), e.g. 1\n",
+            "NEW file {new}: export check failed: 1 duplicate key(s), e.g. 1",
         ),
         (
             "id,v\n,a\n2,b\n",
             "id,v\n1,a\n",
             [],
-            "OLD file {old}: export check failed: 1 row(s) with an empty key\n",
+            "OLD file {old}: export check failed: "
+            '1 row(s) with an empty key, e.g. "", "a" in {old}',
         ),
         (
             "id,v\n1,a\n",
             "id,v\n1\n2,b,c\n",
             [],
-            "NEW file {new}: export check failed: 2 row(s) with a wrong number of fields\n",
+            "NEW file {new}: export check failed: 2 row(s) with a wrong number of fields, "
+            'e.g. "1" (1 of 2 fields) in {new}; a value holding a line break splits its row',
         ),
-        (
+        (  # the example: both problems, in the pipeline's words and order
             "id,v\n1,a\n",
             "id,v\n1,a\n1,b\n2\n",
             [],
             "NEW file {new}: export check failed: 1 duplicate key(s), e.g. 1; "
-            "1 row(s) with a wrong number of fields\n",
+            "1 row(s) with a wrong number of fields",
         ),
         (
             "id,v\n1,a\n",
@@ -179,9 +180,10 @@ BAD_GZIP = b"\x1f\x8b\x08\x00" + b"this is not deflate data" * 4
         ),
         (
             "id,v\n1,a\n",
-            "v,id\na,1\n",
+            "v,w\na,1\n",
             [],
-            "OLD and NEW cannot be compared: key changed from ['id'] to ['v']",
+            "OLD and NEW cannot be compared: key changed from ['id'] to ['v']: the target holds "
+            "the table's rows by key",
         ),
         (
             "id,v\n1,a\n",

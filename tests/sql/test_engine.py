@@ -14,7 +14,7 @@ import pytest
 
 from snapcdc.model.contract import TableConfig
 from snapcdc.sql import queries
-from snapcdc_local.engine import engine as engine_module
+from snapcdc_local.engine import duckdb_reader as engine_module
 from snapcdc_local.engine.engine import AthenaEngine, EngineError, read_athena_csv
 from snapcdc_local.engine.opencsv import NO_ESCAPE, split_line
 

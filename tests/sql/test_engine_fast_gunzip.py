@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from snapcdc_local.engine import engine as engine_module
+from snapcdc_local.engine import duckdb_reader as engine_module
 from snapcdc_local.engine.engine import AthenaEngine, EngineError, mapping_resolver
 
 pytest.importorskip("isal")

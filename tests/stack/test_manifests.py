@@ -139,7 +139,7 @@ def test_parts_with_different_header_rows_fail_naming_the_part(aws):
 
 def test_a_rows_total_that_does_not_match_fails_the_check_with_both_numbers(aws):
     body = ",".join(f'"{c}"' for c in CHECK_COLUMNS) + "\n"
-    body += '"3","0",,"0","0","420","PK1","1950","PK1","131","PK1"\n'
+    body += '"3","0",,"0","0","420","PK1","1950","PK1","131","PK1","0",,,,"2",,,\n'
     aws.s3.put_object(Bucket="results", Key="athena/check.csv", Body=body.encode())
     status = {"name": "check_export", "kind": "check", "query_id": "q1",
               "output_location": "s3://results/athena/check.csv"}  # fmt: skip

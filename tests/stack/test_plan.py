@@ -100,7 +100,7 @@ def test_delta_recreates_the_previous_table_from_the_head(aws):
         in delta
     )
     check = result["queries"][4]["sql"]
-    assert check.count("'s3://imports/tenant/test_table/20201230_V0002/export2.csv.gz'") == 2
+    assert check.count("'s3://imports/tenant/test_table/20201230_V0002/export2.csv.gz'") == 1
 
 
 def test_head_without_files_reads_its_applied_key(aws):

@@ -218,7 +218,8 @@ class AthenaResults:
         if "duplicate_keys" in sql:
             header = ",".join(f'"{c}"' for c in CHECK_COLUMNS)
             sizes = ',"420","PK1","1950","PK1","131","PK1"'  # the largest row fits AWS's limits
-            body = (header + "\n" + self.check_row + sizes + "\n").encode()
+            clean = ',"0",,,,"2",,,'  # no line without fields, no samples of bad rows
+            body = (header + "\n" + self.check_row + sizes + clean + "\n").encode()
         elif "AS op" in sql:
             body = self.ops_csv
         else:

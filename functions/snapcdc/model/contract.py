@@ -29,8 +29,12 @@ NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
 # (lowercased), so only letters, digits and underscores.
 VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_]{0,63}")
 # Column names as they appear in a header or config. Athena folds them to lowercase, so two
-# columns differing only in case are rejected as duplicates.
-COLUMN_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+# columns differing only in case are rejected as duplicates. At most 255 characters (bytes: the
+# names are ASCII), Glue's limit for a column name
+# (https://docs.aws.amazon.com/glue/latest/webapi/API_Column.html,
+# https://docs.aws.amazon.com/athena/latest/ug/tables-databases-columns-names.html).
+MAX_COLUMN_CHARS = 255
+COLUMN_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Glue database and table names we derive (prefix + tenant, table + version).
 GLUE_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,254}")
 # The file part of an export key.
@@ -79,7 +83,14 @@ def validate_column(value: Any) -> str:
     >>> validate_column("COL_1")
     'COL_1'
     """
-    return _check(COLUMN_RE, value, "column", "letters, digits and '_', not starting with a digit")
+    _check(COLUMN_RE, value, "column", "letters, digits and '_', not starting with a digit")
+    if len(value) > MAX_COLUMN_CHARS:
+        raise ContractError(
+            f"column name {value[:40]}… is too long: {len(value)} characters, at most "
+            f"{MAX_COLUMN_CHARS} (Glue's limit for a column name, "
+            "https://docs.aws.amazon.com/glue/latest/webapi/API_Column.html)"
+        )
+    return value
 
 
 def validate_columns(columns: Any, what: str = "columns") -> tuple[str, ...]:
@@ -181,7 +192,8 @@ class TableConfig:
       header row and no ``columns``, the header names the columns; with ``columns``, the header
       row is only checked to have as many fields and the columns take the configured names
       (so a header such as ``Contact Phone`` or ``e-mail`` can be loaded).
-    - ``key``: key columns (composite keys allowed); default: the first column.
+    - ``key``: key columns (composite keys allowed); default: the key of the version applied
+      before when the export still has its columns, else the first column.
     - ``delimiter`` (default ``,``), ``quote`` (default ``"``), ``escape`` (default none: a
       quote inside a quoted field is doubled), each a single character.
     - ``header`` (default true): the first line of each file names the columns.
@@ -290,8 +302,20 @@ class TableConfig:
             "allow_empty": self.allow_empty,
         }
 
-    def resolve(self, header_columns: list[str] | tuple[str, ...] | None = None) -> TableSchema:
-        """Combine the configuration with the export's header row (if any) into a schema."""
+    def resolve(
+        self,
+        header_columns: list[str] | tuple[str, ...] | None = None,
+        previous_key: tuple[str, ...] | list[str] | None = None,
+    ) -> TableSchema:
+        """Combine the configuration with the export's header row (if any) into a schema.
+
+        Without a configured ``key``, the key is ``previous_key`` (the key of the version applied
+        before) when the export still has those columns, so reordering a headered export's
+        columns keeps its key; else the first column.
+
+        >>> TableConfig().resolve(["name", "id"], previous_key=("id",)).key
+        ('id',)
+        """
         if self.header:
             if header_columns is None:
                 raise ContractError("the table has a header row but none was read")
@@ -299,7 +323,7 @@ class TableConfig:
         else:
             assert self.columns is not None  # enforced in __post_init__
             columns = self.columns
-        key = self.key or (columns[0],)
+        key = self.key or _still_present(previous_key, columns) or (columns[0],)
         return TableSchema(columns=columns, key=check_key(key, columns))
 
     def _header_columns(self, header: list[str]) -> tuple[str, ...]:
@@ -320,6 +344,15 @@ class TableConfig:
                 f'{TABLE_CONFIG_FILE}, e.g. {{"columns": [...]}} with one legal name per '
                 "header field: the header row is then skipped after checking its field count"
             ) from None
+
+
+def _still_present(
+    key: tuple[str, ...] | list[str] | None, columns: tuple[str, ...]
+) -> tuple[str, ...] | None:
+    folded = {c.lower() for c in columns}
+    if key and all(k.lower() in folded for k in key):
+        return tuple(key)
+    return None
 
 
 def check_key(key: tuple[str, ...], columns: tuple[str, ...]) -> tuple[str, ...]:

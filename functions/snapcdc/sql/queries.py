@@ -6,7 +6,8 @@ rendered SQL is what Athena runs in AWS and what the embedded DuckDB engine runs
 Result shapes (what readers of the result CSV rely on):
 
 - ``check_export``: one row ``row_count, duplicate_keys, duplicate_sample, empty_keys,
-  ragged_rows`` and, per AWS size limit, ``largest_*_bytes, largest_*_key`` (``CHECK_COLUMNS``).
+  ragged_rows``, per AWS size limit ``largest_*_bytes, largest_*_key``, then ``blank_lines`` and
+  a sample of each kind of bad row with the object it is in (``CHECK_COLUMNS``).
 - ``delta``, ``reconverge`` and ``first_load``: ``op`` (INSERT / UPDATE / DELETE) then the new
   version's columns in file order; DELETE rows carry the old row's values.
 
@@ -16,16 +17,26 @@ DROP TABLE IF EXISTS `snapcdc_tenant`.`test_table__v1`
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from snapcdc.model.contract import ContractError, TableConfig, TableSchema
+from snapcdc.model.contract import TABLE_CONFIG_FILE, ContractError, TableConfig, TableSchema
 from snapcdc.model.contract import validate_glue_name as validate_name
 from snapcdc.sql.render import S3_URI_RE, render
 
+# The pipeline's own column names in a statement (the extra column, the sizes the check measures,
+# the side markers of a join) start with this prefix, lengthened with '_' until no user column of
+# the statement starts with it: a user's column, whatever its name, never collides with one.
+INTERNAL_PREFIX = "_snapcdc_"
+INTERNAL_NAMES = (
+    "extra", "side", "row_bytes", "key_bytes", "key_text", "item_bytes", "record_bytes",
+    "pk_bytes", "suspect", "blank", "empty_key", "ragged", "path", "fields", "sample",
+    "field_count",
+)  # fmt: skip
 # Every export table gets one more column than the file declares: OpenCSVSerde drops fields
 # past the last column silently, so a row with too many fields shows up as a value here.
-EXTRA_COLUMN = "_snapcdc_extra"
+EXTRA_COLUMN = INTERNAL_PREFIX + "extra"
 
 CHECK_COLUMNS = (
     "row_count",
@@ -40,8 +51,35 @@ CHECK_COLUMNS = (
     "largest_record_key",
     "largest_pk_bytes",
     "largest_pk_key",
+    # bad rows the other checks leave out, and where a sample of each kind of bad row is
+    "blank_lines",
+    "blank_file",
+    "ragged_sample",
+    "ragged_sample_fields",
+    "declared_fields",
+    "ragged_file",
+    "empty_key_sample",
+    "empty_key_file",
 )
 OPS = ("INSERT", "UPDATE", "DELETE")
+
+
+def internal_names(*column_lists: Sequence[str]) -> dict[str, str]:
+    """The pipeline's own column names for a statement over these columns (INTERNAL_PREFIX).
+
+    >>> internal_names(["id", "_snapcdc_extra"])["extra"]
+    '__snapcdc_extra'
+    """
+    folded = {c.lower() for columns in column_lists for c in columns}
+    prefix = INTERNAL_PREFIX
+    while any(name.startswith(prefix) for name in folded):
+        prefix = "_" + prefix
+    return {name: prefix + name for name in INTERNAL_NAMES}
+
+
+def extra_column(columns: Sequence[str]) -> str:
+    """The export table's extra column (see EXTRA_COLUMN), named apart from ``columns``."""
+    return internal_names(columns)["extra"]
 
 
 def create_database(database: str) -> str:
@@ -64,7 +102,7 @@ def create_export_table(
         database=validate_name(database, "database"),
         table=validate_name(table, "table"),
         columns=list(columns),
-        extra_column=EXTRA_COLUMN,
+        extra_column=extra_column(columns),
         location=location,
         delimiter=config.delimiter,
         quote=config.quote,
@@ -109,7 +147,8 @@ def check_export(
         table=validate_name(table, "table"),
         columns=list(schema.columns),
         key=list(schema.key),
-        extra_column=EXTRA_COLUMN,
+        extra_column=extra_column(schema.columns),
+        internal=internal_names(schema.columns),
         files=object_uris(files),
         item_overhead=overheads.item,
         item_limit=limits.DYNAMODB_ITEM_BYTES,
@@ -143,6 +182,7 @@ def delta(
         new_columns=list(new.columns),
         prev_files=object_uris(prev_files),
         new_files=object_uris(new_files),
+        internal=internal_names(prev.columns, new.columns),
         **delta_columns(prev, new),
     )
 
@@ -161,7 +201,13 @@ def delta_columns(prev: TableSchema, new: TableSchema) -> dict[str, object]:
     the new export's names instead of mixing both.
     """
     if [k.lower() for k in prev.key] != [k.lower() for k in new.key]:
-        raise ContractError(f"key changed from {list(prev.key)} to {list(new.key)}")
+        raise ContractError(
+            f"key changed from {list(prev.key)} to {list(new.key)}: the target holds the "
+            f"table's rows by key, so every version keeps the key of the version before; to "
+            f"load this export, give it the key column(s) {list(prev.key)} "
+            f'(or set "key": {json.dumps(list(prev.key))} in the table\'s {TABLE_CONFIG_FILE}) '
+            "and upload it again"
+        )
     prev_by = {c.lower(): c for c in prev.columns}
     new_by = {c.lower(): c for c in new.columns}
     keys = {k.lower() for k in new.key}
@@ -227,6 +273,9 @@ def reconverge(
         new_files=object_uris(new_files),
         previous=side(previous) if previous else None,
         diverged=[side(s) for s in diverged],
+        internal=internal_names(
+            new.columns, *(s.schema.columns for s in [*diverged, *([previous] if previous else [])])
+        ),
         delete_output=[(p, n, n.lower() in keys) for p, n in output],
     )
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -121,9 +122,10 @@ def header_fields(chunks: Iterable[bytes], config: TableConfig, name: str) -> li
     text = b""
     for chunk in chunks:
         text += chunk
-        if b"\n" in text:
+        # \n, \r\n or a lone \r ends a line, as in Athena's line reader (Trino's TextLineReader)
+        if b"\n" in text or b"\r" in text:
             break
-    first_line = text.split(b"\n", 1)[0].rstrip(b"\r")
+    first_line = re.split(rb"\r\n|\r|\n", text, maxsplit=1)[0]
     if not first_line.strip():
         raise ContractError(
             f"export {name} is empty or starts with a blank line; expected a header row"
@@ -139,7 +141,10 @@ def header_fields(chunks: Iterable[bytes], config: TableConfig, name: str) -> li
         escapechar=config.escape,
         doublequote=config.escape is None,
     )
-    return [name.strip() for name in next(reader)]
+    try:
+        return [name.strip() for name in next(reader)]
+    except csv.Error as exc:
+        raise ContractError(f"cannot read the header row of {name} {line[:80]!r}: {exc}") from None
 
 
 def plan_upload(
@@ -184,7 +189,10 @@ def plan_upload(
         )
     manifest = read_manifest(s3, bucket, ref) if ref.is_manifest else None
     keys = version_parts(s3, bucket, ref, manifest) if manifest else [ref.key]
-    schema = version_schema(config, keys, lambda key: read_header(s3, bucket, key, config))
+    previous_key = (head or {}).get("schema", {}).get("key") if last else None
+    schema = version_schema(
+        config, keys, lambda key: read_header(s3, bucket, key, config), previous_key
+    )
     database = glue_database(database_prefix, ref.tenant)
     new = Version(
         export_table_name(ref.table, ref.version),
@@ -241,15 +249,19 @@ def plan_upload(
 
 
 def version_schema(
-    config: TableConfig, keys: list[str], header_of: Callable[[str], list[str]]
+    config: TableConfig,
+    keys: list[str],
+    header_of: Callable[[str], list[str]],
+    previous_key: list[str] | tuple[str, ...] | None = None,
 ) -> TableSchema:
     """The version's columns and key: the table configuration resolved with the header row
     every file of the version starts with (Athena's skip.header.line.count skips the first line
     of each file, https://docs.aws.amazon.com/athena/latest/ug/csv-serde.html), read with
     ``header_of(key)``; parts whose headers differ fail naming the first that does.
+    ``previous_key``: the key of the version applied before (see ``TableConfig.resolve``).
     ``snapcdc diff`` resolves a local file's schema through here too."""
     if not config.header:
-        return config.resolve()
+        return config.resolve(None, previous_key)
     first = header_of(keys[0])
     for key in keys[1:]:
         header = header_of(key)
@@ -258,7 +270,7 @@ def version_schema(
                 f"the header row of {key} is {header}, the version's first part {keys[0]} "
                 f"has {first}; every part must start with the same header row"
             )
-    return config.resolve(first)
+    return config.resolve(first, previous_key)
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,9 @@ def diff_files(
             _stage(stage, "OLD", Path(old), "old_export"),
             _stage(stage, "NEW", Path(new), "new_export"),
         ]
-        old_version, new_version = (_version(side, config) for side in sides)
+        old_version = _version(sides[0], config)
+        # NEW keeps OLD's key when it still has those columns, as a next version would
+        new_version = _version(sides[1], config, old_version.schema.key)
         # Planned before anything runs: a changed key fails before any file is read.
         old_plan = [
             s for s in version_statements(DATABASE, old_version, size_limits=False) if s[1] != "ops"
@@ -185,7 +187,9 @@ def _chunks(path: Path) -> Iterator[bytes]:
 # -- schema, checks, operations: the pipeline's core ----------------------------------------------
 
 
-def _version(side: _Export, config: TableConfig) -> Version:
+def _version(
+    side: _Export, config: TableConfig, previous_key: tuple[str, ...] | None = None
+) -> Version:
     """The side's version as Plan resolves it: its header row read, the configuration applied."""
 
     def header_of(_: str) -> list[str]:
@@ -195,7 +199,7 @@ def _version(side: _Export, config: TableConfig) -> Version:
             raise CliError(f"cannot read {side}: {_reason(exc)}") from None
 
     try:
-        schema = version_schema(config, [str(side.path)], header_of)
+        schema = version_schema(config, [str(side.path)], header_of, previous_key)
     except ContractError as exc:
         raise CliError(f"{side}: {exc}") from None
     table = side.staged.parent.name
@@ -213,7 +217,8 @@ def _check(engine: AthenaEngine, side: _Export, sql: str) -> int:
     records = [list(result.columns)]
     records += [[None if v is None else str(v) for v in row] for row in result.rows]
     try:
-        return evaluate_records(records, str(side))["row_count"]
+        # a bad row's sample names the user's file, not the staged copy the engine read
+        return evaluate_records(records, str(side), file_name=lambda _: str(side.path))["row_count"]
     except (ExportCheckFailed, ResultFormatError) as exc:
         raise CliError(f"{side}: {exc}") from None
 
@@ -242,15 +247,20 @@ def _write_plain_csv(result_csv: Path, schema: TableSchema, target: Path) -> Non
     over the rows (there can be millions)."""
     if target.parent and not target.parent.exists():
         raise CliError(f"cannot write {target}: directory {target.parent} does not exist")
+    # read under positional names: a user's column may be called op too
     names = ["op", *schema.columns]
-    columns = "{" + ", ".join(f"'{_sql_text(n)}': 'VARCHAR'" for n in names) + "}"
+    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(names))) + "}"
+    body = result_csv.parent / "ops_body.csv"
     con = duckdb.connect()
     try:
         con.execute(
             f"COPY (SELECT * FROM read_csv('{_sql_text(str(result_csv))}', "
             f"columns = {columns}, header = true, auto_detect = false, quote = '\"', "
-            f"escape = '\"', delim = ',')) TO '{_sql_text(str(target))}' (FORMAT csv, HEADER true)"
+            f"escape = '\"', delim = ',')) TO '{_sql_text(str(body))}' (FORMAT csv, HEADER false)"
         )
+        with target.open("wb") as dst, body.open("rb") as src:
+            dst.write((",".join(names) + "\n").encode())  # validated names need no quoting
+            shutil.copyfileobj(src, dst, 1 << 20)
     except duckdb.IOException as exc:
         raise CliError(f"cannot write {target}: {str(exc).splitlines()[0]}") from None
     finally:
