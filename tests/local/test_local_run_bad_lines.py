@@ -106,7 +106,7 @@ def test_a_bad_line_is_named_alike_by_the_pipeline_and_by_diff(run, capsys, vers
 
     assert reason(reports[key(version)], uri) == said
     new = data / key(version)
-    prefix = f"snapcdc diff: error: NEW file {new}: "
+    prefix = f"snapcdc diff: error: NEW file {new}: export check failed: "
     assert diff_error(capsys, data / key("V001"), new) == prefix + said.replace("<file>", str(new))
 
 
