@@ -11,10 +11,12 @@ from snapcdc.model.contract import (
     ExportRef,
     TableConfig,
     TableSchema,
-    export_table_name,
-    glue_database,
     parse_export_key,
     table_config_key,
+)
+from snapcdc.model.names import (
+    export_table_name,
+    glue_database,
     validate_column,
     validate_columns,
     validate_name,

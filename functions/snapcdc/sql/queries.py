@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from snapcdc.model.contract import TABLE_CONFIG_FILE, ContractError, TableConfig, TableSchema
-from snapcdc.model.contract import validate_glue_name as validate_name
+from snapcdc.model.names import validate_glue_name as validate_name
 from snapcdc.sql.render import S3_URI_RE, render
 
 # The pipeline's own column names in a statement (the extra column, the sizes the check measures,

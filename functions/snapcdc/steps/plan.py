@@ -43,8 +43,6 @@ from snapcdc.model.contract import (
     ContractError,
     TableConfig,
     TableSchema,
-    export_table_name,
-    glue_database,
     parse_export_key,
 )
 from snapcdc.model.header import (  # header_fields: snapcdc diff and tests/sql import it here
@@ -52,6 +50,7 @@ from snapcdc.model.header import (  # header_fields: snapcdc diff and tests/sql 
 )
 from snapcdc.model.header import read_header, read_table_config, version_schema
 from snapcdc.model.manifest import completion, read_manifest, version_parts
+from snapcdc.model.names import export_table_name, glue_database
 from snapcdc.model.s3paths import object_uri, split_s3_uri
 from snapcdc.model.state import Plan, Statement, Upload
 from snapcdc.sql import queries
