@@ -4,9 +4,42 @@ share it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import argparse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from snapcdc_local.cli.main import CliError
+
+
+@dataclass(frozen=True)
+class Target:
+    """One resource a command acts on: its option, the stack output naming it, its help line."""
+
+    option: str  # "--state-machine"
+    output: str  # "StateMachineArn"
+    help: str
+    metavar: str = "NAME"
+
+    @property
+    def dest(self) -> str:
+        return self.option.removeprefix("--").replace("-", "_")
+
+
+def add_target_arguments(parser: argparse.ArgumentParser, targets: Sequence[Target]) -> None:
+    """``--stack NAME``, and one option per target naming it directly instead."""
+    parser.add_argument("--stack", metavar="NAME", help="the deployed snapcdc stack's name")
+    for target in targets:
+        parser.add_argument(target.option, metavar=target.metavar, help=target.help)
+
+
+def resolve_targets(args: argparse.Namespace, targets: Sequence[Target]) -> list[str]:
+    """The targets' names, in order, from ``--stack``'s outputs or from their options.
+
+    >>> found = argparse.Namespace(stack=None, bucket="b", table="t")
+    >>> resolve_targets(found, [Target("--bucket", "B", ""), Target("--table", "T", "")])
+    ['b', 't']
+    """
+    return stack_targets(args.stack, {t.option: (getattr(args, t.dest), t.output) for t in targets})
 
 
 def stack_outputs(stack: str) -> dict[str, str]:
