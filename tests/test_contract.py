@@ -172,7 +172,6 @@ def test_complete_on():
 
 def test_schema():
     schema = TableSchema(("K1", "v", "K2"), ("K1", "K2"))
-    assert schema.non_key == ("v",)
     assert TableSchema.from_dict(schema.to_dict()) == schema
     with pytest.raises(ContractError):
         TableSchema.from_dict({"columns": ["a"], "key": ["b"]})

@@ -293,11 +293,6 @@ class TableSchema:
     columns: tuple[str, ...]
     key: tuple[str, ...]
 
-    @property
-    def non_key(self) -> tuple[str, ...]:
-        keys = {k.lower() for k in self.key}
-        return tuple(c for c in self.columns if c.lower() not in keys)
-
     def to_dict(self) -> dict[str, list[str]]:
         return {"columns": list(self.columns), "key": list(self.key)}
 
