@@ -16,7 +16,7 @@ import pytest
 from stacktemplate import ASL as ASL_FILE
 
 from snapcdc.model import state
-from snapcdc.model.contract import TableConfig
+from snapcdc.model.contract import TableConfig, TableSchema
 
 # The record each name holds, at the top of the execution's state or of a RunQueries item.
 # ($.result holds CheckHead's HeadCheck or Finish's FinishSummary: the one state reading it,
@@ -127,6 +127,9 @@ def test_a_record_round_trips_and_leaves_absent_fields_out():
         "files": ["s3://b/t/x/V1/a.csv.gz"],
     }
     assert state.Plan.from_dict(plan).to_dict() == plan
+    parsed = state.Plan.from_dict(plan)  # nested parts read as their records
+    assert isinstance(parsed.queries[0], state.Statement) and isinstance(parsed.schema, TableSchema)
+    assert isinstance(parsed.config, TableConfig)
     status = {"name": "delta", "kind": "ops", "query_id": "q", "check": {"row_count": 3}}
     assert state.QueryStatus.from_dict(status).to_dict() == {**status, "bytes_scanned": 0}
     resumed = {
@@ -138,6 +141,9 @@ def test_a_record_round_trips_and_leaves_absent_fields_out():
         "queries": [{**status, "bytes_scanned": 0}],
     }
     assert state.Resumed.from_dict(resumed).to_dict() == resumed
+    approved = state.Resumed.from_dict(resumed)
+    assert isinstance(approved.result, state.ResumeResult)
+    assert isinstance(approved.queries[0].check, state.CheckResult)
     verdict = state.GuardVerdict(held=False)
     assert verdict.to_dict() == {"held": False}
 
