@@ -127,3 +127,8 @@ def environment() -> jinja2.Environment:
 def render(template: str, **params: Any) -> str:
     """Render ``sql/{template}.sql`` with ``params``."""
     return environment().get_template(f"{template}.sql").render(**params).strip() + "\n"
+
+
+def render_string(source: str, **params: Any) -> str:
+    """Render a template given as a string (for tests and docs)."""
+    return _environment(jinja2.BaseLoader()).from_string(source).render(**params)
