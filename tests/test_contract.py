@@ -11,10 +11,12 @@ from snapcdc.model.contract import (
     ExportRef,
     TableConfig,
     TableSchema,
-    export_table_name,
-    glue_database,
     parse_export_key,
     table_config_key,
+)
+from snapcdc.model.names import (
+    export_table_name,
+    glue_database,
     validate_column,
     validate_columns,
     validate_name,
@@ -170,7 +172,6 @@ def test_complete_on():
 
 def test_schema():
     schema = TableSchema(("K1", "v", "K2"), ("K1", "K2"))
-    assert schema.non_key == ("v",)
     assert TableSchema.from_dict(schema.to_dict()) == schema
     with pytest.raises(ContractError):
         TableSchema.from_dict({"columns": ["a"], "key": ["b"]})

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from snapcdc.model.contract import (
+from snapcdc.model.names import (
     NAME_RE,
     TABLE_SEPARATOR,
     VERSION_RE,

@@ -11,8 +11,8 @@ import pytest
 from harness import REFERENCE_CONFIG
 
 from snapcdc.aws.registry import advance_head, find_upload
+from snapcdc.model import header
 from snapcdc.model.contract import ContractError
-from snapcdc.steps import plan as planning
 
 EXEC = "arn:aws:states:us-east-1:123456789012:execution:pipeline:plan"
 DB = "snapcdc_51af3dc0_tenant"  # prefix derived from the stack id in cfn.yaml
@@ -174,7 +174,7 @@ def test_header_row_is_read_from_the_first_bytes(aws):
 def test_long_header_spanning_several_ranged_reads(aws, monkeypatch):
     # Ranged reads of 4 KiB so that a header Athena can still query (its statements stay under
     # the 262,144-byte query string limit) spans several of them.
-    monkeypatch.setattr(planning, "HEADER_RANGE_BYTES", 4 * 1024)
+    monkeypatch.setattr(header, "HEADER_RANGE_BYTES", 4 * 1024)
     rng = random.Random(7)
     columns = ["c" + "".join(rng.choices(string.ascii_lowercase, k=120)) for _ in range(200)]
     text = ",".join(columns) + "\n" + ",".join("v" for _ in columns) + "\n"

@@ -13,10 +13,11 @@ from harness import lambda_context
 
 from snapcdc.aws import clients as snapcdc_aws
 from snapcdc.aws.aggregation import deaggregate
+from snapcdc.aws.kinesis_batches import retry_delay
 from snapcdc.aws.result_files import RecordScanner, parse_record
 from snapcdc.model.errors import PublishFailed, ResultFormatError
 from snapcdc.model.state import PublishProgress
-from snapcdc.steps.publish import published_ops, retry_delay
+from snapcdc.steps.publish import published_ops
 
 DATA = Path(__file__).parent / "data"
 UPLOAD = {

@@ -16,9 +16,11 @@ import pytest
 from stacktemplate import ASL as ASL_FILE
 
 from snapcdc.model import state
-from snapcdc.model.contract import TableConfig
+from snapcdc.model.contract import TableConfig, TableSchema
 
 # The record each name holds, at the top of the execution's state or of a RunQueries item.
+# ($.result holds CheckHead's HeadCheck or Finish's FinishSummary: the one state reading it,
+# CheckHeadOutcome, comes right after CheckHead.)
 RECORDS = {
     "upload": state.Upload,
     "plan": state.Plan,
@@ -28,6 +30,21 @@ RECORDS = {
     "failure": state.Failure,
     "error": state.CaughtError,
     "resume": state.ResumeRequest,
+    "snapcdc_route": state.Routed,
+    "guard": state.GuardVerdict,
+    "result": state.HeadCheck,
+}
+# Where each Lambda task's output goes, and the record its handler returns.
+TASK_RESULTS = {
+    "StartNamedExecution": ("$.snapcdc_route", state.Routed),
+    "Register": ("$.upload", state.Upload),
+    "Plan": ("$.plan", state.Plan),
+    "Guard": ("$.guard", state.GuardVerdict),
+    "Resume": ("$", state.Resumed),
+    "CheckHead": ("$.result", state.HeadCheck),
+    "Publish": ("$.publish", state.PublishProgress),
+    "Finish": ("$.result", state.FinishSummary),
+    "MarkFailed": ("$.failure", state.Failure),
 }
 ASL = json.loads(ASL_FILE.read_text())
 PATH = re.compile(r"\$\.([A-Za-z_]+)\.([A-Za-z_]+)")
@@ -63,6 +80,24 @@ def test_every_path_the_asl_reads_from_a_record_is_one_of_its_fields():
     assert unknown == []
 
 
+def test_every_path_read_at_the_top_is_a_field_of_the_resume_outcome():
+    """Resume's output replaces the whole state: ResumeOutcome reads ``$.outcome`` from it."""
+    read = {spec["Choices"][0]["Variable"] for name, spec in states(ASL) if name == "ResumeOutcome"}
+    assert read == {"$.outcome"}
+    assert "outcome" in fields(state.Resumed)
+    # what an approved execution runs on from there is an ExecutionState
+    assert fields(state.Resumed) - {"outcome", "result"} <= fields(state.ExecutionState)
+
+
+def test_each_task_stores_its_record_where_the_states_read_it():
+    tasks = dict(states(ASL))
+    for task, (path, record) in TASK_RESULTS.items():
+        assert tasks[task]["ResultPath"] == path, task
+        name = path.removeprefix("$.")
+        if name in RECORDS and name != "result":
+            assert RECORDS[name] is record, task
+
+
 def test_the_records_are_stored_where_the_execution_state_reads_them():
     stored = {
         spec["ResultPath"].removeprefix("$.")
@@ -92,8 +127,25 @@ def test_a_record_round_trips_and_leaves_absent_fields_out():
         "files": ["s3://b/t/x/V1/a.csv.gz"],
     }
     assert state.Plan.from_dict(plan).to_dict() == plan
+    parsed = state.Plan.from_dict(plan)  # nested parts read as their records
+    assert isinstance(parsed.queries[0], state.Statement) and isinstance(parsed.schema, TableSchema)
+    assert isinstance(parsed.config, TableConfig)
     status = {"name": "delta", "kind": "ops", "query_id": "q", "check": {"row_count": 3}}
     assert state.QueryStatus.from_dict(status).to_dict() == {**status, "bytes_scanned": 0}
+    resumed = {
+        "outcome": "approved",
+        "result": {"status": "APPROVED", "table_id": "t/x", "reason": "r"},
+        "resume": {"action": "approve", "table_id": "t/x", "sk": "upload#k#0A"},
+        "upload": upload,
+        "plan": plan,
+        "queries": [{**status, "bytes_scanned": 0}],
+    }
+    assert state.Resumed.from_dict(resumed).to_dict() == resumed
+    approved = state.Resumed.from_dict(resumed)
+    assert isinstance(approved.result, state.ResumeResult)
+    assert isinstance(approved.queries[0].check, state.CheckResult)
+    verdict = state.GuardVerdict(held=False)
+    assert verdict.to_dict() == {"held": False}
 
 
 @pytest.mark.parametrize(

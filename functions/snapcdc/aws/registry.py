@@ -157,16 +157,8 @@ def fail_unfinished_upload(
 
 
 def get_head(table_id: str, *, table_name: str | None = None) -> dict[str, Any] | None:
-    item = (
-        client("dynamodb")
-        .get_item(
-            TableName=_table(table_name),
-            Key=to_item({"table_id": table_id, "sk": HEAD_SK}),
-            ConsistentRead=True,
-        )
-        .get("Item")
-    )
-    return from_item(item) if item else None
+    """The table's head record (its last applied version), or None before the first."""
+    return find_record(table_id, HEAD_SK, table_name=table_name)
 
 
 def advance_head(

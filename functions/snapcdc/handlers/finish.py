@@ -18,6 +18,6 @@ logger = Logger()
 def handler(event: dict, context: LambdaContext) -> dict:
     settings = Settings.from_env().require("registry_table")
     state = ExecutionState.from_dict(event["state"])
-    summary = finish(state, event["execution_arn"], settings, utc_now())
+    summary = finish(state, event["execution_arn"], settings, utc_now()).to_dict()
     logger.info("finished", extra={"summary": summary})
     return summary

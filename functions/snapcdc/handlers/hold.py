@@ -20,15 +20,16 @@ def handler(event, context):
     settings = Settings.from_env().require("registry_table")
     action = event.get("action")
     if action == "guard":
-        result = guard(ExecutionState.from_dict(event["state"]), settings, utc_now())
+        result = guard(ExecutionState.from_dict(event["state"]), settings, utc_now()).to_dict()
     elif action == "resume":
         try:
             request = ResumeRequest.from_dict(event["resume"])
         except StateError as exc:
             raise ResumeRefused(str(exc)) from None
-        result = resume(request, event["execution_arn"], settings, utc_now())
+        result = resume(request, event["execution_arn"], settings, utc_now()).to_dict()
     elif action == "check_head":
-        result = check_head(ExecutionState.from_dict(event["state"]), settings, utc_now())
+        state = ExecutionState.from_dict(event["state"])
+        result = check_head(state, settings, utc_now()).to_dict()
     else:
         raise ValueError(f"unknown action {action!r}: expected guard, resume or check_head")
     logger.info(

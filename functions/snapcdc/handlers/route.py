@@ -7,6 +7,7 @@ from aws_lambda_powertools import Logger
 
 from snapcdc.aws.clients import client
 from snapcdc.model.events import EventError, object_event
+from snapcdc.model.state import Routed
 from snapcdc.steps.route import route
 
 logger = Logger()
@@ -17,10 +18,10 @@ def handler(event, context):
     try:
         s3_event = object_event(event["event"])
     except EventError as exc:
-        result = {"outcome": "unnamed", "reason": str(exc)}
+        result = Routed("unnamed", reason=str(exc))
     else:
         result = route(
             client("stepfunctions"), s3_event, event["state_machine_arn"], event["execution_arn"]
         )
-    logger.info("routed", extra={"route": result})
-    return result
+    logger.info("routed", extra={"route": result.to_dict()})
+    return result.to_dict()

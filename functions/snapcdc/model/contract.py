@@ -1,9 +1,9 @@
-"""The export and table contract: where exports land, how a table is described, which names
-are legal.
+"""The export and table contract: where exports land and how a table is described (which names
+are legal: ``snapcdc.model.names``).
 
-Every name that later reaches SQL (tenant, table, version, column) passes through this module
-first. Validation is strict and errors name the offending value, so a bad key or header row is
-rejected before it gets anywhere near a query.
+Every key and table configuration passes through this module first, every name in them through
+``snapcdc.model.names``. Validation is strict and errors name the offending value, so a bad key
+or header row is rejected before it gets anywhere near a query.
 
 >>> ref = parse_export_key("tenant/test_table/20201230_V0001/export1.csv.gz")
 >>> (ref.tenant, ref.table, ref.version, ref.file)
@@ -17,103 +17,23 @@ rejected before it gets anywhere near a query.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-# Athena (Glue) names are lowercase letters, digits and underscores; we keep tenant and table
-# names inside that set so they can be used as database/table names without mangling.
-NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
-# Versions sort lexicographically in upload order; they become part of a Glue table name
-# (lowercased), so only letters, digits and underscores.
-VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_]{0,63}")
-# Column names as they appear in a header or config. Athena folds them to lowercase, so two
-# columns differing only in case are rejected as duplicates. At most 255 characters (bytes: the
-# names are ASCII), Glue's limit for a column name
-# (https://docs.aws.amazon.com/glue/latest/webapi/API_Column.html,
-# https://docs.aws.amazon.com/athena/latest/ug/tables-databases-columns-names.html).
-MAX_COLUMN_CHARS = 255
-COLUMN_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Glue database and table names we derive (prefix + tenant, table + version).
-GLUE_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,254}")
-# The file part of an export key.
-FILE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}")
+from snapcdc.model.errors import ContractError
+from snapcdc.model.names import (
+    validate_columns,
+    validate_file_name,
+    validate_name,
+    validate_version,
+)
 
 EXPORT_SUFFIX = ".csv.gz"
 TABLE_CONFIG_FILE = "_table.json"
 # A multi-part version's completion marker (``complete_on: "manifest"``, snapcdc.model.manifest).
 MANIFEST_FILE = "_manifest.json"
 COMPLETE_ON = ("file", "manifest")
-
-
-class ContractError(ValueError):
-    """An export key, table configuration or header that breaks the contract.
-
-    The message names the offending value and says what would be accepted.
-    """
-
-
-def validate_name(value: Any, what: str) -> str:
-    """Return ``value`` if it is a legal tenant or table name, else raise ContractError.
-
-    >>> validate_name("test_table", "table")
-    'test_table'
-    """
-    return _check(NAME_RE, value, what, "lowercase letters, digits and '_', starting with a letter")
-
-
-def validate_glue_name(value: Any, what: str) -> str:
-    """Return ``value`` if it is a legal Glue database or table name we may create."""
-    return _check(GLUE_NAME_RE, value, what, "lowercase letters, digits and '_'")
-
-
-def validate_version(value: Any) -> str:
-    """Return ``value`` if it is a legal version name.
-
-    >>> validate_version("20201230_V0001")
-    '20201230_V0001'
-    """
-    return _check(VERSION_RE, value, "version", "letters, digits and '_', at most 64")
-
-
-def validate_column(value: Any) -> str:
-    """Return ``value`` if it is a legal column name (original case is kept).
-
-    >>> validate_column("COL_1")
-    'COL_1'
-    """
-    _check(COLUMN_RE, value, "column", "letters, digits and '_', not starting with a digit")
-    if len(value) > MAX_COLUMN_CHARS:
-        raise ContractError(
-            f"column name {value[:40]}… is too long: {len(value)} characters, at most "
-            f"{MAX_COLUMN_CHARS} (Glue's limit for a column name, "
-            "https://docs.aws.amazon.com/glue/latest/webapi/API_Column.html)"
-        )
-    return value
-
-
-def validate_columns(columns: Any, what: str = "columns") -> tuple[str, ...]:
-    """Validate a column list: legal names, at least one, no duplicates (case-insensitively)."""
-    if not isinstance(columns, list | tuple) or not columns:
-        raise ContractError(f"{what} must be a non-empty list of column names, got {columns!r}")
-    names = tuple(validate_column(c) for c in columns)
-    seen: dict[str, str] = {}
-    for name in names:
-        folded = name.lower()
-        if folded in seen:
-            raise ContractError(
-                f"duplicate column {name!r} in {what} "
-                f"(Athena folds case: clashes with {seen[folded]!r})"
-            )
-        seen[folded] = name
-    return names
-
-
-def _check(pattern: re.Pattern[str], value: Any, what: str, rule: str) -> str:
-    if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise ContractError(f"invalid {what} {value!r}: expected {rule}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -159,7 +79,7 @@ def parse_export_key(key: str) -> ExportRef:
     >>> parse_export_key("Tenant/t/v1/x.csv.gz")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    snapcdc.model.contract.ContractError: invalid tenant 'Tenant': expected lowercase letters, ...
+    snapcdc.model.errors.ContractError: invalid tenant 'Tenant': expected lowercase letters, ...
     """
     if not isinstance(key, str):
         raise ContractError(f"export key must be a string, got {key!r}")
@@ -175,7 +95,7 @@ def parse_export_key(key: str) -> ExportRef:
     validate_version(version)
     if file == MANIFEST_FILE:
         return ExportRef(tenant, table, version, file)
-    _check(FILE_RE, file, "file name", "letters, digits, '_', '-' and '.'")
+    validate_file_name(file)
     if not file.endswith(EXPORT_SUFFIX):
         raise ContractError(f"export file {file!r} does not end in {EXPORT_SUFFIX}")
     return ExportRef(tenant, table, version, file)
@@ -373,11 +293,6 @@ class TableSchema:
     columns: tuple[str, ...]
     key: tuple[str, ...]
 
-    @property
-    def non_key(self) -> tuple[str, ...]:
-        keys = {k.lower() for k in self.key}
-        return tuple(c for c in self.columns if c.lower() not in keys)
-
     def to_dict(self) -> dict[str, list[str]]:
         return {"columns": list(self.columns), "key": list(self.key)}
 
@@ -385,45 +300,3 @@ class TableSchema:
     def from_dict(cls, raw: dict[str, Any]) -> TableSchema:
         columns = validate_columns(raw["columns"])
         return cls(columns=columns, key=check_key(validate_columns(raw["key"], "key"), columns))
-
-
-def glue_database(prefix: str, tenant: str) -> str:
-    """The Glue database that holds a tenant's export tables.
-
-    >>> glue_database("snapcdc_", "tenant")
-    'snapcdc_tenant'
-    """
-    if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", prefix or ""):
-        raise ContractError(f"invalid database prefix {prefix!r}")
-    return validate_glue_name(prefix + validate_name(tenant, "tenant"), "database")
-
-
-# Glue keeps table names lowercase, at most 255 bytes, and Athena lowercases names in DDL
-# (https://docs.aws.amazon.com/athena/latest/ug/tables-databases-columns-names.html), so a
-# version's case and its runs of '_' must be spelled into the name, not lost. Each character is
-# written as one codeword of a prefix-free code: a lowercase letter or digit as itself, '_' as
-# '__', an uppercase letter X as '_x'. The table part never holds '_' followed by a letter or
-# digit, so the first such pair, TABLE_SEPARATOR, ends it: the name decodes back to exactly one
-# (table, version), hence two versions never share a table. Longest case: a 63-character table
-# name (125 characters escaped) + 2 + a 64-character version (128) = 255.
-TABLE_SEPARATOR = "_v"
-
-
-def _escape_name(value: str) -> str:
-    return "".join("__" if c == "_" else f"_{c.lower()}" if c.isupper() else c for c in value)
-
-
-def export_table_name(table: str, version: str) -> str:
-    """The Glue table for one export version; distinct (table, version) pairs never share one.
-
-    >>> export_table_name("test_table", "20201230_V0001")
-    'test__table_v20201230___v0001'
-    >>> export_table_name("x", "X_V1") != export_table_name("x", "X_v1")
-    True
-    """
-    name = (
-        _escape_name(validate_name(table, "table"))
-        + TABLE_SEPARATOR
-        + _escape_name(validate_version(version))
-    )
-    return validate_glue_name(name, "table")

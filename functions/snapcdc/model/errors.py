@@ -25,3 +25,10 @@ class OpError(ValueError):
 class AthenaThrottled(Exception):
     """Athena refused a call with TooManyRequestsException (its active-query quota was reached,
     after botocore's own retries); the state machine retries the step with backoff and jitter."""
+
+
+class ContractError(ValueError):
+    """An export key, table configuration or header that breaks the contract.
+
+    The message names the offending value and says what would be accepted.
+    """

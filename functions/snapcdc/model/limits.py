@@ -39,7 +39,7 @@ DYNAMODB_PARTITION_KEY_BYTES = 2048
 KINESIS_LIMITS_URL = "https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecords.html"
 KINESIS_RECORD_BYTES = 1024 * 1024
 
-# The longest names the contract accepts (snapcdc.model.contract: NAME_RE, VERSION_RE, FILE_RE).
+# The longest names the contract accepts (snapcdc.model.names: NAME_RE, VERSION_RE, FILE_RE).
 LONGEST_NAME = 63
 LONGEST_TABLE_ID = LONGEST_NAME + 1 + LONGEST_NAME
 LONGEST_VERSION = 64

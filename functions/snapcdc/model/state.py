@@ -14,6 +14,11 @@ Where a record sits in the execution's state::
     $.publish         PublishProgress Publish's loop variable (InitPublish starts it)
     $.error           CaughtError     what a Catch put there ({Error, Cause})
     $.failure         Failure         MarkFailed's output
+    $.snapcdc_route   Routed          StartNamedExecution's (Route's) output
+    $.guard           GuardVerdict    Guard's output (a held one becomes $.result)
+    $.result          HeadCheck       CheckHead's output, on an approve execution
+    $.result          FinishSummary   Finish's output: the execution's output
+    $                 Resumed         Resume's output, on an approve / reject execution
     $                 ExecutionState  what Guard, CheckHead, Finish and MarkFailed read
 
 A field whose value is None is absent from the JSON (``to_dict`` leaves it out) and absent JSON
@@ -35,6 +40,9 @@ snapcdc.model.state.StateError: statement {'name': 'delta'} has no 'kind'
 from __future__ import annotations
 
 import dataclasses
+import functools
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -48,8 +56,8 @@ class StateError(ValueError):
 
 
 class Record:
-    """``from_dict`` / ``to_dict`` for the dataclasses below (flat fields only; nested records
-    convert themselves in their own ``from_dict`` / ``to_dict``)."""
+    """``from_dict`` / ``to_dict`` for the dataclasses below; a field typed as a record (or as
+    the contract's TableSchema / TableConfig), or as a list of them, converts through theirs."""
 
     WHAT: ClassVar[str] = "record"
 
@@ -68,14 +76,42 @@ class Record:
 
     @classmethod
     def from_dict(cls: type[R], data: Any) -> R:
-        return cls(**cls.fields_of(data))
+        hints = _hints(cls)
+        return cls(**{k: _parsed(hints[k], v) for k, v in cls.fields_of(data).items()})
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            f.name: getattr(self, f.name)
+            f.name: _json(getattr(self, f.name))
             for f in dataclasses.fields(self)  # type: ignore[arg-type]
             if getattr(self, f.name) is not None
         }
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _parsed(hint: Any, value: Any) -> Any:
+    """``value`` as the field typed ``hint`` holds it (``X | None`` read as ``X``)."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) is list and args and hasattr(args[0], "from_dict"):
+        return [args[0].from_dict(item) for item in value]
+    if isinstance(hint, types.UnionType) and len(args) == 1:
+        return _parsed(args[0], value)
+    if hasattr(hint, "from_dict"):
+        return hint.from_dict(value)
+    return value
+
+
+def _json(value: Any) -> Any:
+    """A field's JSON: nested records (and the contract's TableSchema / TableConfig) by their
+    own ``to_dict``, lists item by item."""
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, list):
+        return [_json(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -147,19 +183,6 @@ class QueryStatus(Record):
     wait_seconds: int | None = None
     check: CheckResult | None = None
 
-    @classmethod
-    def from_dict(cls, data: Any) -> QueryStatus:
-        values = cls.fields_of(data)
-        if "check" in values:
-            values["check"] = CheckResult.from_dict(values["check"])
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        if self.check is not None:
-            out["check"] = self.check.to_dict()
-        return out
-
 
 def rows_read(queries: list[QueryStatus]) -> int:
     """The new export's row count, as the export check counted it (0 without a check)."""
@@ -187,25 +210,6 @@ class Plan(Record):
     files: list[str] | None = None
     schema: TableSchema | None = None
     config: TableConfig | None = None
-
-    @classmethod
-    def from_dict(cls, data: Any) -> Plan:
-        values = cls.fields_of(data)
-        values["queries"] = [Statement.from_dict(q) for q in values.get("queries") or []]
-        if "schema" in values:
-            values["schema"] = TableSchema.from_dict(values["schema"])
-        if "config" in values:
-            values["config"] = TableConfig.from_dict(values["config"])
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        out["queries"] = [q.to_dict() for q in self.queries]
-        if self.schema is not None:
-            out["schema"] = self.schema.to_dict()
-        if self.config is not None:
-            out["config"] = self.config.to_dict()
-        return out
 
 
 @dataclass
@@ -254,6 +258,82 @@ class Failure(Record):
 
 
 @dataclass(frozen=True)
+class Routed(Record):
+    """Route's output: ``outcome`` ``started`` (the named execution's ``execution_arn``),
+    ``duplicate`` (that name already ran) or ``unnamed`` (the pipeline runs in the calling
+    execution), with ``reason`` when not started."""
+
+    WHAT: ClassVar[str] = "route outcome"
+
+    outcome: str
+    name: str | None = None
+    reason: str | None = None
+    execution_arn: str | None = None
+
+
+@dataclass(frozen=True)
+class GuardVerdict(Record):
+    """Guard's output: ``held`` false lets the version publish; ``held`` true comes with the
+    summary the registry record and the execution's output get (``status`` ``HELD``)."""
+
+    WHAT: ClassVar[str] = "guard verdict"
+
+    held: bool
+    previous_rows: int | None = None
+    status: str | None = None
+    table_id: str | None = None
+    version: str | None = None
+    key: str | None = None
+    reason: str | None = None
+    hold_reason: str | None = None  # kept when an approved run records its own reason
+    previous_version: str | None = None
+    rows_read: int | None = None
+    inserts: int | None = None
+    updates: int | None = None
+    deletes: int | None = None
+
+
+@dataclass(frozen=True)
+class HeadCheck(Record):
+    """CheckHead's output: ``publish`` true (``status`` ``APPROVED``), or false with the
+    SKIPPED upload and the reason (the execution's output)."""
+
+    WHAT: ClassVar[str] = "head check"
+
+    status: str
+    publish: bool
+    table_id: str | None = None
+    key: str | None = None
+    version: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class FinishSummary(Record):
+    """Finish's output (the execution's output) and what the upload's registry record gets:
+    ``status`` ``SKIPPED``, or ``SUCCEEDED`` with the counts."""
+
+    WHAT: ClassVar[str] = "finish summary"
+
+    table_id: str
+    status: str
+    action: str
+    reason: str = ""
+    version: str | None = None
+    key: str | None = None
+    sequencer: str | None = None
+    inserts: int | None = None
+    updates: int | None = None
+    deletes: int | None = None
+    records_published: int | None = None
+    published: int | None = None
+    rows_read: int | None = None
+    query_ids: list[str] | None = None
+    bytes_scanned: int | None = None
+    head_advanced: bool | None = None
+
+
+@dataclass(frozen=True)
 class ResumeRequest(Record):
     """What ``snapcdc approve`` / ``reject`` starts an execution with (``$.resume``)."""
 
@@ -262,6 +342,35 @@ class ResumeRequest(Record):
     action: str
     table_id: str
     sk: str
+
+
+@dataclass(frozen=True)
+class ResumeResult(Record):
+    """What resuming did to the HELD record (a rejected version's execution output)."""
+
+    WHAT: ClassVar[str] = "resume result"
+
+    status: str
+    table_id: str
+    key: str | None = None
+    version: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Resumed(Record):
+    """Resume's output, which becomes the whole state: ``outcome`` ``rejected``, or
+    ``approved`` with the held upload (a fresh lock lease), plan and statements the rest of the
+    execution runs on (so it reads as an ExecutionState)."""
+
+    WHAT: ClassVar[str] = "resume outcome"
+
+    outcome: str
+    result: ResumeResult
+    resume: ResumeRequest | None = None
+    upload: Upload | None = None
+    plan: Plan | None = None
+    queries: list[QueryStatus] | None = None
 
 
 @dataclass(frozen=True)
@@ -279,22 +388,6 @@ class ExecutionState(Record):
     error: CaughtError | None = None
     event: dict[str, Any] | None = None
     resume: ResumeRequest | None = None
-
-    @classmethod
-    def from_dict(cls, data: Any) -> ExecutionState:
-        values = cls.fields_of(data)
-        parts = {
-            "upload": Upload,
-            "plan": Plan,
-            "publish": PublishProgress,
-            "error": CaughtError,
-            "resume": ResumeRequest,
-        }
-        for name, record in parts.items():
-            if name in values:
-                values[name] = record.from_dict(values[name])
-        values["queries"] = [QueryStatus.from_dict(q) for q in values.get("queries") or []]
-        return cls(**values)
 
     @classmethod
     def readable_parts(cls, data: Any) -> ExecutionState:
@@ -315,15 +408,3 @@ class ExecutionState(Record):
                 parts[name] = None
         event = data.get("event")
         return cls(event=event if isinstance(event, dict) else None, **parts)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, Record):
-                out[f.name] = value.to_dict()
-            elif f.name == "queries":
-                out[f.name] = [q.to_dict() for q in value]
-            elif value is not None:
-                out[f.name] = value
-        return out

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from snapcdc.model.contract import TABLE_CONFIG_FILE, ContractError, TableConfig, TableSchema
-from snapcdc.model.contract import validate_glue_name as validate_name
+from snapcdc.model.names import validate_glue_name as validate_name
 from snapcdc.sql.render import S3_URI_RE, render
 
 # The pipeline's own column names in a statement (the extra column, the sizes the check measures,
@@ -82,8 +82,18 @@ def extra_column(columns: Sequence[str]) -> str:
     return internal_names(columns)["extra"]
 
 
+def glue_names(database: str, **tables: str) -> dict[str, str]:
+    """A statement's Glue names, validated: the ``database`` and each table keyword given.
+
+    >>> glue_names("snapcdc_t", new_table="x__v1")
+    {'database': 'snapcdc_t', 'new_table': 'x__v1'}
+    """
+    names = {"database": validate_name(database, "database")}
+    return names | {param: validate_name(name, "table") for param, name in tables.items()}
+
+
 def create_database(database: str) -> str:
-    return render("create_database", database=validate_name(database, "database"))
+    return render("create_database", **glue_names(database))
 
 
 def create_export_table(
@@ -99,8 +109,7 @@ def create_export_table(
         raise ContractError(f"escape and delimiter must differ, both are {escape!r}")
     return render(
         "create_export_table",
-        database=validate_name(database, "database"),
-        table=validate_name(table, "table"),
+        **glue_names(database, table=table),
         columns=list(columns),
         extra_column=extra_column(columns),
         location=location,
@@ -143,8 +152,7 @@ def check_export(
     overheads = limits.overheads(schema) if size_limits else limits.Overheads(0, 0, 0)
     return render(
         "check_export",
-        database=validate_name(database, "database"),
-        table=validate_name(table, "table"),
+        **glue_names(database, table=table),
         columns=list(schema.columns),
         key=list(schema.key),
         extra_column=extra_column(schema.columns),
@@ -175,9 +183,7 @@ def delta(
     """
     return render(
         "delta",
-        database=validate_name(database, "database"),
-        prev_table=validate_name(prev_table, "table"),
-        new_table=validate_name(new_table, "table"),
+        **glue_names(database, prev_table=prev_table, new_table=new_table),
         prev_columns=list(prev.columns),
         new_columns=list(new.columns),
         prev_files=object_uris(prev_files),
@@ -266,8 +272,7 @@ def reconverge(
     )
     return render(
         "reconverge",
-        database=validate_name(database, "database"),
-        new_table=validate_name(new_table, "table"),
+        **glue_names(database, new_table=new_table),
         new_columns=list(new.columns),
         new_key=list(new.key),
         new_files=object_uris(new_files),
@@ -285,8 +290,7 @@ def first_load(
 ) -> str:
     return render(
         "first_load",
-        database=validate_name(database, "database"),
-        table=validate_name(table, "table"),
+        **glue_names(database, table=table),
         columns=list(schema.columns),
         files=object_uris(files),
     )
@@ -295,6 +299,5 @@ def first_load(
 def drop_export_table(database: str, table: str) -> str:
     return render(
         "drop_export_table",
-        database=validate_name(database, "database"),
-        table=validate_name(table, "table"),
+        **glue_names(database, table=table),
     )

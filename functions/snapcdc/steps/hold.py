@@ -47,9 +47,13 @@ from snapcdc.model.s3paths import object_uri
 from snapcdc.model.settings import Settings
 from snapcdc.model.state import (
     ExecutionState,
+    GuardVerdict,
+    HeadCheck,
     Plan,
     QueryStatus,
+    Resumed,
     ResumeRequest,
+    ResumeResult,
     StateError,
     Upload,
     rows_read,
@@ -111,11 +115,11 @@ def count_ops(s3: Any, output_location: str) -> dict[str, int]:
     return count_leading(s3, output_location, OPS)
 
 
-def guard(state: ExecutionState, settings: Settings, now: datetime) -> dict[str, Any]:
+def guard(state: ExecutionState, settings: Settings, now: datetime) -> GuardVerdict:
     """After the queries, before Publish: hold the version (``held`` true) or let it through."""
     upload, plan, queries = _upload_and_plan(state, "Guard") + (state.queries,)
     if plan.action != "delta":  # a first load deletes nothing
-        return {"held": False}
+        return GuardVerdict(held=False)
     rows = rows_read(queries)
     counts = count_ops(client("s3"), ops_status(queries).output_location or "")
     inserts, updates, deletes = counts["INSERT"], counts["UPDATE"], counts["DELETE"]
@@ -124,28 +128,29 @@ def guard(state: ExecutionState, settings: Settings, now: datetime) -> dict[str,
         plan.config or TableConfig(), plan.previous_version or "", previous_rows, rows, deletes
     )
     if reason is None:
-        return {"held": False, "previous_rows": previous_rows}
-    summary = {
-        "held": True,
-        "status": "HELD",
-        "table_id": upload.table_id,
-        "version": upload.version,
-        "key": upload.key,
-        "reason": reason,
-        "hold_reason": reason,  # kept when an approved run records its own reason
-        "previous_version": plan.previous_version,
-        "previous_rows": previous_rows,
-        "rows_read": rows,
-        "inserts": inserts,
-        "updates": updates,
-        "deletes": deletes,
-    }
+        return GuardVerdict(held=False, previous_rows=previous_rows)
+    verdict = GuardVerdict(
+        held=True,
+        status="HELD",
+        table_id=upload.table_id,
+        version=upload.version,
+        key=upload.key,
+        reason=reason,
+        hold_reason=reason,
+        previous_version=plan.previous_version,
+        previous_rows=previous_rows,
+        rows_read=rows,
+        inserts=inserts,
+        updates=updates,
+        deletes=deletes,
+    )
     planned = plan.to_dict()
     kept = {
         "upload": upload.to_dict(),
         "plan": {k: planned[k] for k in PLAN_FIELDS if k in planned},
         "queries": [{k: v for k, v in q.to_dict().items() if k in QUERY_FIELDS} for q in queries],
     }
+    summary = verdict.to_dict()
     update_upload(
         upload.table_id,
         upload.sk,
@@ -155,7 +160,7 @@ def guard(state: ExecutionState, settings: Settings, now: datetime) -> dict[str,
         table_name=settings.registry_table,
     )  # fmt: skip
     put_held_metric(upload.table_id)
-    return summary
+    return verdict
 
 
 def _upload_and_plan(state: ExecutionState, step: str) -> tuple[Upload, Plan]:
@@ -183,7 +188,7 @@ def put_held_metric(table_id: str) -> None:
 
 def resume(
     request: ResumeRequest, execution_arn: str, settings: Settings, now: datetime
-) -> dict[str, Any]:
+) -> Resumed:
     """The first step of an approve / reject execution: HELD -> APPROVED or REJECTED.
 
     Returns the state the rest of the execution runs on: for approve, the held upload (with a
@@ -205,15 +210,15 @@ def resume(
         # execution ends where its Catch cannot see.
         values["execution_arn"] = execution_arn
     record = _transition(table_id, sk, "HELD", values, settings.registry_table)
-    result = {
-        "status": status,
-        "table_id": table_id,
-        "key": record.get("key"),
-        "version": record.get("version"),
-        "reason": record.get("reason", ""),
-    }
+    result = ResumeResult(
+        status=status,
+        table_id=table_id,
+        key=record.get("key"),
+        version=record.get("version"),
+        reason=record.get("reason", ""),
+    )
     if action == "reject":
-        return {"outcome": "rejected", "result": result}
+        return Resumed(outcome="rejected", result=result)
     kept = json.loads(record["held"])
     upload = replace(
         Upload.from_dict(kept["upload"]),
@@ -222,17 +227,17 @@ def resume(
         lock_retry_seconds=settings.lock_retry_seconds,
         lock_max_attempts=settings.lock_max_attempts,
     )
-    return {
-        "outcome": "approved",
-        "resume": request.to_dict(),
-        "upload": upload.to_dict(),
-        "plan": Plan.from_dict(kept["plan"]).to_dict(),
-        "queries": [QueryStatus.from_dict(q).to_dict() for q in kept["queries"]],
-        "result": result,
-    }
+    return Resumed(
+        outcome="approved",
+        result=result,
+        resume=request,
+        upload=upload,
+        plan=Plan.from_dict(kept["plan"]),
+        queries=[QueryStatus.from_dict(q) for q in kept["queries"]],
+    )
 
 
-def check_head(state: ExecutionState, settings: Settings, now: datetime) -> dict[str, Any]:
+def check_head(state: ExecutionState, settings: Settings, now: datetime) -> HeadCheck:
     """Under the table's lock: may the approved ops be published? SKIPPED (recorded) if not."""
     upload, plan = _upload_and_plan(state, "CheckHead")
     head = get_head(upload.table_id, table_name=settings.registry_table) or {}
@@ -244,7 +249,7 @@ def check_head(state: ExecutionState, settings: Settings, now: datetime) -> dict
             upload.table_id, upload.sk, {"status": "RUNNING", "updated_at": iso(now)},
             table_name=settings.registry_table,
         )  # fmt: skip
-        return {"status": "APPROVED", "publish": True}
+        return HeadCheck(status="APPROVED", publish=True)
     reason = (
         f"approved, but its ops were computed against {computed} and the table's head is now "
         f"{current}: not applied (upload the version again to apply it against {current})"
@@ -255,14 +260,14 @@ def check_head(state: ExecutionState, settings: Settings, now: datetime) -> dict
         {"status": "SKIPPED", "reason": reason, "finished_at": iso(now), "updated_at": iso(now)},
         table_name=settings.registry_table,
     )
-    return {
-        "status": "SKIPPED",
-        "publish": False,
-        "table_id": upload.table_id,
-        "key": upload.key,
-        "version": upload.version,
-        "reason": reason,
-    }
+    return HeadCheck(
+        status="SKIPPED",
+        publish=False,
+        table_id=upload.table_id,
+        key=upload.key,
+        version=upload.version,
+        reason=reason,
+    )
 
 
 def _require_ops_result(location: str) -> None:

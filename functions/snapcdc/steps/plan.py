@@ -35,116 +35,28 @@ delta fails here, at Plan, naming the table and the size.
 
 from __future__ import annotations
 
-import csv
-import io
-import re
-import zlib
-from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
-
-from botocore.exceptions import ClientError
 
 from snapcdc.model.contract import (
     MANIFEST_FILE,
     ContractError,
-    ExportRef,
     TableConfig,
     TableSchema,
-    export_table_name,
-    glue_database,
     parse_export_key,
 )
+from snapcdc.model.header import (  # header_fields: snapcdc diff and tests/sql import it here
+    header_fields as header_fields,
+)
+from snapcdc.model.header import read_header, read_table_config, version_schema
 from snapcdc.model.manifest import completion, read_manifest, version_parts
+from snapcdc.model.names import export_table_name, glue_database
 from snapcdc.model.s3paths import object_uri, split_s3_uri
 from snapcdc.model.state import Plan, Statement, Upload
 from snapcdc.sql import queries
 
-HEADER_RANGE_BYTES = 64 * 1024
 INLINE_SQL_BYTES = 8 * 1024
-MAX_HEADER_BYTES = 1024 * 1024
 MAX_QUERY_BYTES = 262_144
-
-
-def read_table_config(s3: Any, bucket: str, ref: ExportRef) -> TableConfig:
-    """The table's ``_table.json``, or the defaults (header row, ``,``) when there is none."""
-    try:
-        body = s3.get_object(Bucket=bucket, Key=ref.config_key)["Body"].read()
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
-            return TableConfig()
-        raise
-    try:
-        return TableConfig.from_json(body)
-    except ContractError as exc:
-        raise ContractError(f"s3://{bucket}/{ref.config_key}: {exc}") from None
-
-
-def read_header(s3: Any, bucket: str, key: str, config: TableConfig) -> list[str]:
-    """The column names in the export's first line: ranged GETs of the gzip, decompressed as
-    they arrive, until the first newline (only the first few KiB are read)."""
-    return header_fields(_gunzipped_ranges(s3, bucket, key), config, key)
-
-
-def _gunzipped_ranges(s3: Any, bucket: str, key: str) -> Iterator[bytes]:
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    start = 0
-    while True:
-        if start >= MAX_HEADER_BYTES:
-            raise ContractError(f"no header line in the first {MAX_HEADER_BYTES} bytes of {key}")
-        end = start + HEADER_RANGE_BYTES - 1
-        try:
-            chunk = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end}")[
-                "Body"
-            ].read()
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "InvalidRange":
-                return  # read past the end: the file is one line without a newline
-            raise
-        try:
-            yield inflater.decompress(chunk)
-        except zlib.error as exc:
-            raise ContractError(f"export {key} is not gzip-compressed: {exc}") from None
-        if len(chunk) < HEADER_RANGE_BYTES or inflater.eof:
-            return
-        start += len(chunk)
-
-
-def header_fields(chunks: Iterable[bytes], config: TableConfig, name: str) -> list[str]:
-    """The column names in an export's first line, given its (decompressed) bytes as they
-    arrive; chunks are consumed only until the first newline. ``name`` names the export in
-    errors. ``snapcdc diff`` reads a local file's header through here too.
-
-    >>> chunks = [b'\\xef\\xbb\\xbfid ;"the', b' name"\\r\\n1;x\\n']
-    >>> header_fields(chunks, TableConfig(delimiter=";"), "export.csv")
-    ['id', 'the name']
-    """
-    text = b""
-    for chunk in chunks:
-        text += chunk
-        # \n, \r\n or a lone \r ends a line, as in Athena's line reader (Trino's TextLineReader)
-        if b"\n" in text or b"\r" in text:
-            break
-    first_line = re.split(rb"\r\n|\r|\n", text, maxsplit=1)[0]
-    if not first_line.strip():
-        raise ContractError(
-            f"export {name} is empty or starts with a blank line; expected a header row"
-        )
-    try:
-        line = first_line.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ContractError(f"the header row of {name} is not UTF-8") from None
-    reader = csv.reader(
-        io.StringIO(line),
-        delimiter=config.delimiter,
-        quotechar=config.quote,
-        escapechar=config.escape,
-        doublequote=config.escape is None,
-    )
-    try:
-        return [name.strip() for name in next(reader)]
-    except csv.Error as exc:
-        raise ContractError(f"cannot read the header row of {name} {line[:80]!r}: {exc}") from None
 
 
 def plan_upload(
@@ -246,31 +158,6 @@ def plan_upload(
             # the manifest's row count, judged with the export check (snapcdc.steps.check)
             query["expected_rows"] = plan["expected_rows"]
     return Plan.from_dict(plan)
-
-
-def version_schema(
-    config: TableConfig,
-    keys: list[str],
-    header_of: Callable[[str], list[str]],
-    previous_key: list[str] | tuple[str, ...] | None = None,
-) -> TableSchema:
-    """The version's columns and key: the table configuration resolved with the header row
-    every file of the version starts with (Athena's skip.header.line.count skips the first line
-    of each file, https://docs.aws.amazon.com/athena/latest/ug/csv-serde.html), read with
-    ``header_of(key)``; parts whose headers differ fail naming the first that does.
-    ``previous_key``: the key of the version applied before (see ``TableConfig.resolve``).
-    ``snapcdc diff`` resolves a local file's schema through here too."""
-    if not config.header:
-        return config.resolve(None, previous_key)
-    first = header_of(keys[0])
-    for key in keys[1:]:
-        header = header_of(key)
-        if header != first:
-            raise ContractError(
-                f"the header row of {key} is {header}, the version's first part {keys[0]} "
-                f"has {first}; every part must start with the same header row"
-            )
-    return config.resolve(first, previous_key)
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ from snapcdc.aws.leases import iso, lease_expiry
 from snapcdc.aws.registry import put_upload, upload_sk
 from snapcdc.model.contract import ContractError, ExportRef, TableConfig, parse_export_key
 from snapcdc.model.events import ObjectCreatedEvent, parse_key_parts
+from snapcdc.model.header import read_table_config
 from snapcdc.model.manifest import completion
 from snapcdc.model.settings import Settings
 from snapcdc.model.state import Upload
-from snapcdc.steps.plan import read_table_config
 
 
 def _table_config(s3: Any, bucket: str, ref: ExportRef) -> TableConfig | None:

@@ -17,11 +17,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from snapcdc.model.events import ObjectCreatedEvent, execution_name, parse_key_parts
+from snapcdc.model.state import Routed
 
 
-def route(
-    sfn: Any, event: ObjectCreatedEvent, state_machine_arn: str, parent_arn: str
-) -> dict[str, Any]:
+def route(sfn: Any, event: ObjectCreatedEvent, state_machine_arn: str, parent_arn: str) -> Routed:
     """Start the named execution; outcome ``started``, ``duplicate`` or ``unnamed``.
 
     ``unnamed`` means: run the pipeline in the calling execution (the registry's conditional
@@ -42,12 +41,8 @@ def route(
     except ClientError as exc:
         code = exc.response["Error"]["Code"]
         if code == "ExecutionAlreadyExists":
-            return {
-                "outcome": "duplicate",
-                "name": name,
-                "reason": exc.response["Error"]["Message"],
-            }
+            return Routed("duplicate", name, reason=exc.response["Error"]["Message"])
         if code in ("InvalidName", "InvalidExecutionInput"):
-            return {"outcome": "unnamed", "name": name, "reason": f"{code}: {exc}"}
+            return Routed("unnamed", name, reason=f"{code}: {exc}")
         raise
-    return {"outcome": "started", "name": name, "execution_arn": started["executionArn"]}
+    return Routed("started", name, execution_arn=started["executionArn"])

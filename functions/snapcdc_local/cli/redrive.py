@@ -11,13 +11,21 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from snapcdc_local.cli.main import Command
-from snapcdc_local.stack.targets import stack_outputs, stack_targets
+from snapcdc_local.stack.targets import (
+    Target,
+    add_target_arguments,
+    resolve_targets,
+    stack_outputs,
+)
+
+TARGETS = (
+    Target("--bucket", "FailedBatchesBucketName", "the failed-batches bucket"),
+    Target("--table", "TargetTableName", "the target table"),
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--stack", metavar="NAME", help="the deployed snapcdc stack's name")
-    parser.add_argument("--bucket", metavar="NAME", help="the failed-batches bucket")
-    parser.add_argument("--table", metavar="NAME", help="the target table")
+    add_target_arguments(parser, TARGETS)
     parser.add_argument(
         "--registry",
         metavar="NAME",
@@ -27,18 +35,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--keep", action="store_true", help="leave every object in place, even when applied"
     )
     parser.add_argument("--report", type=Path, metavar="FILE", help="write the outcome as JSON")
-
-
-def targets(args: argparse.Namespace) -> tuple[str, str]:
-    """The failed-batches bucket and the target table, from the stack or given directly."""
-    bucket, table = stack_targets(
-        args.stack,
-        {
-            "--bucket": (args.bucket, "FailedBatchesBucketName"),
-            "--table": (args.table, "TargetTableName"),
-        },
-    )
-    return bucket, table
 
 
 def print_results(results: list[Any], out: TextIO) -> None:
@@ -67,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from snapcdc.model.settings import Settings
     from snapcdc_local.stack.redrive import redrive
 
-    bucket, table = targets(args)
+    bucket, table = resolve_targets(args, TARGETS)
     registry = args.registry or (
         stack_outputs(args.stack).get("RegistryTableName") if args.stack else None
     )

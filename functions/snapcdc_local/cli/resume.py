@@ -9,16 +9,18 @@ import time
 from typing import Any
 
 from snapcdc_local.cli.main import CliError, Command
-from snapcdc_local.stack.targets import stack_targets
+from snapcdc_local.stack.targets import Target, add_target_arguments, resolve_targets
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+TARGETS = (
+    Target("--state-machine", "StateMachineArn", "the pipeline's state machine", "ARN"),
+    Target("--registry", "RegistryTableName", "the registry table", "TABLE"),
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("key", metavar="KEY", help="the held export's key in the import bucket")
-    parser.add_argument("--stack", metavar="NAME", help="the deployed snapcdc stack's name")
-    parser.add_argument("--state-machine", metavar="ARN", help="the pipeline's state machine")
-    parser.add_argument("--registry", metavar="TABLE", help="the registry table")
+    add_target_arguments(parser, TARGETS)
     parser.add_argument(
         "--no-wait", action="store_true", help="start the execution and return at once"
     )
@@ -26,18 +28,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=float, default=21600.0, help="seconds to wait (default: 6 hours)"
     )
     parser.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)
-
-
-def targets(args: argparse.Namespace) -> tuple[str, str]:
-    """The state machine and the registry table, from the stack or given directly."""
-    state_machine, registry = stack_targets(
-        args.stack,
-        {
-            "--state-machine": (args.state_machine, "StateMachineArn"),
-            "--registry": (args.registry, "RegistryTableName"),
-        },
-    )
-    return state_machine, registry
 
 
 def wait_for(sfn: Any, arn: str, timeout: float, poll: float) -> dict[str, Any]:
@@ -56,7 +46,7 @@ def resume_command(action: str, args: argparse.Namespace) -> int:
     from snapcdc.aws.registry import find_upload
     from snapcdc_local.stack.resume import ResumeError, held_upload, start_resume
 
-    state_machine, registry = targets(args)
+    state_machine, registry = resolve_targets(args, TARGETS)
     sfn = client("stepfunctions")
     try:
         record = held_upload(args.key, registry)
