@@ -155,4 +155,4 @@ def test_a_run_with_redrive_reapplies_the_batches_the_consumer_gave_up_on(data, 
     assert read_dump(tmp_path / "dump" / "shop" / "tags.csv") == [["tag", "label"], *ROWS_V1]
     write_report(result, tmp_path / "report.json")
     report = json.loads((tmp_path / "report.json").read_text())
-    assert [o["applied"] for o in report["redriven"]] == [1]
+    assert [o["applied"] for o in report["redriven"]] == [2]
