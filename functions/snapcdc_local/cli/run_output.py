@@ -38,7 +38,7 @@ class Printer:
         )
         if upload.error:
             self.line(f"{'':<{self.key_width}}  error: {upload.error}")
-        if upload.reason and (upload.status != "SKIPPED" or upload.action != "upload"):
+        if upload.reason:  # why it is HELD, REJECTED or SKIPPED
             self.line(f"{'':<{self.key_width}}  reason: {upload.reason}")
 
     def summary(self, result: RunResult) -> None:
