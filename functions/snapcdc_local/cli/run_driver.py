@@ -339,9 +339,8 @@ def drive(
                     on_upload(upload)
             # approve / reject lines run once the uploads settled, in the order listed
             keys = [k for k in keys if resume_line(k)]
+        progress.update(task, description="uploads")
         for key in keys:
-            if is_export(key):
-                progress.update(task, description=key)
             resume = resume_line(key)
             upload = run.resume(*resume) if resume else run.put(key)
             if upload is None:

@@ -114,6 +114,7 @@ class Watcher:
         ):
             figures.applied_at = time.time()  # settled between two polls
         if task is not None:
+            self._show(task, figures)
             self.progress.remove_task(task)
         return figures
 
@@ -128,8 +129,12 @@ class Watcher:
                 except Exception:  # a poll racing the end of the run; the next one tells
                     log.debug("progress poll of %s failed", upload.key, exc_info=True)
                     continue
-                self.progress.update(task, total=figures.ops, completed=figures.applied,
-                                     figures=figures.text())  # fmt: skip
+                self._show(task, figures)
+
+    def _show(self, task: Any, figures: Figures) -> None:
+        self.progress.update(
+            task, total=figures.ops, completed=figures.applied, figures=figures.text()
+        )
 
     def poll(self, upload: Any, figures: Figures) -> None:
         if upload.sequencer is None:
@@ -169,17 +174,19 @@ class Watcher:
 
 
 def rows_counted(events: Iterable[dict[str, Any]]) -> int | None:
-    """The check query's row count, from the output of the execution's ``EvaluateCheck``.
+    """The check query's row count: the ``EvaluateCheck`` state's output, where the ASL puts
+    the check's result (``ResultPath: $.status.check``).
 
     >>> rows_counted([{"type": "TaskStateExited", "stateExitedEventDetails": {
-    ...     "name": "EvaluateCheck", "output": '{"check": {"row_count": 7}}'}}])
+    ...     "name": "EvaluateCheck", "output": '{"status": {"check": {"row_count": 7}}}'}}])
     7
     """
     for event in events:
         details = event.get("stateExitedEventDetails") or {}
         if details.get("name") == "EvaluateCheck":
-            with contextlib.suppress(ValueError, TypeError, AttributeError):
-                return int(json.loads(details.get("output") or "{}")["check"]["row_count"])
+            with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):
+                output = json.loads(details.get("output") or "{}")
+                return int(output["status"]["check"]["row_count"])
     return None
 
 
