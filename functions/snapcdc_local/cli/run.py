@@ -19,8 +19,11 @@ every file of DATA_DIR is uploaded to the import bucket like an export landing i
 - Per upload it prints key, status (SUCCEEDED, SKIPPED, FAILED, HELD or REJECTED), inserts,
   updates, deletes, published (records Kinesis took), applied (ops the consumer wrote to the
   target) and seconds, read from the pipeline's registry, and why a version is HELD, REJECTED
-  or SKIPPED by an approve; at the end a summary per target table.
-- ``--report FILE``: the same as JSON; ``--dump-target DIR``: ``DIR/{tenant}/{table}.csv`` of
+  or SKIPPED; at the end a summary per target table.
+- While an upload runs, a terminal (stderr) shows its rows read, ops published and applied,
+  polled from the registry (``snapcdc_local.cli.run_progress``); elsewhere nothing is shown.
+- ``--report FILE``: the same as JSON, with rows read and the seconds per stage (delta, publish,
+  apply) of each version; ``--dump-target DIR``: ``DIR/{tenant}/{table}.csv`` of
   every table with a successful version, read back from the target table; ``--history``: each
   execution's Step Functions history.
 - ``--redrive``: once every upload has settled, re-apply the batches the consumer gave up on
