@@ -6,8 +6,10 @@ an upload to settle; nothing is added to the handlers for them:
 - the upload's registry record: ``published`` (Publish sets it from its first page on),
   ``applied`` and ``stale`` (the consumer adds to them per batch), the op counts and
   ``rows_read`` (Finish writes them);
-- the execution's Step Functions history, until the check query has counted the rows: its
-  ``EvaluateCheck`` output (``check.row_count``) is the version's rows read, long before Finish.
+- the execution's Step Functions history, until the check query has counted the rows: the
+  ``EvaluateCheck`` state's exit event carries its JSON output with the check's ``row_count``
+  (https://docs.aws.amazon.com/step-functions/latest/apireference/API_StateExitedEventDetails.html),
+  the version's rows read, long before Finish writes them.
 
 The same polls date the end of applying (``applied_at``): the first poll that finds a finished
 record with every op counted (applied or stale). The stage times of the report
