@@ -47,6 +47,9 @@ def test_each_version_shows_rows_read_ops_published_and_applied(tmp_path):
     recorder = Recorder()
     result = run_pipeline(RunOptions(data_dir=data), progress=recorder)
     assert [u.status for u in result.uploads] == ["SUCCEEDED", "SUCCEEDED"]
+    # without --dump-target the summary counts the target's rows in DynamoDB (Select=COUNT):
+    # k1, k3, k4, not k2's tombstone
+    assert result.tables["shop/tags"]["rows"] == 3
     for key, ops in (("shop/tags/V1/x.csv.gz", 3), ("shop/tags/V2/x.csv.gz", 3)):
         updates = recorder.updates[key]
         last = updates[-1]

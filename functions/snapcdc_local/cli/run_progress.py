@@ -108,13 +108,7 @@ class Watcher:
         with self._lock:
             _, task = self._followed.pop(id(upload), (None, None))
             figures = self.figures.setdefault(id(upload), Figures())
-        self.poll(upload, figures)
-        if (
-            figures.applied_at is None
-            and figures.ops is not None
-            and figures.applied >= figures.ops
-        ):
-            figures.applied_at = time.time()  # settled between two polls
+        self.poll(upload, figures)  # (the end of applying may fall between two polls)
         if task is not None:
             self._show(task, figures)
             self.progress.remove_task(task)
