@@ -2,39 +2,14 @@
 
 The stack in ``cfn.yaml`` is deployed into the embedded AWS emulation
 (:class:`~snapcdc_local.emulator.Emulator`: moto in process, DuckDB doing Athena's work); then
-every file of DATA_DIR is uploaded to the import bucket like an export landing in S3.
+every file of DATA_DIR is uploaded to the import bucket like an export landing in S3. What a
+user sees is in :data:`DESCRIPTION` (``snapcdc local run --help``); approve / reject lines run
+the code of ``snapcdc_local.stack.resume``, ``--redrive`` that of ``snapcdc_local.stack.redrive``.
 
-- ``_table.json`` files go first, then every ``*.csv.gz`` and ``_manifest.json`` in key order,
-  a version's manifest after its parts (it completes the version), or in the order of
-  ``--sequence FILE`` (one key relative to DATA_DIR per line, ``#`` comments; a key may repeat
-  and is then uploaded again). A line ``approve KEY`` or ``reject KEY`` resumes that key's
-  HELD version at that point, with the code ``snapcdc approve`` / ``reject`` runs
-  (``snapcdc_local.stack.resume``); with ``--concurrent`` these lines run once the uploads settled.
-- A part of a multi-part version (its table's ``_table.json`` in DATA_DIR says
-  ``complete_on: "manifest"``) is uploaded like an export but has no line of its own: it
-  starts nothing, the version's ``_manifest.json`` is the upload that is followed.
-- Each upload goes through the whole pipeline (S3 event, EventBridge, the state machine, Athena,
-  Kinesis, the consumer) and everything has settled before the next upload starts.
-  ``--concurrent`` uploads them all at once instead; the table locks then serialise the work.
-- Per upload it prints key, status (SUCCEEDED, SKIPPED, FAILED, HELD or REJECTED), inserts,
-  updates, deletes, published (records Kinesis took), applied (ops the consumer wrote to the
-  target) and seconds, read from the pipeline's registry, and why a version is HELD, REJECTED
-  or SKIPPED; at the end a summary per target table.
-- While an upload runs, a terminal (stderr) shows its rows read, ops published and applied,
-  polled from the registry (``snapcdc_local.cli.run_progress``); elsewhere nothing is shown.
-- ``--report FILE``: the same as JSON, with rows read and the seconds per stage (delta, publish,
-  apply) of each version; ``--dump-target DIR``: ``DIR/{tenant}/{table}.csv`` of
-  every table with a successful version, read back from the target table; ``--history``: each
-  execution's Step Functions history.
-- ``--redrive``: once every upload has settled, re-apply the batches the consumer gave up on
-  from the stack's failed-batches bucket, with the code ``snapcdc redrive`` runs against AWS
-  (``snapcdc_local.stack.redrive``), before the tables are summarised; one line per object.
-
-Exit status 0 when every upload reached a terminal status (FAILED included); 1 with a one-line
-reason when the run itself broke (the stack did not deploy, the pipeline did not settle).
-
-The Lambda functions' own log output goes to ``--lambda-log FILE`` (default: discarded), as it
-would go to CloudWatch Logs rather than to this terminal.
+This module is the command: its arguments and what it runs. The driver (the emulator, the
+uploads in sequence, waiting for them to settle) is ``run_driver``, what to upload
+``run_uploads``, the progress display ``run_progress``, the printed table and report
+``run_output``.
 """
 
 from __future__ import annotations
@@ -49,22 +24,28 @@ from snapcdc_local.cli.run_output import ConsoleWriter, Printer, lambda_output, 
 from snapcdc_local.cli.run_progress import NoProgress, progress_display
 from snapcdc_local.cli.run_uploads import plan_uploads
 
-# The command is this module (its arguments and what it runs); the driver, the progress
-# display and the printer are its siblings run_driver, run_progress and run_output.
-
-
 # -- the command -------------------------------------------------------------------------------
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="local_command", metavar="SUBCOMMAND", required=True)
+    sub = parser.add_subparsers(
+        dest="local_command", metavar="SUBCOMMAND", required=True, help="what to run locally"
+    )
     run = sub.add_parser(
         "run",
         help="run the whole pipeline on DATA_DIR in the embedded AWS emulation",
-        description=__doc__.split("\n\n>>>")[0],
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("data_dir", nargs="?", default="data", type=Path, metavar="DATA_DIR")
+    run.add_argument(
+        "data_dir",
+        nargs="?",
+        default="data",
+        type=Path,
+        metavar="DATA_DIR",
+        help="the exports, laid out as in the import bucket: {tenant}/{table}/{version}/ "
+        "(default: data)",
+    )
     run.add_argument(
         "--sequence",
         type=Path,
@@ -171,6 +152,47 @@ def run(args: argparse.Namespace) -> int:
         return run_command(args)
     raise CliError(f"unknown local subcommand {args.local_command!r}")
 
+
+DESCRIPTION = """\
+Run the whole snapcdc pipeline on this machine: the stack in cfn.yaml is deployed into an
+embedded AWS emulation (moto in process, DuckDB doing Athena's work), then every file of
+DATA_DIR is uploaded to the import bucket like an export landing in S3.
+
+What is uploaded, in which order:
+  - _table.json files first, then every *.csv.gz and _manifest.json in key order (a
+    version's manifest after its parts: it completes the version);
+  - or the keys listed in --sequence FILE, in that order: one key relative to DATA_DIR per
+    line, # starts a comment, a key may repeat (it is uploaded again); a line "approve KEY"
+    or "reject KEY" resumes that key's HELD version at that point, as snapcdc approve /
+    reject would (with --concurrent, once the uploads have settled);
+  - a part of a multi-part version (complete_on "manifest" in its table's _table.json) starts
+    nothing by itself: the version's _manifest.json is the upload that is followed.
+
+Each upload goes through the whole pipeline (S3 event, EventBridge, the state machine, Athena,
+Kinesis, the consumer) and everything settles before the next upload starts; --concurrent
+uploads them all at once instead, and the table locks serialise the work.
+
+Per upload it prints the key, the status (SUCCEEDED, SKIPPED, FAILED, HELD or REJECTED), the
+inserts, updates and deletes, published (records Kinesis took), applied (ops the consumer wrote
+to the target) and seconds, and why a version is HELD, REJECTED or SKIPPED; at the end a
+summary per target table. While an upload runs, a terminal (stderr) shows its rows read,
+ops published and applied, polled from the registry; elsewhere nothing is shown.
+--report FILE writes the same as JSON, with rows read and each version's seconds per stage
+(delta, publish, apply); --dump-target DIR writes
+DIR/{tenant}/{table}.csv for every table with a successful version, read back from the
+target; --history prints each execution's Step Functions history. --redrive re-applies, once
+every upload has settled, the batches the consumer gave up on (as snapcdc redrive does).
+
+The Lambda functions' log output goes to --lambda-log FILE (default: discarded), as it would
+go to CloudWatch Logs rather than to this terminal.
+
+Exit status 0 when every upload reached a terminal status (FAILED included); 1 with a one-line
+reason when the run itself broke (the stack did not deploy, the pipeline did not settle).
+
+examples:
+  snapcdc local run data --history last
+  snapcdc local run data --sequence order.txt --report report.json
+"""
 
 COMMAND = Command(
     name="local",

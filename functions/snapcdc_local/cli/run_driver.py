@@ -13,6 +13,7 @@ from typing import Any
 
 import snapcdc
 from snapcdc.model.contract import ContractError, TableConfig, parse_export_key
+from snapcdc.model.events import parse_key_parts
 from snapcdc_local.cli.main import CliError
 from snapcdc_local.cli.run_progress import Figures, NoProgress, Watcher, stage_seconds
 from snapcdc_local.cli.run_uploads import (
@@ -20,7 +21,6 @@ from snapcdc_local.cli.run_uploads import (
     TERMINAL,
     Upload,
     is_export,
-    key_parts,
     plan_uploads,
     resume_line,
 )
@@ -101,7 +101,7 @@ class LocalRun:
         if not is_export(key) or self.is_part(key):
             s3.put_object(Bucket=bucket, Key=key, Body=body)
             return None
-        upload = Upload(key, *key_parts(key), started=time.monotonic())
+        upload = Upload(key, *parse_key_parts(key)[:3], started=time.monotonic())
         seen = len(self.aws.events.deliveries)
         s3.put_object(Bucket=bucket, Key=key, Body=body)
         deliveries = [
@@ -131,7 +131,7 @@ class LocalRun:
         resuming = importlib.import_module("snapcdc_local.stack.resume")
         if "StateMachineArn" not in self.outputs:
             raise CliError("the stack has no output StateMachineArn; approve / reject need it")
-        upload = Upload(key, *key_parts(key), action=action, started=time.monotonic())
+        upload = Upload(key, *parse_key_parts(key)[:3], action=action, started=time.monotonic())
         try:
             upload.sequencer = resuming.held_upload(key, self.outputs["RegistryTableName"])[
                 "sequencer"

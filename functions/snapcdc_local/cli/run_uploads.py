@@ -128,13 +128,3 @@ class Upload:
     @property
     def label(self) -> str:
         return self.key if self.action == "upload" else f"{self.action} {self.key}"
-
-
-def key_parts(key: str) -> tuple[str, str, str]:
-    """Tenant, table and version of a key, unvalidated (the pipeline validates).
-
-    >>> key_parts("tenant/t/V1/x.csv.gz")
-    ('tenant', 't', 'V1')
-    """
-    parts = key.split("/", 3) + ["", "", ""]
-    return parts[0], parts[1], parts[2]
