@@ -106,15 +106,11 @@ def check_report(report: dict[str, Any], rows: int, expected: dict[str, int]) ->
     for version, (_, counts) in zip(versions, want, strict=True):
         ops = sum(counts.values())
         seen = {name: version[name] for name in counts}
-        if seen != counts or (version["published"], version["applied"], version["stale"]) != (
-            ops,
-            ops,
-            0,
-        ):
+        # stale deliveries (a batch redelivered: Lambda retries) cost time but change nothing
+        if seen != counts or (version["published"], version["applied"]) != (ops, ops):
             raise BenchError(
                 f"{version['version']}: counts {seen}, published {version['published']}, "
-                f"applied {version['applied']}, stale {version['stale']}; expected {counts}, "
-                f"{ops} published and applied, 0 stale"
+                f"applied {version['applied']}; expected {counts}, {ops} published and applied"
             )
 
 
@@ -174,6 +170,7 @@ def version_figures(version: dict[str, Any]) -> dict[str, float]:
     ops = version["inserts"] + version["updates"] + version["deletes"]
     figures = {"seconds": version["seconds"], **{s: version["stages"].get(s, 0.0) for s in STAGES}}
     figures["ops"] = ops
+    figures["stale"] = version["stale"]  # redelivered ops, refused as already applied
     figures["ops/s"] = ops / figures["apply"] if figures["apply"] else 0.0
     return figures
 
@@ -187,11 +184,11 @@ def print_run(label: str, wall: float, diff: float, seconds: dict[str, float],
         f"start-up + exit {rest:.2f}); snapcdc diff alone {diff:.2f} s"
     )
     print(f"  {'version':<8} {'ops':>10} {'seconds':>8} {'delta':>7} {'publish':>8} "
-          f"{'apply':>7} {'ops/s':>9}")  # fmt: skip
+          f"{'apply':>7} {'ops/s':>9} {'stale':>7}")  # fmt: skip
     for name, v in zip(VERSIONS, versions, strict=True):
         print(
             f"  {name:<8} {v['ops']:>10,} {v['seconds']:>8.2f} {v['delta']:>7.2f} "
-            f"{v['publish']:>8.2f} {v['apply']:>7.2f} {v['ops/s']:>9,.0f}"
+            f"{v['publish']:>8.2f} {v['apply']:>7.2f} {v['ops/s']:>9,.0f} {v['stale']:>7,.0f}"
         )
 
 
@@ -227,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat > 1:
         median_versions = [
             {k: statistics.median(version_figures(r["report"]["versions"][i])[k] for r in runs)
-             for k in ("ops", "seconds", *STAGES, "ops/s")}
+             for k in ("ops", "seconds", *STAGES, "ops/s", "stale")}
             for i in range(len(VERSIONS))
         ]  # fmt: skip
         median_seconds = {

@@ -81,7 +81,7 @@ def test_a_report_with_ops_not_applied_is_refused(bench):
     good = {"versions": [version("V0001", 200, 0, 0), version("V0002", 1, 2, 1)]}
     bench.check_report(good, 200, expected)
     short = {"versions": [version("V0001", 200, 0, 0), version("V0002", 1, 2, 1, applied=3)]}
-    with pytest.raises(bench.BenchError, match="V0002: .* applied 3"):
+    with pytest.raises(bench.BenchError, match="V0002: .* applied 3;"):
         bench.check_report(short, 200, expected)
     skipped = {
         "versions": [
