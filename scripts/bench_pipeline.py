@@ -12,8 +12,9 @@ Each repeat runs ``snapcdc local run DATA_DIR --report FILE --dump-target DIR`` 
 its own (interpreter start-up, deploying the stack and reading the target back included: that
 is what a user waits for), then checks what it did: both versions SUCCEEDED with the generator's
 op counts, every op published and applied once, and the target table read back equal to V2, row
-for row. Beside it, ``snapcdc diff V1 V2 --key id --out ops.csv``, also a whole process, times
-the bare delta of the same pair.
+for row (redelivered ops, refused as stale, are shown, not failed). Beside it,
+``snapcdc diff V1 V2 --key id --out ops.csv``, also a whole process, times the bare delta of
+the same pair.
 
 Printed per repeat, from the run's own report: the whole process's wall time, the run's own
 split (deploying the stack, the uploads, the summary and dump), and per version its seconds
