@@ -40,6 +40,9 @@ def test_a_run_prints_a_row_per_upload_and_writes_report_dump_and_history(data, 
         ["shop/tags/V2/x.csv.gz", "SUCCEEDED", "1", "1", "1", "3", "3"],
         ["shop/tags/V1/x.csv.gz", "SKIPPED", "0", "0", "0", "0", "0"],
     ]
+    # a SKIPPED version says why, under its row (the registry's reason, as HELD ones do)
+    skip_reason = "version V1 is not after the last applied version V2"
+    assert out[4].split(None, 1) == ["reason:", skip_reason]
     assert "0 object(s): 0 op(s) applied, 0 stale, 0 failed" in out  # nothing to redrive
     titles = next(i for i, line in enumerate(out) if line.split()[:2] == ["table", "succeeded"])
     summary = out[titles + 1].split()
@@ -49,10 +52,10 @@ def test_a_run_prints_a_row_per_upload_and_writes_report_dump_and_history(data, 
     assert any(line.split()[:2] == ["Publish", "Task"] for line in out)
 
     report = json.loads((tmp_path / "report.json").read_text())
-    assert [(v["key"], v["status"], v["error"]) for v in report["versions"]] == [
-        ("shop/tags/V1/x.csv.gz", "SUCCEEDED", None),
-        ("shop/tags/V2/x.csv.gz", "SUCCEEDED", None),
-        ("shop/tags/V1/x.csv.gz", "SKIPPED", None),
+    assert [(v["key"], v["status"], v["error"], v["reason"]) for v in report["versions"]] == [
+        ("shop/tags/V1/x.csv.gz", "SUCCEEDED", None, None),
+        ("shop/tags/V2/x.csv.gz", "SUCCEEDED", None, None),
+        ("shop/tags/V1/x.csv.gz", "SKIPPED", None, skip_reason),
     ]
     assert set(report["versions"][0]) == {
         "key",
@@ -60,6 +63,9 @@ def test_a_run_prints_a_row_per_upload_and_writes_report_dump_and_history(data, 
         "table",
         "version",
         "status",
+        "rows_read",
+        "seconds",
+        "stages",
         "inserts",
         "updates",
         "deletes",
@@ -71,6 +77,14 @@ def test_a_run_prints_a_row_per_upload_and_writes_report_dump_and_history(data, 
         "action",
     }
     assert_every_op_applied(report["versions"])
+    assert [v["rows_read"] for v in report["versions"]] == [2, 2, 0]
+    # stage times come from the execution history and the registry polls, inside the upload's
+    first, second, skipped = report["versions"]
+    for version in (first, second):
+        assert set(version["stages"]) == {"delta", "publish", "apply"}, version
+        assert 0 < version["stages"]["publish"] <= version["stages"]["apply"] <= version["seconds"]
+    assert set(skipped["stages"]) <= {"delta"}
+    assert set(report["seconds"]) == {"deploy", "uploads", "summary"}
     assert read_dump(tmp_path / "dump" / "shop" / "tags.csv") == [["tag", "label"], *ROWS_V2]
 
 

@@ -27,7 +27,12 @@ TABLES = ("aborted", "timedout", "throttled", "unpermitted")
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    from snapcdc_local.cli.run import DEFAULT_TEMPLATE, LOCAL_PARAMETERS, PACKAGE_DIR, LocalRun
+    from snapcdc_local.cli.run_driver import (
+        DEFAULT_TEMPLATE,
+        LOCAL_PARAMETERS,
+        PACKAGE_DIR,
+        LocalRun,
+    )
     from snapcdc_local.emulator import Emulator
 
     data = tmp_path_factory.mktemp("data")

@@ -33,7 +33,12 @@ BULK = [[str(i), f"n{i}", "1" * 600] for i in range(2500)]
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    from snapcdc_local.cli.run import DEFAULT_TEMPLATE, LOCAL_PARAMETERS, PACKAGE_DIR, LocalRun
+    from snapcdc_local.cli.run_driver import (
+        DEFAULT_TEMPLATE,
+        LOCAL_PARAMETERS,
+        PACKAGE_DIR,
+        LocalRun,
+    )
     from snapcdc_local.emulator import Emulator
 
     data = tmp_path_factory.mktemp("data")
@@ -49,7 +54,7 @@ def stack(tmp_path_factory):
 
 
 def upload(stack, table):
-    from snapcdc_local.cli.run import drive
+    from snapcdc_local.cli.run_driver import drive
 
     _, run = stack
     [result] = drive(run, [f"acme/{table}/_table.json", f"acme/{table}/V1/a.csv.gz"], timeout=120)
@@ -213,7 +218,7 @@ def test_a_poison_record_ends_in_the_failed_batches_bucket_and_the_rest_is_appli
 def test_denied_target_writes_land_in_the_failed_batches_bucket_and_redrive_applies_them(stack):
     from botocore.exceptions import ClientError
 
-    from snapcdc_local.cli.run import drive
+    from snapcdc_local.cli.run_driver import drive
 
     aws, _ = stack
     consumer = aws.stack.physical_id("ConsumerFunction")

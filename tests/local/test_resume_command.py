@@ -15,7 +15,12 @@ V2 = [["1", "a2"]]  # 3 of 4 rows deleted: HELD
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    from snapcdc_local.cli.run import DEFAULT_TEMPLATE, LOCAL_PARAMETERS, PACKAGE_DIR, LocalRun
+    from snapcdc_local.cli.run_driver import (
+        DEFAULT_TEMPLATE,
+        LOCAL_PARAMETERS,
+        PACKAGE_DIR,
+        LocalRun,
+    )
     from snapcdc_local.emulator import Emulator
 
     data = tmp_path_factory.mktemp("data")
@@ -29,7 +34,7 @@ def stack(tmp_path_factory):
 
 
 def upload(stack, table):
-    from snapcdc_local.cli.run import drive
+    from snapcdc_local.cli.run_driver import drive
 
     _, run = stack
     return drive(run, [f"acme/{table}/V1/a.csv.gz", f"acme/{table}/V2/a.csv.gz"], timeout=120)
