@@ -26,6 +26,8 @@ through docker instead)     moto's push switched off; shards thread-safe and ind
 no Kinesis write limits     :mod:`.kinesis`: PutRecords' request limits, 1 MiB/s and 1,000
                             records/s per shard (per-record throttling)
 slow item reads             :mod:`.dynamodb`: Scan/Query/GetItem answered with ``json``
+slow dispatch               :mod:`.fastpath`: DynamoDB, Kinesis and Lambda calls handed to
+                            moto's methods without signing, URL scan and HTTP
 no IAM enforcement          :mod:`.iam`: every call of a Lambda, the state machine, an
                             EventBridge target, an event source mapping or Athena is
                             authorised against its role's deployed policies
@@ -55,7 +57,7 @@ from unittest import mock
 
 import boto3
 
-from snapcdc_local.emulator import cfn, cfn_models, dynamodb, iam, kinesis, stepfunctions
+from snapcdc_local.emulator import cfn, cfn_models, dynamodb, fastpath, iam, kinesis, stepfunctions
 from snapcdc_local.emulator.athena import AthenaBridge, EngineLike
 from snapcdc_local.emulator.eventbridge import EventBridgeBridge
 from snapcdc_local.emulator.iam_actions import Where
@@ -105,6 +107,7 @@ class Emulator:
         self.athena: AthenaBridge
         self.kinesis: KinesisPoller
         self.iam: iam.Authorizer
+        self.fast_path: fastpath.FastPath
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -135,6 +138,8 @@ class Emulator:
             )
         )
 
+        # After IAM (registered first, so it authorises every call the fast path answers).
+        self.fast_path = enter(fastpath.installed(boto3._get_default_session()))
         enter(cfn_models.installed())
         self.events = EventBridgeBridge()
         enter(stepfunctions.installed(on_status_change=self.events.put_event))
