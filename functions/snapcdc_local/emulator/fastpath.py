@@ -69,6 +69,7 @@ class FastPath:
     def __init__(self) -> None:
         from botocore.parsers import ResponseParserFactory
 
+        self.hook_id = f"{HOOK_ID}-{id(self)}"  # emulators may nest: one hook each
         self._routes: dict[str, _Routes] = {}
         self._parsers = ResponseParserFactory()
         self.calls = 0
@@ -83,8 +84,8 @@ class FastPath:
         method = routes.method_for(params["url"])
         if method is None:
             return None
-        status, headers, body = self._dispatch(method, params)
         self.calls += 1
+        status, headers, body = self._dispatch(method, params)
         return self._parse(model, status, headers, body, params["url"])
 
     @staticmethod
@@ -156,9 +157,21 @@ def installed(session: Any) -> Iterator[FastPath]:
             found = names[clazz] = method_names_from_class(clazz)
         return found
 
-    session.events.register_last("before-call", fast.before_call, HOOK_ID)
+    session.events.register_last("before-call", fast.before_call, fast.hook_id)
+    _ACTIVE.add(fast.hook_id)
     try:
         with mock.patch.object(responses, "method_names_from_class", cached_method_names):
             yield fast
     finally:
-        session.events.unregister("before-call", unique_id=HOOK_ID)
+        _ACTIVE.discard(fast.hook_id)
+        session.events.unregister("before-call", unique_id=fast.hook_id)
+
+
+_ACTIVE: set[str] = set()
+
+
+def on_slow_path(client: Any) -> Any:
+    """``client`` without any fast path: its calls go through moto's stubber (tests compare)."""
+    for hook_id in list(_ACTIVE):
+        client.meta.events.unregister("before-call", unique_id=hook_id)
+    return client
