@@ -34,7 +34,6 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 from unittest import mock
@@ -43,6 +42,15 @@ import boto3
 
 from snapcdc_local.emulator import iam
 from snapcdc_local.emulator.athena_access import catalog_requirements, output_requirements
+from snapcdc_local.emulator.athena_executions import (
+    AthenaRequestError,
+    QueryExecution,
+    column_info,
+    columns_of,
+    decode_token,
+    encode_token,
+    mirror_ddl,
+)
 from snapcdc_local.emulator.iam_actions import Where
 from snapcdc_local.emulator.s3files import split_s3_uri
 from snapcdc_local.engine.engine import parse_athena_csv
@@ -87,82 +95,6 @@ def statement_type(sql: str) -> tuple[str, str]:
     if head[0] in ("INSERT", "UPDATE", "DELETE", "MERGE"):
         return "DML", head[0]
     return "DML", "SELECT"
-
-
-@dataclass
-class QueryExecution:
-    id: str
-    query: str
-    database: str | None
-    catalog: str
-    workgroup: str
-    output_location: str
-    statement_type: str
-    substatement_type: str
-    state: str = "QUEUED"
-    reason: str | None = None
-    submitted: float = field(default_factory=time.time)
-    started: float | None = None
-    completed: float | None = None
-    scanned_bytes: int = 0
-    columns: list[tuple[str, str]] = field(default_factory=list)
-    rows: list[list[str | None]] | None = None  # parsed result file, header first (cached)
-    # Athena reads and writes with the credentials of whoever started the query.
-    principal: iam.Principal | None = None
-
-    def to_api(self) -> dict[str, Any]:
-        status: dict[str, Any] = {"State": self.state, "SubmissionDateTime": self.submitted}
-        if self.completed is not None:
-            status["CompletionDateTime"] = self.completed
-        if self.reason:
-            status["StateChangeReason"] = self.reason
-        if self.state == "FAILED":
-            status["AthenaError"] = {
-                "ErrorCategory": 2,  # USER: the query or its data is wrong
-                "ErrorType": 1000,
-                "Retryable": False,
-                "ErrorMessage": self.reason or "",
-            }
-        queued_ms = int(((self.started or time.time()) - self.submitted) * 1000)
-        engine_ms = (
-            int(((self.completed or time.time()) - self.started) * 1000) if self.started else 0
-        )
-        context = {"Catalog": self.catalog}
-        if self.database:
-            context["Database"] = self.database
-        return {
-            "QueryExecutionId": self.id,
-            "Query": self.query,
-            "StatementType": self.statement_type,
-            "SubstatementType": self.substatement_type,
-            "ResultConfiguration": {"OutputLocation": self.output_location},
-            "ResultReuseConfiguration": {"ResultReuseByAgeConfiguration": {"Enabled": False}},
-            "QueryExecutionContext": context,
-            "Status": status,
-            "Statistics": {
-                "EngineExecutionTimeInMillis": engine_ms,
-                "DataScannedInBytes": self.scanned_bytes,
-                "TotalExecutionTimeInMillis": queued_ms + engine_ms,
-                "QueryQueueTimeInMillis": queued_ms,
-                "ServicePreProcessingTimeInMillis": 0,
-                "QueryPlanningTimeInMillis": 0,
-                "ServiceProcessingTimeInMillis": 0,
-                "ResultReuseInformation": {"ReusedPreviousResult": False},
-            },
-            "WorkGroup": self.workgroup,
-            "EngineVersion": {
-                "SelectedEngineVersion": "AUTO",
-                "EffectiveEngineVersion": "Athena engine version 3",
-            },
-        }
-
-
-class AthenaRequestError(Exception):
-    """Answered to the caller as ``InvalidRequestException`` (or ``code``)."""
-
-    def __init__(self, message: str, code: str = "InvalidRequestException") -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class AthenaBridge:
@@ -381,7 +313,7 @@ class AthenaBridge:
             )
         rows = self._result_rows(execution)
         token = params.get("NextToken")
-        start = _decode_token(token, execution.id) if token else 0
+        start = decode_token(token, execution.id) if token else 0
         page = rows[start : start + max_results]
         result: dict[str, Any] = {
             "UpdateCount": 0,
@@ -391,12 +323,12 @@ class AthenaBridge:
                     for row in page
                 ],
                 "ResultSetMetadata": {
-                    "ColumnInfo": [_column_info(n, t) for n, t in execution.columns]
+                    "ColumnInfo": [column_info(n, t) for n, t in execution.columns]
                 },
             },
         }
         if start + max_results < len(rows):
-            result["NextToken"] = _encode_token(start + max_results, execution.id)
+            result["NextToken"] = encode_token(start + max_results, execution.id)
         return result
 
     # -- running -------------------------------------------------------------------------
@@ -423,13 +355,13 @@ class AthenaBridge:
                     execution.query, database=execution.database, output_path=str(local)
                 )
             execution.scanned_bytes = int(getattr(result, "data_scanned_bytes", 0) or 0)
-            execution.columns = _columns(getattr(result, "columns", None))
+            execution.columns = columns_of(getattr(result, "columns", None))
             if not local.exists():
                 local.write_text("")
             self._write_result(execution, s3, local, bucket, key)
             if execution.statement_type == "DDL":
                 try:
-                    self._mirror_ddl(execution)
+                    mirror_ddl(execution, self.account_id, self.region)
                 except Exception:  # the catalog copy is a convenience, the query did run
                     log.warning("could not mirror DDL of %s into Glue", execution.id, exc_info=True)
             execution.state = "SUCCEEDED"
@@ -495,80 +427,3 @@ class AthenaBridge:
                 )["Body"]
                 execution.rows = parse_athena_csv(body.read().decode("utf-8"))
         return execution.rows
-
-    def _mirror_ddl(self, execution: QueryExecution) -> None:
-        """Athena DDL is Glue catalog DDL: keep moto's Glue catalog in step."""
-        from moto.glue.models import glue_backends
-
-        from snapcdc_local.engine.ddl import CreateDatabase, DropTable, ExternalTable, parse_ddl
-
-        glue = glue_backends[self.account_id][self.region]
-        statement = parse_ddl(execution.query)
-        database = getattr(statement, "database", None) or execution.database or "default"
-        if isinstance(statement, CreateDatabase):
-            if database not in glue.databases:
-                glue.create_database(database, {"Name": database})
-        elif isinstance(statement, ExternalTable):
-            if (
-                database in glue.databases
-                and statement.table not in glue.databases[database].tables
-            ):
-                glue.create_table(
-                    database,
-                    statement.table,
-                    {
-                        "Name": statement.table,
-                        "TableType": "EXTERNAL_TABLE",
-                        "StorageDescriptor": {
-                            "Columns": [{"Name": c, "Type": "string"} for c in statement.columns],
-                            "Location": statement.location,
-                        },
-                    },
-                )
-        elif isinstance(statement, DropTable) and statement.table in getattr(
-            glue.databases.get(database), "tables", {}
-        ):
-            glue.delete_table(database, statement.table)
-
-
-def _columns(raw: Any) -> list[tuple[str, str]]:
-    """Normalise the engine's column description to ``[(name, athena_type)]``."""
-    columns: list[tuple[str, str]] = []
-    for column in raw or []:
-        if isinstance(column, str):
-            columns.append((column, "varchar"))
-        elif isinstance(column, Sequence) and len(column) >= 2:
-            columns.append((str(column[0]), str(column[1])))
-        else:
-            columns.append(
-                (str(getattr(column, "name", column)), str(getattr(column, "type", "varchar")))
-            )
-    return columns
-
-
-def _column_info(name: str, athena_type: str) -> dict[str, Any]:
-    return {
-        "CatalogName": "hive",
-        "SchemaName": "",
-        "TableName": "",
-        "Name": name,
-        "Label": name,
-        "Type": athena_type,
-        "Precision": 2147483647 if athena_type == "varchar" else 0,
-        "Scale": 0,
-        "Nullable": "UNKNOWN",
-        "CaseSensitive": athena_type == "varchar",
-    }
-
-
-def _encode_token(offset: int, query_id: str) -> str:
-    return f"{query_id}:{offset}"
-
-
-def _decode_token(token: Any, query_id: str) -> int:
-    prefix, _, offset = str(token).rpartition(":")
-    if prefix != query_id or not offset.isdigit():
-        raise AthenaRequestError(
-            "The NextToken is not valid for this query", "InvalidRequestException"
-        )
-    return int(offset)

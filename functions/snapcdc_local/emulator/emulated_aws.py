@@ -20,7 +20,7 @@ no status-change events,    Change" events to EventBridge; StopExecution aborts 
 StopExecution lags          with its error and cause
 States.ALL catches all,     :mod:`.stepfunctions_limits`: DataLimitExceeded and Runtime
 no history-event quota      escape States.ALL; FAILED at the 25,000th history event
-no Kinesis ESM poller       :mod:`.kinesis`: polls shards, batches, retries, bisects, the
+no Kinesis ESM poller       :mod:`.kinesis_poller`: polls shards, batches, retries, bisects, the
 (moto pushes each record    on-failure destination (S3 objects with the records, as AWS);
 through docker instead)     moto's push switched off; shards thread-safe and indexed
 no Kinesis write limits     :mod:`.kinesis`: PutRecords' request limits, 1 MiB/s and 1,000
@@ -61,7 +61,7 @@ from snapcdc_local.emulator import cfn, cfn_models, dynamodb, fastpath, iam, kin
 from snapcdc_local.emulator.athena import AthenaBridge, EngineLike
 from snapcdc_local.emulator.eventbridge import EventBridgeBridge
 from snapcdc_local.emulator.iam_actions import Where
-from snapcdc_local.emulator.kinesis import KinesisPoller
+from snapcdc_local.emulator.kinesis_poller import KinesisPoller
 from snapcdc_local.emulator.lambdas import LambdaRuntime
 from snapcdc_local.emulator.s3files import S3Files
 
