@@ -7,7 +7,12 @@ Athena API (and only those) while installed:
 - ``StartQueryExecution`` checks the workgroup and output location like Athena, queues the
   query and runs it on the engine in a worker thread, with the database from
   ``QueryExecutionContext``; the result CSV is written to ``{OutputLocation}/{id}.csv`` in moto's
-  S3 (``{id}.txt`` for DDL), as Athena writes it.
+  S3 (``{id}.txt`` for DDL), as Athena writes it. The call answers once the query has ended or
+  after ``start_wait`` seconds (:data:`START_WAIT_SECONDS`), whichever comes first. Athena's
+  start is asynchronous and a caller cannot tell a query that ended before its first
+  ``GetQueryExecution`` from one that ended before the start answered; what this saves is the
+  caller's sleep before that first status check, which only passes time here: the engine ends
+  most statements in milliseconds, Athena in seconds.
 - ``GetQueryExecution`` / ``BatchGetQueryExecution`` report the real state (QUEUED, RUNNING,
   SUCCEEDED, FAILED with ``StateChangeReason`` and ``AthenaError``) and statistics.
 - ``GetQueryResults`` pages the result file (``MaxResults`` up to 1000, ``NextToken``), the
@@ -32,6 +37,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,6 +68,8 @@ MAX_RESULTS = 1000
 # StartQueryExecution with InvalidRequestException
 # (https://repost.aws/knowledge-center/athena-query-string-length).
 MAX_QUERY_BYTES = 262_144
+# Long enough for the statements of a small version, short against a Lambda timeout.
+START_WAIT_SECONDS = 1.0
 DDL_WORDS = ("ALTER", "CREATE", "DESCRIBE", "DROP", "MSCK", "SHOW")
 
 
@@ -112,7 +120,9 @@ class AthenaBridge:
         account_id: str,
         workers: int = 1,
         authorizer: iam.Authorizer | None = None,
+        start_wait: float = START_WAIT_SECONDS,
     ) -> None:
+        self.start_wait = start_wait
         self.engine_factory = engine_factory
         self.resolve_location = resolve_location
         self.authorizer = authorizer
@@ -252,7 +262,9 @@ class AthenaBridge:
             principal=iam.current(),
         )
         self.executions[query_id] = execution
-        self._futures[query_id] = self._pool.submit(self._run, execution)
+        future = self._futures[query_id] = self._pool.submit(self._run, execution)
+        if self.start_wait > 0:
+            futures.wait([future], timeout=self.start_wait)
         return {"QueryExecutionId": query_id}
 
     def _get(self, query_id: Any) -> QueryExecution:

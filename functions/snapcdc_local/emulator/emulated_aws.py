@@ -58,7 +58,7 @@ from unittest import mock
 import boto3
 
 from snapcdc_local.emulator import cfn, cfn_models, dynamodb, fastpath, iam, kinesis, stepfunctions
-from snapcdc_local.emulator.athena import AthenaBridge, EngineLike
+from snapcdc_local.emulator.athena import START_WAIT_SECONDS, AthenaBridge, EngineLike
 from snapcdc_local.emulator.eventbridge import EventBridgeBridge
 from snapcdc_local.emulator.iam_actions import Where
 from snapcdc_local.emulator.kinesis_poller import KinesisPoller
@@ -89,6 +89,7 @@ class Emulator:
         region: str = "us-east-1",
         engine_factory: Callable[[Callable[[str], list[str]]], EngineLike] = default_engine_factory,
         athena_workers: int = 1,
+        athena_start_wait: float = START_WAIT_SECONDS,
         poll_kinesis_in_background: bool = True,
         lambda_code: Path | None = None,
     ) -> None:
@@ -98,6 +99,7 @@ class Emulator:
         self.region = region
         self.engine_factory = engine_factory
         self.athena_workers = athena_workers
+        self.athena_start_wait = athena_start_wait
         self.poll_kinesis_in_background = poll_kinesis_in_background
         self.lambda_code = lambda_code
         self._exit = ExitStack()
@@ -156,6 +158,7 @@ class Emulator:
                 account_id,
                 self.athena_workers,
                 authorizer=self.iam,
+                start_wait=self.athena_start_wait,
             ).installed()
         )
 
