@@ -6,6 +6,10 @@ nothing stopping another thread in between. The consumer applies a batch's ops f
 threads and relies on ``version <= :v`` to let the newer of two ops on one row win (and the
 table lock is a conditional put too): without atomic writes an older INSERT could land after a
 newer DELETE that had checked the same old item. Every item write therefore runs under one lock.
+So does every request as a whole (moto's ``DynamoHandler.call_action``): moto reads a table's
+item dicts without a lock and updates items in place, so a ``Query`` or ``Scan`` (or the
+response built from its items) running beside a write failed with "dictionary changed size
+during iteration", where DynamoDB serves reads and writes concurrently.
 
 **Item reads are fast.** moto builds every response with a generic, shape-driven serializer that
 walks each attribute of each item; a ``Scan`` of 100,000 target rows spends minutes there (moto
@@ -68,9 +72,18 @@ def drop_none(result: dict[str, Any]) -> dict[str, Any]:
 def installed() -> Iterator[None]:
     """While the block runs: item writes atomic, item reads serialized with ``json``."""
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
 
+    lock = threading.RLock()
     writes = {name: getattr(DynamoDBBackend, name) for name in WRITE_METHODS}
-    with serialized(DynamoDBBackend, writes), _fast_reads(), _item_size_limit(), _parse_cache():
+    requests = {"call_action": DynamoHandler.call_action}
+    with (
+        serialized(DynamoDBBackend, writes, lock),
+        serialized(DynamoHandler, requests, lock),
+        _fast_reads(),
+        _item_size_limit(),
+        _parse_cache(),
+    ):
         yield
 
 
