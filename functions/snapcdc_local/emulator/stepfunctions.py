@@ -123,6 +123,7 @@ def status_change_event(execution: Any) -> dict[str, Any]:
 @contextmanager
 def installed(
     on_status_change: Callable[[dict[str, Any]], Any] | None = None,
+    history_quota: int = stepfunctions_limits.HISTORY_EVENT_QUOTA,
 ) -> Iterator[None]:
     """While the block runs: unnamed executions get a UUID name and the context object's
     ``$$.State.EnteredTime`` / ``$$.Execution.StartTime`` are written as AWS writes them
@@ -219,7 +220,7 @@ def installed(
         mock.patch.object(execution_class, "stop", stopped_execution),
         mock.patch.object(StepFunctionResponse, "stop_execution", stop_execution),
         mock.patch.object(communication, "_reflect_execution_status", reflected),
-        stepfunctions_limits.installed(),
+        stepfunctions_limits.installed(history_quota),
     ):
         yield
 
