@@ -128,6 +128,43 @@ class ShardThroughput:
 _THROUGHPUT_LOCK = threading.Lock()
 
 
+class Arrivals:
+    """A count of puts that stored records, for a reader to wait on instead of polling.
+
+    >>> arrivals = Arrivals()
+    >>> seen = arrivals.count
+    >>> arrivals.wait_after(seen, 0.01)  # nothing arrived: back after the timeout
+    False
+    >>> arrivals.stored()
+    >>> arrivals.wait_after(seen, 10.0)  # something arrived since ``seen``: back at once
+    True
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._changed = threading.Condition()
+
+    def stored(self) -> None:
+        with self._changed:
+            self.count += 1
+            self._changed.notify_all()
+
+    def wake(self) -> None:
+        """Wake the waiters without an arrival (a poller being stopped)."""
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_after(self, seen: int, timeout: float) -> bool:
+        """Wait until a put stored records after ``seen`` was read, a wake, or ``timeout``."""
+        with self._changed:
+            if self.count == seen:
+                self._changed.wait(timeout)
+            return self.count != seen
+
+
+ARRIVALS = Arrivals()
+
+
 def _throughput(shard: Any) -> ShardThroughput:
     bucket = shard.__dict__.get("_snapcdc_throughput")
     if bucket is None:
@@ -212,6 +249,8 @@ def _backend_put_records(
         incoming_bytes=accepted_bytes,
         incoming_records=len(records) - response["FailedRecordCount"],
     )
+    if response["FailedRecordCount"] < len(records):
+        ARRIVALS.stored()
     return response
 
 
@@ -237,6 +276,7 @@ def _backend_put_record(
     backend._send_stream_metrics(
         stream.stream_name, incoming_bytes=_record_size(partition_key, data), incoming_records=1
     )
+    ARRIVALS.stored()
     return sequence_number, shard_id
 
 

@@ -22,6 +22,11 @@ Kinesis mapping moto holds (the ones the stack declares), honouring its settings
   is the checkpoint; records from there on are retried; an empty or unknown identifier fails
   the whole batch.
 
+An idle poller waits for the next put (:data:`.kinesis.ARRIVALS`), at most ``idle_sleep``
+seconds: Lambda polls an idle shard once a second
+(https://docs.aws.amazon.com/lambda/latest/dg/with-kinesis.html); here records that arrive are
+read at once and an idle shard costs no calls in between.
+
 Not emulated: ``MaximumBatchingWindowInSeconds`` (batches go out at once),
 ``ParallelizationFactor`` (one batch per shard at a time), tumbling windows, filters.
 With infinite retries (the default -1) a record that always fails would block its shard for a
@@ -41,6 +46,7 @@ from typing import Any
 import boto3
 
 from snapcdc_local.emulator import iam
+from snapcdc_local.emulator.kinesis import ARRIVALS
 from snapcdc_local.emulator.kinesis_events import (
     Outcome,
     arrival_seconds,
@@ -102,7 +108,7 @@ class Discarded:
 class KinesisPoller:
     """Polls every enabled Kinesis event source mapping in moto and invokes its function."""
 
-    def __init__(self, region: str, stuck_after: int = 20, idle_sleep: float = 0.02) -> None:
+    def __init__(self, region: str, stuck_after: int = 20, idle_sleep: float = 1.0) -> None:
         self.region = region
         self.stuck_after = stuck_after
         self.idle_sleep = idle_sleep
@@ -209,19 +215,22 @@ class KinesisPoller:
 
     def stop(self) -> None:
         self._stop.set()
+        ARRIVALS.wake()
         if self._thread:
             self._thread.join(timeout=30)
             self._thread = None
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            seen = ARRIVALS.count  # read before the pass: a put during it is not missed
             try:
-                if not self.poll_once():
-                    self._stop.wait(self.idle_sleep)
+                handled = self.poll_once()
             except Exception as exc:  # keep the failure for drain(); a dead poller must not hang
                 log.exception("Kinesis poller stopped")
                 self.error = exc
                 return
+            if not handled and not self._stop.is_set():
+                ARRIVALS.wait_after(seen, self.idle_sleep)
 
     def _fetch(self, mapping: Mapping, shard: ShardState, limit: int) -> list[dict[str, Any]]:
         if shard.checkpoint is not None:
