@@ -12,7 +12,8 @@ Athena API (and only those) while installed:
   start is asynchronous and a caller cannot tell a query that ended before its first
   ``GetQueryExecution`` from one that ended before the start answered; what this saves is the
   caller's sleep before that first status check, which only passes time here: the engine ends
-  most statements in milliseconds, Athena in seconds.
+  most statements in milliseconds, Athena in seconds. (The states a caller may see:
+  https://docs.aws.amazon.com/athena/latest/APIReference/API_QueryExecutionStatus.html)
 - ``GetQueryExecution`` / ``BatchGetQueryExecution`` report the real state (QUEUED, RUNNING,
   SUCCEEDED, FAILED with ``StateChangeReason`` and ``AthenaError``) and statistics.
 - ``GetQueryResults`` pages the result file (``MaxResults`` up to 1000, ``NextToken``), the
