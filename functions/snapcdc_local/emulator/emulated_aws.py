@@ -45,6 +45,7 @@ Usage::
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -69,6 +70,13 @@ log = logging.getLogger(__name__)
 
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 ARTIFACTS_BUCKET = "snapcdc-local-artifacts"
+
+
+@functools.cache
+def _loader() -> Any:
+    from botocore.loaders import create_loader
+
+    return create_loader()
 
 
 def default_engine_factory(resolve_location: Callable[[str], list[str]]) -> EngineLike:
@@ -131,6 +139,9 @@ class Emulator:
         # Lambdas write their environment into os.environ; give it back afterwards.
         enter(mock.patch.dict(os.environ, {"AWS_DEFAULT_REGION": self.region}))
         enter(mock_aws(config=MOTO_CONFIG))
+        # moto starts a new default session; every one would read botocore's service models
+        # from disk again (a third of a deploy's time): they are the same files, read once.
+        boto3._get_default_session()._session.register_component("data_loader", _loader())
         account_id = boto3.client("sts", region_name=self.region).get_caller_identity()["Account"]
         scratch = Path(enter(tempfile.TemporaryDirectory(prefix="snapcdc-emulator-")))
         # First, so that every client the stack's code creates from now on is checked.
