@@ -22,7 +22,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "functions" / "snapcdc"
 # What the handlers import beyond the standard library and boto3 (ranges as in pyproject.toml).
-RUNTIME_DEPENDENCIES = ["jinja2>=3.1,<4", "markupsafe>=2.1,<4", "aws-lambda-powertools>=3.0,<4"]
+RUNTIME_DEPENDENCIES = [
+    "jinja2>=3.1,<4",
+    "markupsafe>=2.1,<4",
+    "aws-lambda-powertools>=3.0,<4",
+    # aggregated Kinesis records; aws-kinesis-agg imports six without declaring it
+    "aws-kinesis-agg>=1.2.3,<1.3",
+    "six>=1.16,<2",
+    "protobuf>=4.21,<8",
+]
 # Byte code is the interpreter's cache, not source; symlinks (sql/templates) are copied as files.
 BYTECODE = shutil.ignore_patterns("__pycache__", "*.pyc")
 

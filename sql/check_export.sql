@@ -5,7 +5,8 @@
   declared column NULL, since OpenCSVSerde reads an empty field as ''; an extra field lands in
   the extra column); and, for the largest row by each AWS size limit, an upper bound of its size
   in UTF-8 bytes and its key: the target item (DynamoDB counts names and values), the Kinesis
-  record (JSON data + partition key) and the item's partition key. *_overhead is what every row
+  record carrying the row's op alone (aggregation framing, JSON data, partition key twice) and
+  the item's partition key. *_overhead is what every row
   adds whatever its values (snapcdc.limits, NULLs included); the row adds its values' bytes and
   what JSON escaping adds to them. The escaped bytes (quote and backslash doubled, a control
   character as six) are counted only for rows that six bytes per byte would put over a limit.

@@ -89,16 +89,33 @@ def test_reference_exports(capsys):
     assert capsys.readouterr().out.split() == ["INSERT", "99,997", "UPDATE", "3", "DELETE", "0"]
 
 
-def test_demo_runs_the_reference_versions_in_sequence(capsys):
-    assert main(["diff", "--demo", str(REPO / "data")]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines == [
-        "tenant/test_table 20201230_V0001 (first load): INSERT 3, UPDATE 0, DELETE 0",
-        "tenant/test_table 20201230_V0002 (against test__table_v20201230___v0001): "
-        "INSERT 1, UPDATE 1, DELETE 1",
-        "tenant/test_table 20201231_V0001 (against test__table_v20201230___v0002): "
-        "INSERT 99,997, UPDATE 3, DELETE 0",
-    ]
+@pytest.mark.parametrize(
+    ("old", "new", "counts"),
+    [
+        ("id,name\n", "id,name\n1,a\n2,b\n", ["INSERT", "2", "UPDATE", "0", "DELETE", "0"]),
+        ("id,name\n1,a\n2,b\n", "id,name\n", ["INSERT", "0", "UPDATE", "0", "DELETE", "2"]),
+        ("id,name\n", "id,name\r\n", ["INSERT", "0", "UPDATE", "0", "DELETE", "0"]),
+    ],
+    ids=["from-header-only", "to-header-only", "both-header-only"],
+)
+def test_a_header_only_export_is_an_empty_table(tmp_path, capsys, old, new, counts):
+    """Was a TypeError traceback: the engine's count_if over no rows was NULL (Trino's is 0)."""
+    old_path = write(tmp_path / "old.csv.gz", old)
+    new_path = write(tmp_path / "new.csv", new)
+    out = tmp_path / "ops.csv"
+    assert main(["diff", str(old_path), str(new_path), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.split()[:6] == counts
+    assert out.read_text().splitlines()[0] == "op,id,name"
+
+
+def test_header_names_are_stripped_as_the_pipeline_strips_them(tmp_path, capsys):
+    """``id, name`` is accepted by Plan (names stripped); diff refused it with its own reader."""
+    old = write(tmp_path / "old.csv", "id, name\n1,a\n2,b\n")
+    new = write(tmp_path / "new.csv.gz", " id ,name \n1,a\n2,c\n")
+    out = tmp_path / "ops.csv"
+    assert main(["diff", str(old), str(new), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.split()[:6] == ["INSERT", "0", "UPDATE", "1", "DELETE", "0"]
+    assert out.read_text() == "op,id,name\nUPDATE,2,c\n"
 
 
 def test_options(tmp_path, capsys):
@@ -128,13 +145,31 @@ BAD_GZIP = b"\x1f\x8b\x08\x00" + b"this is not deflate data" * 4
 @pytest.mark.parametrize(
     "old,new,extra,message",
     [
-        ("id,v\n1,a\n", "id,v\n1,a\n1,b\n", [], "NEW file {new}: 1 duplicate key (1)"),
-        ("id,v\n,a\n2,b\n", "id,v\n1,a\n", [], "OLD file {old}: 1 row with an empty key (id)"),
+        # the pipeline's FAILED reason, in its words (snapcdc.steps.check)
+        (
+            "id,v\n1,a\n",
+            "id,v\n1,a\n1,b\n",
+            [],
+            "NEW file {new}: export check failed: 1 duplicate key(s), e.g. 1\n",
+        ),
+        (
+            "id,v\n,a\n2,b\n",
+            "id,v\n1,a\n",
+            [],
+            "OLD file {old}: export check failed: 1 row(s) with an empty key\n",
+        ),
         (
             "id,v\n1,a\n",
             "id,v\n1\n2,b,c\n",
             [],
-            "NEW file {new}: 2 rows with missing or extra fields",
+            "NEW file {new}: export check failed: 2 row(s) with a wrong number of fields\n",
+        ),
+        (
+            "id,v\n1,a\n",
+            "id,v\n1,a\n1,b\n2\n",
+            [],
+            "NEW file {new}: export check failed: 1 duplicate key(s), e.g. 1; "
+            "1 row(s) with a wrong number of fields\n",
         ),
         (
             "id,v\n1,a\n",
@@ -155,7 +190,13 @@ BAD_GZIP = b"\x1f\x8b\x08\x00" + b"this is not deflate data" * 4
             "delimiter must be a single character (not a newline), got ';;'",
         ),
         ("id,v\n1,a\n", "id,v\n1,a\n", ["--no-header"], "--no-header needs --columns"),
-        ("id,v\n1,a\n", "", [], "NEW file {new} has no header row"),
+        (
+            "id,v\n1,a\n",
+            "",
+            [],
+            "NEW file {new}: export new.csv is empty or starts with a blank line; "
+            "expected a header row",
+        ),
         ("id,bad name\n1,a\n", "id,v\n1,a\n", [], "OLD file {old}: invalid column 'bad name'"),
         ("id,v\n1,a\n", BAD_GZIP, [], "cannot read NEW file {new}: not a readable gzip file"),
         (
@@ -164,7 +205,8 @@ BAD_GZIP = b"\x1f\x8b\x08\x00" + b"this is not deflate data" * 4
             ["--no-header", "--columns", "id,v"],
             "cannot read NEW file {new}: HIVE_CURSOR_ERROR",
         ),
-        ("id,v\n1,a\n", b"id,v\n1,\xff\n", [], "cannot read NEW file {new}: not UTF-8 text"),
+        ("id,v\n1,a\n", b"id,v\n1,\xff\n", [], "cannot read NEW file {new}: HIVE_BAD_DATA"),
+        ("id,v\n1,a\n", b"id,\xff\n1,a\n", [], "NEW file {new}: the header row of new.csv is not"),
     ],
 )
 def test_bad_input_is_one_line_on_stderr(tmp_path, capsys, old, new, extra, message):

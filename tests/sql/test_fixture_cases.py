@@ -4,10 +4,16 @@ A case directory holds ``old`` and ``new`` exports (a file ``old.csv`` or a dire
 of objects; no ``old`` means a first load), an optional ``_table.json``, ``case.json`` with the
 expected ``check_export`` row of each side, and ``expected_ops.csv`` (Athena's result format)
 when both sides pass the checks. Operations are compared order-insensitively.
+
+The header is read, the schema resolved and the statements planned by Plan's own functions
+(``snapcdc.steps.plan``): the old side as a first load, the new one as a delta against it (or
+a first load); the header comes from a side's first visible file, as Plan reads a version's
+first part.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -15,7 +21,7 @@ import pytest
 
 from snapcdc.model.contract import TableConfig, TableSchema
 from snapcdc.sql import queries
-from snapcdc_local.cli.diff import read_header_row
+from snapcdc.steps.plan import Version, header_fields, version_schema, version_statements
 from snapcdc_local.engine.engine import AthenaEngine, mapping_resolver, read_athena_csv
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -34,10 +40,16 @@ def location(case: str, side: str) -> str:
 
 
 def schema_of(files: list[Path], config: TableConfig) -> TableSchema:
-    if not config.header:
-        return config.resolve()
     visible = [f for f in files if not f.name.startswith(("_", "."))]
-    return config.resolve(read_header_row(visible[0], config))
+
+    def header_of(name: str) -> list[str]:
+        path = Path(name)
+        data = path.read_bytes()
+        return header_fields(
+            [gzip.decompress(data) if path.suffix == ".gz" else data], config, name
+        )
+
+    return version_schema(config, [str(visible[0])], header_of)
 
 
 @pytest.fixture(scope="module", params=["sql-split", "native-read", "arrow-read"])
@@ -65,33 +77,40 @@ def test_case(engine: AthenaEngine, name: str, tmp_path: Path):
         TableConfig.from_json(config_file.read_text()) if config_file.exists() else TableConfig()
     )
 
-    schemas: dict[str, TableSchema] = {}
+    versions: dict[str, Version] = {}
     for side in ("old", "new"):
-        files = objects(case, side)
-        if not files:
-            continue
-        schema = schemas[side] = schema_of(files, config)
-        table = f"{name}__{side}"
-        engine.execute(
-            queries.create_export_table(DB, table, schema.columns, location(name, side), config)
-        )
-        check = engine.execute(queries.check_export(DB, table, schema))
-        assert check.columns == queries.CHECK_COLUMNS
-        # the data checks; the size bounds that follow are tested in test_check_limits.py
-        expected = spec["checks"][side]
-        assert [list(r)[: len(expected)] for r in check.rows] == [expected], f"checks of {side}"
-
+        if files := objects(case, side):
+            schema = schema_of(files, config)
+            versions[side] = Version(f"{name}__{side}", schema, config, location(name, side))
+    # Plan's statements: the old side as a first load, the new one as a delta against it
+    plans = {side: version_statements(DB, v) for side, v in versions.items() if side == "old"}
+    plans["new"] = version_statements(DB, versions["new"], versions.get("old"))
     expected_file = case / "expected_ops.csv"
-    if not expected_file.exists():
-        return
-    if "old" in schemas:
-        sql = queries.delta(DB, f"{name}__old", schemas["old"], f"{name}__new", schemas["new"])
-    else:
-        sql = queries.first_load(DB, f"{name}__new", schemas["new"])
+    ran_ops = False
+    for side, plan in plans.items():
+        for _, kind, sql in plan:
+            if kind == "check":
+                check = engine.execute(sql)
+                assert check.columns == queries.CHECK_COLUMNS
+                # the data checks; the size bounds that follow are tested in test_check_limits.py
+                expected = spec["checks"][side]
+                assert [list(r)[: len(expected)] for r in check.rows] == [expected], side
+            elif kind == "ops":
+                if side == "new" and expected_file.exists():
+                    assert_ops(engine, sql, expected_file, versions["new"].schema, tmp_path)
+                    ran_ops = True
+            else:
+                engine.execute(sql)
+    assert ran_ops == expected_file.exists()
+
+
+def assert_ops(
+    engine: AthenaEngine, sql: str, expected_file: Path, schema: TableSchema, tmp_path: Path
+) -> None:
     result = engine.execute(sql, output_path=tmp_path / "ops.csv")
     header, rows = read_athena_csv(tmp_path / "ops.csv")
     expected_header, expected_rows = read_athena_csv(expected_file)
-    assert header == expected_header == [c.lower() for c in ("op", *schemas["new"].columns)]
+    assert header == expected_header == [c.lower() for c in ("op", *schema.columns)]
     assert sorted(rows, key=repr) == sorted(expected_rows, key=repr)
     assert result.row_count == len(expected_rows)
     assert (tmp_path / "ops.csv").read_bytes().count(b"\r") == 0

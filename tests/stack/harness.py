@@ -11,7 +11,6 @@ import os
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 # Powertools reads these when a handler module is imported (at collection, below).
@@ -37,6 +36,7 @@ from snapcdc.handlers import (
     route,
 )
 from snapcdc_local.emulator.iam_actions import Where, requirements
+from snapcdc_local.emulator.lambdas import LambdaContext
 
 HANDLER_MODULES = {
     m.__name__.rsplit(".", 1)[1]: m
@@ -144,18 +144,14 @@ class CallRecorder:
             self.calls.append(Call(handler, action, resource))
 
 
-@dataclass
-class LambdaContext:
-    """What the handlers use of the Lambda runtime's context object."""
-
-    function_name: str = "test"
-    remaining_ms: int = 300_000
-    memory_limit_in_mb: int = 128
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:test"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+def lambda_context(function_name: str = "test", remaining_ms: int = 300_000) -> LambdaContext:
+    """The emulation's Lambda context, for a function with ``remaining_ms`` left from now."""
+    return LambdaContext(
+        function_name=function_name,
+        invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}",
+        memory_limit_in_mb=128,
+        timeout_seconds=remaining_ms / 1000,
+    )
 
 
 class AwsStack:
@@ -173,7 +169,7 @@ class AwsStack:
         """Call ``snapcdc.handlers.<handler>.handler`` with its calls recorded for the IAM check."""
         _current.handler = handler
         try:
-            return HANDLER_MODULES[handler].handler(event, context or LambdaContext(handler))
+            return HANDLER_MODULES[handler].handler(event, context or lambda_context(handler))
         finally:
             _current.handler = None
 

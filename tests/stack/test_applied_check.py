@@ -26,7 +26,8 @@ def finish(aws, sk, published):
     """Finish of a version that published ``published`` ops, through the real handler."""
     upload = {"table_id": TABLE_ID, "sk": sk, "version": sk.split("/")[2], "key": sk,
               "sequencer": "0A"}  # fmt: skip
-    plan = {"action": "delta", "schema": {}, "config": {}, "location": "", "files": []}
+    plan = {"action": "delta", "schema": {"columns": ["id"], "key": ["id"]}, "config": {},
+            "location": "", "files": []}  # fmt: skip
     state = {"upload": upload, "plan": plan, "queries": [], "publish": {"records": published}}
     aws.invoke("finish", {"state": state, "execution_arn": "arn:x"})
 

@@ -9,10 +9,16 @@ from pathlib import Path
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
+from snapcdc.aws.aggregation import Aggregate, deaggregate
 from snapcdc.steps.consumer import read_items, read_rows
 
 DATA = Path(__file__).parent / "data"
 TABLE_ID = "tenant/test_table"
+
+
+# what RunQueries hands Publish for the ops statement
+OPS_STATUS = {"name": "delta", "kind": "ops", "query_id": "q2",
+              "output_location": "s3://results/athena/ops.csv"}  # fmt: skip
 
 
 def op(kind, version, pk, **values):
@@ -156,7 +162,7 @@ def test_published_ops_applied_end_to_end(aws):
         {
             "upload": upload,
             "schema": {"columns": ["PK", "COL_1", "COL_2", "COL_3"], "key": ["PK"]},
-            "queries": [{"kind": "ops", "output_location": "s3://results/athena/ops.csv"}],
+            "queries": [OPS_STATUS],
             "progress": {},
         },
     )
@@ -200,12 +206,14 @@ def test_the_consumer_counts_each_op_once_on_its_upload_record_and_a_redelivery_
         {
             "upload": upload,
             "schema": {"columns": ["PK", "COL_1", "COL_2", "COL_3"], "key": ["PK"]},
-            "queries": [{"kind": "ops", "output_location": "s3://results/athena/ops.csv"}],
+            "queries": [OPS_STATUS],
             "progress": {},
         },
     )
-    records = [r["Data"] for r in aws.stream_records()]
-    n = len(records)
+    records = [r["Data"] for r in aws.stream_records()]  # aggregated: one record of n ops
+    ops = [json.loads(data) for r in records for _, data in deaggregate(r)]
+    n = len(ops)
+    assert len(records) == 1 and n == 4
     assert counters(aws, upload["sk"]) == {"published": n}
     aws.invoke("consumer", through_stream(aws, records))
     assert counters(aws, upload["sk"]) == {"published": n, "applied": n, "stale": 0}
@@ -214,7 +222,8 @@ def test_the_consumer_counts_each_op_once_on_its_upload_record_and_a_redelivery_
     assert counters(aws, upload["sk"]) == {"published": n, "applied": n, "stale": n}
     assert read_items("target", TABLE_ID) == before
     # a re-upload of the same version (another sequencer) is applied again, not stale
-    again = [json.dumps({**json.loads(r), "sequencer": "0B"}).encode() for r in records]
+    # (sent as plain records, one op each: the consumer takes both kinds)
+    again = [json.dumps({**o, "sequencer": "0B"}).encode() for o in ops]
     aws.dynamodb.put_item(
         TableName="registry", Item={"table_id": {"S": TABLE_ID}, "sk": {"S": f"upload#{key}#0B"}}
     )
@@ -256,3 +265,127 @@ def test_the_clients_keep_a_connection_for_every_consumer_thread(aws, monkeypatc
     dynamodb = snapcdc_aws.client("dynamodb")
     assert dynamodb.meta.config.max_pool_connections >= wanted
     snapcdc_aws.reset_clients()
+
+
+# ------------------------------------------------------------------ aggregated records
+
+
+def aggregated(ops, hash_key="1"):
+    agg = Aggregate(limit=1024 * 1024, hash_key=hash_key)
+    for o in ops:
+        assert agg.add(f"{TABLE_ID}|{o['key']['PK']}", json.dumps(o).encode())
+    return agg.entry()["Data"]
+
+
+def test_an_aggregated_record_with_a_bad_op_is_reported_whole_and_the_others_applied(aws):
+    good = aggregated([op("INSERT", "v1", "PK1"), op("INSERT", "v1", "PK2")])
+    bad = aggregated([op("INSERT", "v1", "PK3"), {**op("INSERT", "v1", "PK4"), "op": "MERGE"}])
+    corrupt = aggregated([op("INSERT", "v1", "PK5")])[:-1] + b"\x00"  # digest no longer matches
+    plain = json.dumps(op("INSERT", "v1", "PK6")).encode()
+    event = through_stream(aws, [good, bad, corrupt, plain])
+
+    response = aws.invoke("consumer", event)
+
+    failed = [r["kinesis"]["sequenceNumber"] for r in event["Records"][1:3]]
+    assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == failed
+    # PK3 was written too: redelivered with its record, it is then stale (counted once)
+    assert sorted(rows(aws)) == ["PK1", "PK2", "PK3", "PK6"]
+
+
+@pytest.mark.parametrize("workers", ["1", "16"])
+def test_two_versions_in_two_aggregated_records_of_one_batch_end_at_the_newer(
+    aws, monkeypatch, workers
+):
+    monkeypatch.setenv("SNAPCDC_CONSUMER_WORKERS", workers)
+    newer = aggregated([op("UPDATE", "v2", f"PK{i}", COL_1="new") for i in range(60)])
+    older = aggregated([op("INSERT", "v1", f"PK{i}", COL_1="old") for i in range(60)])
+
+    response = aws.invoke("consumer", through_stream(aws, [newer, older]))
+
+    assert response == {"batchItemFailures": []}
+    assert {r["COL_1"] for r in rows(aws).values()} == {"new"}
+    assert len(rows(aws)) == 60
+
+
+def publish_version(aws, version, body, sequencer):
+    key = f"tenant/test_table/{version}/export.csv.gz"
+    aws.s3.put_object(Bucket="results", Key=f"athena/{version}.csv", Body=body)
+    upload = {"tenant": "tenant", "table": "test_table", "table_id": TABLE_ID,
+              "version": version, "key": key, "sequencer": sequencer,
+              "sk": f"upload#{key}#{sequencer}"}  # fmt: skip
+    progress = {}
+    while not progress.get("done"):
+        progress = aws.invoke(
+            "publish",
+            {
+                "upload": upload,
+                "schema": {"columns": ["PK", "COL_1", "COL_2", "COL_3"], "key": ["PK"]},
+                "queries": [
+                    {
+                        "name": "delta",
+                        "kind": "ops",
+                        "query_id": f"q-{version}",
+                        "output_location": f"s3://results/athena/{version}.csv",
+                    }
+                ],
+                "progress": progress,
+            },
+        )
+
+
+def lambda_event(records, shard_id):
+    return {
+        "Records": [
+            {
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": r["PartitionKey"],
+                    "sequenceNumber": r["SequenceNumber"],
+                    "data": base64.b64encode(r["Data"]).decode(),
+                    "approximateArrivalTimestamp": r["ApproximateArrivalTimestamp"].timestamp(),
+                },
+                "eventSource": "aws:kinesis",
+                "eventID": f"{shard_id}:{r['SequenceNumber']}",
+                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/ops",
+            }
+            for r in records
+        ]
+    }
+
+
+@pytest.mark.parametrize("order", [1, -1])
+def test_a_rows_versions_on_different_shards_converge_in_any_shard_order(aws, monkeypatch, order):
+    """Publish spreads records over every shard regardless of the rows' keys, so V1's and V2's
+    ops for one row land on different shards, and each shard's consumer runs on its own: the
+    version condition of every write, not the shard order, makes V2 win."""
+    monkeypatch.setenv("SNAPCDC_PUBLISH_RECORD_BYTES", "4096")
+    aws.kinesis.delete_stream(StreamName="ops")
+    aws.kinesis.create_stream(StreamName="ops", ShardCount=4)
+    header = '"op","pk","col_1","col_2","col_3"\n'
+    v1 = header + "".join(f'"INSERT","PK{i}","v1",,\n' for i in range(200))
+    v2 = header + "".join(f'"UPDATE","PK{i}","v2",,\n' for i in range(0, 200, 2))
+    v2 += "".join(f'"DELETE","PK{i}","v1",,\n' for i in range(1, 200, 4))
+    publish_version(aws, "V1", v1.encode(), "0A")
+    publish_version(aws, "V2", v2.encode(), "0B")
+    shards = [s["ShardId"] for s in aws.kinesis.list_shards(StreamName="ops")["Shards"]]
+    by_shard = {}
+    for shard in shards:
+        iterator = aws.kinesis.get_shard_iterator(
+            StreamName="ops", ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        by_shard[shard] = aws.kinesis.get_records(ShardIterator=iterator, Limit=10000)["Records"]
+    where = {}  # (row, version) -> shard
+    for shard, records in by_shard.items():
+        for r in records:
+            for _, data in deaggregate(r["Data"]):
+                o = json.loads(data)
+                where[(o["key"]["PK"], o["version"])] = shard
+    apart = [i for i in range(0, 200, 2) if where[(f"PK{i}", "V1")] != where[(f"PK{i}", "V2")]]
+    assert len(apart) > 50  # most rows' two versions are on different shards
+
+    for shard in shards[::order]:  # each shard's batches in turn, in either shard order
+        response = aws.invoke("consumer", lambda_event(by_shard[shard], shard))
+        assert response == {"batchItemFailures": []}
+
+    expected = {f"PK{i}": "v2" if i % 2 == 0 else "v1" for i in range(200) if i % 4 != 1}
+    assert {pk: r["COL_1"] for pk, r in rows(aws).items()} == expected

@@ -95,7 +95,7 @@ def test_a_failure_catch_could_not_see_keeps_its_error_and_readable_cause(aws, r
 def test_an_outcome_already_recorded_and_another_holders_lock_are_left_alone(aws, registered):
     aws.invoke(
         "mark_failed",
-        {"state": {"upload": {"table_id": "tenant/test_table",
+        {"state": {"upload": {"table_id": "tenant/test_table", "key": KEY,
                               "sk": f"upload#{KEY}#{registered['detail']['object']['sequencer']}"},
                    "error": {"Error": "QueryFailed", "Cause": "bad"}},
          "execution_arn": EXEC},
@@ -147,7 +147,7 @@ def test_mark_failed_marks_the_table_diverged_once_publishing_began(aws, publish
     if published is not None:
         record["published"] = {"N": str(published)}
     aws.dynamodb.put_item(TableName="registry", Item=record)
-    state = {"upload": {"table_id": table_id, "sk": sk},
+    state = {"upload": {"table_id": table_id, "sk": sk, "key": KEY},
              "error": {"Error": "PublishFailed", "Cause": "Kinesis refused"}}  # fmt: skip
     failure = aws.invoke("mark_failed", {"state": state, "execution_arn": EXEC})
     head = get_head(table_id)

@@ -141,7 +141,8 @@ def test_a_rows_total_that_does_not_match_fails_the_check_with_both_numbers(aws)
     body = ",".join(f'"{c}"' for c in CHECK_COLUMNS) + "\n"
     body += '"3","0",,"0","0","420","PK1","1950","PK1","131","PK1"\n'
     aws.s3.put_object(Bucket="results", Key="athena/check.csv", Body=body.encode())
-    status = {"output_location": "s3://results/athena/check.csv"}
+    status = {"name": "check_export", "kind": "check", "query_id": "q1",
+              "output_location": "s3://results/athena/check.csv"}  # fmt: skip
     query = {"name": "check_export", "kind": "check", "expected_rows": 4}
 
     with pytest.raises(ExportCheckFailed, match="the export has 3 row"):

@@ -9,11 +9,14 @@ from types import SimpleNamespace
 
 import boto3
 import pytest
-from harness import LambdaContext
+from harness import lambda_context
 
 from snapcdc.aws import clients as snapcdc_aws
+from snapcdc.aws.aggregation import deaggregate
 from snapcdc.aws.result_files import RecordScanner, parse_record
 from snapcdc.model.errors import PublishFailed, ResultFormatError
+from snapcdc.model.state import PublishProgress
+from snapcdc.steps.publish import published_ops, retry_delay
 
 DATA = Path(__file__).parent / "data"
 UPLOAD = {
@@ -42,7 +45,7 @@ def queries():
 
 def publish(aws, progress=None, remaining_ms=300_000):
     event = {"upload": UPLOAD, "schema": SCHEMA, "queries": queries(), "progress": progress or {}}
-    return aws.invoke("publish", event, LambdaContext("publish", remaining_ms=remaining_ms))
+    return aws.invoke("publish", event, lambda_context("publish", remaining_ms))
 
 
 def publish_all(aws, remaining_ms=300_000):
@@ -53,8 +56,20 @@ def publish_all(aws, remaining_ms=300_000):
     return pages
 
 
+def user_records(data: bytes) -> list[tuple[str, bytes]]:
+    return deaggregate(data) or []
+
+
 def published(aws):
-    return [json.loads(r["Data"]) for r in aws.stream_records()]
+    """Every op on the stream, in order, taken out of its aggregated record."""
+    return [json.loads(d) for r in aws.stream_records() for _, d in user_records(r["Data"])]
+
+
+@pytest.fixture
+def one_op_a_record(monkeypatch):
+    """Records of one op each (an aggregate smaller than any op), as before aggregation: for
+    the tests of batching, refusal and retries by record."""
+    monkeypatch.setenv("SNAPCDC_PUBLISH_RECORD_BYTES", "1")
 
 
 def generated_result(rows: int, width: int = 10) -> bytes:
@@ -75,7 +90,10 @@ def test_records_carry_op_key_and_columns_by_original_name(aws):
     assert page["done"] is True
     assert page["cursor"] == len(body)
     assert (page["inserts"], page["updates"], page["deletes"], page["records"]) == (2, 1, 1, 4)
-    keys = [r["PartitionKey"] for r in aws.stream_records()]
+    [record] = aws.stream_records()  # one aggregated record
+    assert page["kinesis_records"] == 1
+    assert record["PartitionKey"] == "tenant/test_table|PK1"  # its first op's, as the KPL does
+    keys = [pk for pk, _ in user_records(record["Data"])]
     assert keys == [
         "tenant/test_table|PK1",
         "tenant/test_table|PK2",
@@ -98,7 +116,7 @@ def test_pages_resume_at_the_cursor_without_loss_or_repeat(aws, monkeypatch):
     assert [p["calls"] for p in pages] == [1, 2, 3, 4]
 
 
-def test_stops_when_the_invocation_runs_low_on_time(aws):
+def test_stops_when_the_invocation_runs_low_on_time(aws, one_op_a_record):
     put_result(aws, generated_result(1200))
 
     pages = publish_all(aws, remaining_ms=1_000)  # below the 30 s reserve: one batch per call
@@ -107,7 +125,7 @@ def test_stops_when_the_invocation_runs_low_on_time(aws):
     assert len(published(aws)) == 1200
 
 
-def test_batches_stay_within_kinesis_limits(aws):
+def test_batches_stay_within_kinesis_limits(aws, one_op_a_record):
     sizes = []
 
     def record_batch(params, **_):
@@ -163,7 +181,10 @@ class PartialFailures:
 
     def before(self, params, **_):
         records = params["Records"]
-        self.requests.append([json.loads(r["Data"])["key"]["PK"] for r in records])
+        # each record named by its first op's key
+        self.requests.append(
+            [json.loads(user_records(r["Data"])[0][1])["key"]["PK"] for r in records]
+        )
         failing = len(self.requests) <= self.fail_calls
         self._refused = [i for i in range(len(records)) if failing and i % self.every == 0]
         self._count = len(records)
@@ -187,7 +208,7 @@ class PartialFailures:
         parsed["FailedRecordCount"] = len(self._refused)
 
 
-def test_only_refused_records_are_sent_again(aws):
+def test_only_refused_records_are_sent_again(aws, one_op_a_record):
     failures = PartialFailures(fail_calls=2).install()
     put_result(aws, generated_result(10))
 
@@ -201,7 +222,7 @@ def test_only_refused_records_are_sent_again(aws):
     assert sorted(r["key"]["PK"] for r in published(aws)) == [f"PK{i:06d}" for i in range(10)]
 
 
-def test_gives_up_after_the_bounded_retries(aws, monkeypatch):
+def test_gives_up_after_the_bounded_retries(aws, one_op_a_record, monkeypatch):
     monkeypatch.setenv("SNAPCDC_PUBLISH_MAX_RETRIES", "2")
     failures = PartialFailures(fail_calls=100, every=1).install()
     put_result(aws, generated_result(4))
@@ -213,7 +234,7 @@ def test_gives_up_after_the_bounded_retries(aws, monkeypatch):
     assert len(failures.requests) == 3
 
 
-def test_retries_are_bounded_only_while_kinesis_takes_nothing(aws, monkeypatch):
+def test_retries_are_bounded_only_while_kinesis_takes_nothing(aws, one_op_a_record, monkeypatch):
     # Throttled but draining (each attempt gets some records in): never a failed version.
     monkeypatch.setenv("SNAPCDC_PUBLISH_MAX_RETRIES", "2")
     failures = PartialFailures(fail_calls=3).install()
@@ -226,7 +247,9 @@ def test_retries_are_bounded_only_while_kinesis_takes_nothing(aws, monkeypatch):
     assert sorted(r["key"]["PK"] for r in published(aws)) == [f"PK{i:06d}" for i in range(10)]
 
 
-def test_records_still_refused_when_time_runs_low_go_with_the_next_page_exactly_once(aws):
+def test_records_still_refused_when_time_runs_low_go_with_the_next_page_exactly_once(
+    aws, one_op_a_record
+):
     failures = PartialFailures(fail_calls=2).install()
     put_result(aws, generated_result(10))
 
@@ -236,8 +259,8 @@ def test_records_still_refused_when_time_runs_low_go_with_the_next_page_exactly_
     assert (len(first), second, third) == (10, first[::3], second[::3])
     assert [p["done"] for p in pages] == [False, False, True]
     # the cursor stays at the batch's first row; "sent" names the rows Kinesis already took
-    assert pages[0]["sent"] == [1, 2, 4, 5, 7, 8] and pages[0]["records"] == 0
-    assert pages[1]["sent"] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert pages[0]["sent"] == [[1, 3], [4, 6], [7, 9]] and pages[0]["records"] == 0
+    assert pages[1]["sent"] == [[1, 9]]
     assert pages[0]["cursor"] == pages[1]["cursor"] == len(b'"op","pk","col_1","col_2","col_3"\n')
     last = pages[-1]
     assert (last["records"], last["inserts"], last["updates"], last["deletes"]) == (10, 4, 3, 3)
@@ -310,3 +333,103 @@ def test_fields(record, fields):
 def test_garbage_after_a_quoted_field():
     with pytest.raises(ResultFormatError, match="unexpected 'x' after field 1"):
         parse_record(b'"a"x,"b"')
+
+
+# ------------------------------------------------------------------ aggregation and spread
+
+
+def four_shards(aws):
+    """The stack's stream again, with four shards (its name, so the role's grant applies)."""
+    aws.kinesis.delete_stream(StreamName="ops")
+    aws.kinesis.create_stream(StreamName="ops", ShardCount=4)
+    return {
+        s["ShardId"]: (
+            int(s["HashKeyRange"]["StartingHashKey"]),
+            int(s["HashKeyRange"]["EndingHashKey"]),
+        )
+        for s in aws.kinesis.list_shards(StreamName="ops")["Shards"]
+    }
+
+
+def shard_records(aws, shard_id):
+    iterator = aws.kinesis.get_shard_iterator(
+        StreamName="ops", ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    return aws.kinesis.get_records(ShardIterator=iterator, Limit=10000)["Records"]
+
+
+def test_ops_are_aggregated_and_spread_evenly_over_every_shard(aws, monkeypatch):
+    monkeypatch.setenv("SNAPCDC_PUBLISH_RECORD_BYTES", str(16 * 1024))
+    shards = four_shards(aws)
+    put_result(aws, generated_result(2000))
+
+    [page] = publish_all(aws)
+
+    per_shard = {s: shard_records(aws, s) for s in shards}
+    counts = [len(records) for records in per_shard.values()]
+    assert max(counts) - min(counts) <= 1  # the shards taken in turn
+    assert sum(counts) == page["kinesis_records"] < 2000 / 40  # many ops to a record
+    ops = []
+    for shard, records in per_shard.items():
+        low, high = shards[shard]
+        for record in records:
+            users = deaggregate(record["Data"])
+            assert len(record["Data"]) + len(record["PartitionKey"]) <= 16 * 1024
+            assert record["PartitionKey"] == users[0][0]
+            for pk, data in users:
+                op = json.loads(data)
+                assert pk == f"tenant/test_table|{op['key']['PK']}"  # the row's own key
+                ops.append(op["key"]["PK"])
+        # each record's explicit hash key lies in the shard it went to (the KCL checks)
+        assert all(low <= int(r.get("ExplicitHashKey", low)) <= high for r in records)
+    assert sorted(ops) == [f"PK{i:06d}" for i in range(2000)]
+    assert (page["records"], page["inserts"], page["updates"], page["deletes"]) == (
+        2000,
+        667,
+        667,
+        666,
+    )
+
+
+def test_records_fill_up_to_the_1_mib_limit_with_the_partition_key_counted(aws, monkeypatch):
+    monkeypatch.setenv("SNAPCDC_PUBLISH_RECORD_BYTES", str(1024 * 1024))
+    put_result(aws, generated_result(3000, width=1000))
+
+    [page] = publish_all(aws)
+
+    records = aws.stream_records()
+    sizes = [len(r["Data"]) + len(r["PartitionKey"].encode()) for r in records]
+    assert all(size <= 1024 * 1024 for size in sizes)
+    assert max(sizes) > 1024 * 1024 - 2000  # full but for less than one op
+    assert page["records"] == len(published(aws)) == 3000
+
+
+def test_refused_aggregated_records_go_with_the_next_page_exactly_once(aws, monkeypatch):
+    monkeypatch.setenv("SNAPCDC_PUBLISH_RECORD_BYTES", "2000")  # a few ops a record
+    failures = PartialFailures(fail_calls=3).install()
+    body = generated_result(60)
+    put_result(aws, body)
+
+    pages = publish_all(aws, remaining_ms=1_000)  # below the reserve: no time to wait
+
+    assert len(failures.requests) == 4 and [p["done"] for p in pages] == [False] * 3 + [True]
+    first = pages[0]
+    # what Kinesis took is kept as ranges of ops, whole records at a time
+    assert first["sent"] and all(isinstance(r, list) and len(r) == 2 for r in first["sent"])
+    assert first["records"] == 0 and 0 < published_ops(PublishProgress.from_dict(first)) < 60
+    keys = [op["key"]["PK"] for op in published(aws)]
+    assert sorted(keys) == [f"PK{i:06d}" for i in range(60)]  # each op exactly once
+    last = pages[-1]
+    assert (last["records"], last["inserts"], last["updates"], last["deletes"]) == (60, 20, 20, 20)
+    assert last["cursor"] == len(body) and last["sent"] == []
+    assert last["kinesis_records"] == len(aws.stream_records())
+
+
+def test_the_refused_records_wait_for_their_shard_to_refill():
+    # 3 MiB refused on one shard: a full second (all a shard holds), not a 0.1 s retry loop
+    sizes = [1024 * 1024] * 4
+    assert 0.75 <= retry_delay(0, [1, 2, 3], sizes, ["a"] * 4) <= 1.0
+    # the same spread over three shards: each needs a third of that
+    assert retry_delay(0, [1, 2, 3], [350_000] * 4, ["a", "a", "b", "c"]) <= 0.34
+    # nothing taken for a while: backoff takes over
+    assert retry_delay(5, [0], [100], ["a"]) >= 2.4

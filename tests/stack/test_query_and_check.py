@@ -122,6 +122,7 @@ def check(aws, body: str):
     status = {
         "name": "check_export",
         "kind": "check",
+        "query_id": "q1",
         "output_location": "s3://results/athena/check.csv",
     }
     return aws.invoke("check", {"status": status, "table_id": "tenant/t", "version": "v1"})

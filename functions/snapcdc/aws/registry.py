@@ -33,9 +33,6 @@ from snapcdc.aws.dynamo import from_item, to_item, to_value, update_expression
 from snapcdc.model.settings import Settings
 
 HEAD_SK = "head"
-STATUSES = (
-    "REGISTERED", "RUNNING", "SUCCEEDED", "SKIPPED", "FAILED", "HELD", "APPROVED", "REJECTED",
-)  # fmt: skip
 
 
 def upload_sk(key: str, sequencer: str) -> str:

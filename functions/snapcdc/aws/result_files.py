@@ -17,27 +17,16 @@ record knows the byte offset just past it: the cursor the next page starts from.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from snapcdc.model.errors import ResultFormatError
+from snapcdc.model.s3paths import object_uri
 
 _QUOTED = re.compile(r'"([^"]*(?:""[^"]*)*)"')
 CHUNK_BYTES = 1 << 20
-
-
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/key`` -> ``(bucket, key)``.
-
-    >>> parse_s3_uri("s3://results/athena/q1.csv")
-    ('results', 'athena/q1.csv')
-    """
-    if not isinstance(uri, str) or not uri.startswith("s3://") or "/" not in uri[5:]:
-        raise ResultFormatError(f"not an s3://bucket/key location: {uri!r}")
-    bucket, key = uri[5:].split("/", 1)
-    return bucket, key
 
 
 class RecordScanner:
@@ -115,7 +104,7 @@ def iter_records(
 
     One ranged GET from the cursor, streamed; nothing before ``start`` is read again.
     """
-    bucket, key = parse_s3_uri(uri)
+    bucket, key = object_uri(uri)
     try:
         body = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-")["Body"]
     except ClientError as exc:
@@ -138,29 +127,39 @@ def count_leading(
     s3: Any, uri: str, values: tuple[str, ...], chunk_bytes: int = CHUNK_BYTES
 ) -> dict[str, int]:
     """How many records after the header start with each of ``values`` as their first field
-    (``"INSERT",`` ...), in one streamed read, without splitting records.
+    (``"INSERT",`` ...), in one streamed read of the S3 object (see count_leading_in)."""
+    bucket, key = object_uri(uri)
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    try:
+        return count_leading_in(body.iter_chunks(chunk_bytes), values)
+    finally:
+        body.close()
+
+
+def count_leading_in(chunks: Iterable[bytes], values: tuple[str, ...]) -> dict[str, int]:
+    """How many records after the header of a result file, given as its bytes in chunks, start
+    with each of ``values`` as their first field, without splitting records.
 
     Exact for Athena's quoting: a quote inside a value is doubled, so inside a quoted value a
     newline is never followed by a lone quote and a letter; ``\\n"VALUE",`` only occurs where
     a record begins. About 40 times faster than :class:`RecordScanner` and :func:`parse_record`
     (1M records: 0.08 s against 3.7 s on one core), which matters on a small Lambda.
+
+    >>> chunks = [b'"op","a"\\n"INSERT","x"\\n"DEL', b'ETE","y"\\n']
+    >>> count_leading_in(chunks, ("INSERT", "DELETE"))
+    {'INSERT': 1, 'DELETE': 1}
     """
-    bucket, key = parse_s3_uri(uri)
     patterns = {v: f'\n"{v}",'.encode() for v in values}
     overlap = max(len(p) for p in patterns.values()) - 1
     counts = dict.fromkeys(values, 0)
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
     tail = b""
-    try:
-        for chunk in body.iter_chunks(chunk_bytes):
-            # a match spans at most `overlap` bytes of the previous chunk, which alone holds
-            # none, so nothing is counted twice
-            window = tail + chunk
-            for value, pattern in patterns.items():
-                counts[value] += window.count(pattern)
-            tail = window[-overlap:]
-    finally:
-        body.close()
+    for chunk in chunks:
+        # a match spans at most `overlap` bytes of the previous chunk, which alone holds
+        # none, so nothing is counted twice
+        window = tail + chunk
+        for value, pattern in patterns.items():
+            counts[value] += window.count(pattern)
+        tail = window[-overlap:]
     return counts
 
 

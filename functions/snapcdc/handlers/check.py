@@ -7,6 +7,7 @@ Event: ``{"status": <the check statement's status>, "query": <the planned check 
 from aws_lambda_powertools import Logger
 
 from snapcdc.aws.clients import client
+from snapcdc.model.state import QueryStatus, Statement
 from snapcdc.steps.check import evaluate_result
 
 logger = Logger()
@@ -14,7 +15,9 @@ logger = Logger()
 
 @logger.inject_lambda_context
 def handler(event, context):
-    expected_rows = (event.get("query") or {}).get("expected_rows")
-    result = evaluate_result(client("s3"), event["status"]["output_location"], expected_rows)
+    status = QueryStatus.from_dict(event.get("status"))
+    query = Statement.from_dict(event["query"]) if event.get("query") else None
+    expected_rows = query.expected_rows if query else None
+    result = evaluate_result(client("s3"), status.output_location or "", expected_rows)
     logger.info("export check passed", extra={**result, "table_id": event.get("table_id")})
     return result

@@ -9,7 +9,8 @@ from aws_lambda_powertools import Logger
 
 from snapcdc.aws.leases import utc_now
 from snapcdc.model.settings import Settings
-from snapcdc.steps.hold import check_head, guard, resume
+from snapcdc.model.state import ExecutionState, ResumeRequest, StateError
+from snapcdc.steps.hold import ResumeRefused, check_head, guard, resume
 
 logger = Logger()
 
@@ -19,11 +20,15 @@ def handler(event, context):
     settings = Settings.from_env().require("registry_table")
     action = event.get("action")
     if action == "guard":
-        result = guard(event["state"], settings, utc_now())
+        result = guard(ExecutionState.from_dict(event["state"]), settings, utc_now())
     elif action == "resume":
-        result = resume(event["resume"], event["execution_arn"], settings, utc_now())
+        try:
+            request = ResumeRequest.from_dict(event["resume"])
+        except StateError as exc:
+            raise ResumeRefused(str(exc)) from None
+        result = resume(request, event["execution_arn"], settings, utc_now())
     elif action == "check_head":
-        result = check_head(event["state"], settings, utc_now())
+        result = check_head(ExecutionState.from_dict(event["state"]), settings, utc_now())
     else:
         raise ValueError(f"unknown action {action!r}: expected guard, resume or check_head")
     logger.info(

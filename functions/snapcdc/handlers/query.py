@@ -10,6 +10,7 @@ from aws_lambda_powertools import Logger
 
 from snapcdc.aws.clients import client
 from snapcdc.model.settings import Settings
+from snapcdc.model.state import QueryStatus, Statement
 from snapcdc.steps.plan import statement_sql
 from snapcdc.steps.query import poll_query, start_query
 
@@ -20,15 +21,16 @@ logger = Logger()
 def handler(event, context):
     settings = Settings.from_env()
     athena = client("athena")
-    if event["action"] == "start":
-        query = event["query"]
+    action = event.get("action")
+    if action not in ("start", "poll"):
+        raise ValueError(f"unknown action {action!r}: expected 'start' or 'poll'")
+    query = Statement.from_dict(event.get("query"))
+    if action == "start":
         sql = statement_sql(client("s3"), query)
         status = start_query(
             athena, sql, query, event["execution_arn"], int(event["index"]), settings
         )
-    elif event["action"] == "poll":
-        status = poll_query(athena, event["status"], event["query"], settings)
     else:
-        raise ValueError(f"unknown action {event['action']!r}: expected 'start' or 'poll'")
-    logger.info("statement", extra={"statement": status})
-    return status
+        status = poll_query(athena, QueryStatus.from_dict(event.get("status")), query, settings)
+    logger.info("statement", extra={"statement": status.to_dict()})
+    return status.to_dict()

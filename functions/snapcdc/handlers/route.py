@@ -6,6 +6,7 @@ Event: ``{"event": <EventBridge S3 event>, "state_machine_arn": ..., "execution_
 from aws_lambda_powertools import Logger
 
 from snapcdc.aws.clients import client
+from snapcdc.model.events import EventError, object_event
 from snapcdc.steps.route import route
 
 logger = Logger()
@@ -13,8 +14,13 @@ logger = Logger()
 
 @logger.inject_lambda_context
 def handler(event, context):
-    result = route(
-        client("stepfunctions"), event["event"], event["state_machine_arn"], event["execution_arn"]
-    )
+    try:
+        s3_event = object_event(event["event"])
+    except EventError as exc:
+        result = {"outcome": "unnamed", "reason": str(exc)}
+    else:
+        result = route(
+            client("stepfunctions"), s3_event, event["state_machine_arn"], event["execution_arn"]
+        )
     logger.info("routed", extra={"route": result})
     return result

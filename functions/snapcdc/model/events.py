@@ -13,8 +13,8 @@ would turn ``V%31`` into ``V1``, the key of a different object that may well exi
 >>> ev = object_event({"id": "e1", "time": "2020-12-30T10:00:00Z", "detail": {
 ...     "bucket": {"name": "imports"},
 ...     "object": {"key": "tenant/t/V1/a+b.csv.gz", "size": 79, "etag": "x", "sequencer": "0A"}}})
->>> (ev.bucket, ev.key, ev.raw_key, ev.sequencer)
-('imports', 'tenant/t/V1/a+b.csv.gz', 'tenant/t/V1/a+b.csv.gz', '0A')
+>>> (ev.detail.bucket.name, ev.raw_key, ev.detail.object.key, ev.object_sequencer)
+('imports', 'tenant/t/V1/a+b.csv.gz', 'tenant/t/V1/a b.csv.gz', '0A')
 >>> parts = parse_key_parts("tenant/test_table/20201230_V0001/x.csv.gz")
 >>> execution_name(parts, "0055AED6DCD90281E5")
 'tenant-test_table-20201230_V0001-0055AED6DCD90281E5'
@@ -24,49 +24,40 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from typing import Any
+
+from aws_lambda_powertools.utilities.data_classes import S3EventBridgeNotificationEvent
 
 
 class EventError(ValueError):
     """The input is not an S3 Object Created event."""
 
 
-@dataclass(frozen=True)
-class ObjectEvent:
-    bucket: str
-    key: str  # as the event carried it (see the module docstring)
-    raw_key: str  # the same: kept for the registry record's ``raw_key``
-    size: int
-    etag: str
-    sequencer: str  # unique per object event; identical in a duplicate delivery
-    version_id: str
-    event_id: str
-    event_time: str
+class ObjectCreatedEvent(S3EventBridgeNotificationEvent):
+    """Powertools' EventBridge S3 event, with the two readings snapcdc needs that it lacks.
+
+    Powertools' ``detail.object.key`` is URL-decoded (``unquote_plus``); snapcdc uses the key as
+    delivered (see the module docstring), so it reads ``raw_key`` only.
+    """
+
+    @property
+    def raw_key(self) -> str:
+        return str(self.detail.object["key"])
+
+    @property
+    def object_sequencer(self) -> str:
+        """Every S3 object event has a sequencer; a hand-made one falls back to the event id."""
+        return str(self.detail.object.get("sequencer") or self.get("id") or "none")
 
 
-def object_event(event: Any) -> ObjectEvent:
-    """Read the fields snapcdc uses from an EventBridge S3 event; raise EventError if absent."""
+def object_event(event: Any) -> ObjectCreatedEvent:
+    """The EventBridge S3 event as a Powertools data class; EventError if it names no object."""
     try:
-        detail = event["detail"]
-        raw_key = detail["object"]["key"]
-        bucket = detail["bucket"]["name"]
+        event["detail"]["object"]["key"]
+        event["detail"]["bucket"]["name"]
     except (KeyError, TypeError):
         raise EventError(f"not an S3 Object Created event: {str(event)[:200]}") from None
-    obj = detail["object"]
-    event_id = str(event.get("id", ""))
-    return ObjectEvent(
-        bucket=str(bucket),
-        key=str(raw_key),
-        raw_key=str(raw_key),
-        size=int(obj.get("size") or 0),
-        etag=str(obj.get("etag", "")),
-        # Every S3 object event has a sequencer; fall back to the event id for hand-made events.
-        sequencer=str(obj.get("sequencer") or event_id or "none"),
-        version_id=str(obj.get("version-id", "")),
-        event_id=event_id,
-        event_time=str(event.get("time", "")),
-    )
+    return ObjectCreatedEvent(event)
 
 
 def parse_key_parts(key: str) -> tuple[str, str, str, str]:

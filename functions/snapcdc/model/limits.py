@@ -1,8 +1,11 @@
 """The AWS size limits every row must fit, so that a version failing them fails at its check.
 
-A row becomes a DynamoDB item (``snapcdc.steps.consumer.target_item``) and a Kinesis record
-(``snapcdc.steps.publish.make_entry``); DynamoDB refuses an item over 400 KB or a partition key over
-2,048 bytes, Kinesis a record over 1 MiB (data + partition key). Discovering that while
+A row becomes a DynamoDB item (``snapcdc.steps.consumer.target_item``) and an op in an aggregated
+Kinesis record (``snapcdc.steps.publish.make_entry``); DynamoDB refuses an item over 400 KB or a
+partition key over 2,048 bytes, Kinesis a record over 1 MiB (data + partition key). Many ops share
+a record, but an op is never split: the bound for the record is that of the record carrying the
+row's op alone (``snapcdc.steps.publish.record_size``: the aggregation framing, the op's JSON, its
+partition key twice, in the key table and as the record's). Discovering that while
 publishing or applying would leave a half-applied version, so the export check (``sql/
 check_export.sql``) computes an upper bound of each size for every row, in UTF-8 bytes, and
 ``snapcdc.steps.check`` fails the version naming the largest row.
@@ -13,7 +16,7 @@ part, which the SQL adds up from the values. The overheads here are measured by 
 real item and record of a row whose values are all empty, so they follow the builders.
 
 >>> overheads(TableSchema(("PK", "COL_1"), ("PK",)))
-Overheads(item=933, record=1992, partition_key=128)
+Overheads(item=933, record=3092, partition_key=128)
 """
 
 from __future__ import annotations
@@ -53,13 +56,15 @@ class Overheads:
     """Bytes every row of a table adds to each size, whatever its values."""
 
     item: int  # the target item of an INSERT/UPDATE with every value NULL
-    record: int  # the Kinesis record (data + partition key) with every value NULL
+    record: int  # the Kinesis record carrying the op alone (data + partition key), values NULL
     partition_key: int  # the target item's ``pk`` with every key value ''
 
 
 def overheads(schema: TableSchema) -> Overheads:
     # Imported here: publishing imports snapcdc.sql.queries, which renders the check with these.
+    from snapcdc.aws.aggregation import single_record_bytes, varint_bytes
     from snapcdc.aws.dynamo import to_item
+    from snapcdc.model.state import Upload
     from snapcdc.steps.consumer import row_key, target_item, target_pk
     from snapcdc.steps.publish import make_entry
 
@@ -74,22 +79,25 @@ def overheads(schema: TableSchema) -> Overheads:
         "source": "k" * LONGEST_SOURCE_KEY,
         "sequencer": "s" * LONGEST_SEQUENCER,
     }
-    upload = {
-        "tenant": "t" * LONGEST_NAME,
-        "table": "t" * LONGEST_NAME,
-        "table_id": table_id,
-        "version": op["version"],
-        "key": op["source"],
-        "sequencer": op["sequencer"],
-    }
+    upload = Upload(
+        tenant="t" * LONGEST_NAME,
+        table="t" * LONGEST_NAME,
+        table_id=table_id,
+        version=op["version"],
+        key=op["source"],
+        sequencer=op["sequencer"],
+    )
     entry, _ = make_entry(["UPDATE", *empty.values()], schema, upload)
     pk = target_pk(table_id, row_key(list(op["key"].values())))
     # A NULL instead of '' is 1 byte more in the item (a NULL attribute value is 1 byte) and 2 in
     # the record (``null`` instead of ``""``): counted for every column, so the SQL need not.
     columns = len(schema.columns)
+    data = len(entry["Data"]) + 2 * columns
+    # The op's two length varints (data, user record) grow with the values up to 3 bytes each.
+    varints = 2 * (varint_bytes(KINESIS_RECORD_BYTES) - varint_bytes(data))
     return Overheads(
         item=item_size(to_item(target_item(op))) + columns,
-        record=len(entry["Data"]) + 2 * columns + LONGEST_PARTITION_KEY_BYTES,
+        record=single_record_bytes(data, LONGEST_PARTITION_KEY_BYTES) + varints,
         partition_key=len(pk.encode()),
     )
 

@@ -118,11 +118,16 @@ def evaluate_result(
     s3: Any, output_location: str, expected_rows: int | None = None
 ) -> dict[str, int]:
     """Read the check's (one-row) result file and judge it."""
-    records = read_all(s3, output_location)
+    return evaluate_records(read_all(s3, output_location), output_location, expected_rows)
+
+
+def evaluate_records(
+    records: list[list[str | None]], source: str, expected_rows: int | None = None
+) -> dict[str, int]:
+    """Judge a check result given as its records, header first (``source`` names it in errors).
+    ``snapcdc diff`` judges its checks here too, so it reports what the pipeline reports."""
     if len(records) != 2:
-        raise ResultFormatError(
-            f"check result {output_location} has {len(records) - 1} rows, expected 1"
-        )
+        raise ResultFormatError(f"check result {source} has {len(records) - 1} rows, expected 1")
     header = [(h or "").lower() for h in records[0]]
     if header != list(CHECK_COLUMNS):
         raise ResultFormatError(f"check result columns {header}, expected {list(CHECK_COLUMNS)}")

@@ -35,6 +35,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from snapcdc.aws.aggregation import deaggregate
 from snapcdc.aws.clients import client
 from snapcdc.aws.dynamo import from_item, to_item, to_value
 from snapcdc.aws.leases import iso, utc_now
@@ -72,19 +73,53 @@ def validate_op(op: Any) -> dict[str, Any]:
     return op
 
 
-def decode_record(record: dict[str, Any]) -> Any:
-    """The op a Kinesis event record carries, or the exception decoding it raised (a poison
-    record, reported as that record's failure). The consumer and ``snapcdc redrive`` share it.
+def decode_record(record: dict[str, Any]) -> list[Any] | Exception:
+    """The ops a Kinesis event record carries (many in an aggregated record, one in a plain
+    record), or the exception decoding it raised (a poison record, reported as that record's
+    failure: Lambda retries and bisects per Kinesis record, whatever it holds). The consumer
+    and ``snapcdc redrive`` share it.
 
     >>> decode_record({"kinesis": {"data": "eyJvcCI6ICJJTlNFUlQifQ=="}})
-    {'op': 'INSERT'}
+    [{'op': 'INSERT'}]
     >>> type(decode_record({"kinesis": {"data": "not base64!"}})).__name__
     'Error'
     """
     try:
-        return json.loads(base64.b64decode(record["kinesis"]["data"], validate=True))
+        data = base64.b64decode(record["kinesis"]["data"], validate=True)
+        users = deaggregate(data)
+        if users is None:
+            return [json.loads(data)]
+        return [json.loads(user) for _, user in users]
     except Exception as exc:
         return exc
+
+
+def apply_records(
+    table_name: str, records: dict[str, dict[str, Any]], workers: int
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[str] | BaseException]]:
+    """Apply the ops of many Kinesis event records at once (``{record id: event record}``).
+
+    Returns ``(ops, outcomes, per_record)``: the decoded ops by op id (``<record id>:<n>``, n the
+    op's place in its record, as the KCL's subsequence number), each op's outcome
+    (``apply_concurrently``), and for each record its ops' outcomes, or the first exception
+    among them (the record failed: redelivered whole, its applied ops are then stale).
+    """
+    ops: dict[str, Any] = {}
+    per_record: dict[str, list[str] | BaseException] = {}
+    members: dict[str, list[str]] = {}
+    for ident, record in records.items():
+        decoded = decode_record(record)
+        if isinstance(decoded, Exception):
+            per_record[ident] = decoded
+            continue
+        members[ident] = [f"{ident}:{n}" for n in range(len(decoded))]
+        ops.update(zip(members[ident], decoded, strict=True))
+    outcomes = apply_concurrently(table_name, ops, workers)
+    for ident, op_ids in members.items():
+        results = [outcomes[o] for o in op_ids]
+        failed = next((r for r in results if isinstance(r, BaseException)), None)
+        per_record[ident] = failed if failed is not None else results
+    return ops, outcomes, {ident: per_record[ident] for ident in records}
 
 
 def target_item(op: dict[str, Any]) -> dict[str, Any]:

@@ -11,8 +11,8 @@ a rule on this state machine's FAILED / TIMED_OUT / ABORTED changes runs
 done, and only where they did not: the upload record is set FAILED only if this execution
 registered it and it has no outcome yet, and the lock is deleted only if this execution holds
 it. An upload that had begun publishing marks the table diverged first (see
-``snapcdc.steps.finish.diverge_if_published``). An event may come twice or late; both writes are
-idempotent under their conditions.
+``snapcdc.steps.mark_failed.diverge_if_published``). An event may come twice or late; both
+writes are idempotent under their conditions.
 EventBridge delivers Step Functions' events best effort
 (https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-states.html): if one is lost,
 the record stays REGISTERED and the lock's lease (LockExpirySeconds) is the fallback.
@@ -37,7 +37,14 @@ from typing import Any
 from snapcdc.aws.leases import release_lock
 from snapcdc.aws.registry import fail_unfinished_upload
 from snapcdc.model.settings import Settings
-from snapcdc.steps.finish import diverge_if_published, failure_values, readable_cause, upload_ref
+from snapcdc.model.state import ExecutionState
+from snapcdc.steps.mark_failed import (
+    MAX_CAUSE_CHARS,
+    diverge_if_published,
+    failure_values,
+    readable_cause,
+    upload_ref,
+)
 
 ENDED = {
     "FAILED": "ExecutionFailed",
@@ -56,12 +63,18 @@ def failure_reason(detail: dict[str, Any]) -> tuple[str, str]:
     return name, cause
 
 
-def execution_input(detail: dict[str, Any]) -> dict[str, Any]:
+def execution_input(detail: dict[str, Any]) -> ExecutionState:
+    """The execution's input as a state: a routed execution's ``{"routed", "event"}``, an
+    approve's ``{"resume"}`` or, for the first execution of an S3 event, the event itself."""
     try:
         value = json.loads(detail.get("input") or "null")
     except (TypeError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
+        return ExecutionState()
+    if not isinstance(value, dict):
+        return ExecutionState()
+    if "detail" in value:  # the raw EventBridge event
+        return ExecutionState(event=value)
+    return ExecutionState.readable_parts(value)
 
 
 def record_execution_end(
@@ -90,7 +103,7 @@ def record_execution_end(
         table_id,
         sk,
         execution_arn,
-        failure_values(name, cause[:32000], execution_arn, now),
+        failure_values(name, cause[:MAX_CAUSE_CHARS], execution_arn, now),
         table_name=settings.registry_table,
     )
     summary["upload_marked_failed"] = record is not None

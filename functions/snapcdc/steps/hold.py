@@ -31,6 +31,7 @@ AthenaResultsExpirationDays (default 7): approved later than that, the version e
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -40,9 +41,19 @@ from snapcdc.aws.clients import client
 from snapcdc.aws.dynamo import from_item, to_item, to_value, update_expression
 from snapcdc.aws.leases import iso, lease_expiry
 from snapcdc.aws.registry import get_head, update_upload
-from snapcdc.aws.result_files import count_leading, parse_s3_uri
+from snapcdc.aws.result_files import count_leading
 from snapcdc.model.contract import TableConfig
+from snapcdc.model.s3paths import object_uri
 from snapcdc.model.settings import Settings
+from snapcdc.model.state import (
+    ExecutionState,
+    Plan,
+    QueryStatus,
+    ResumeRequest,
+    StateError,
+    Upload,
+    rows_read,
+)
 from snapcdc.sql.queries import OPS
 from snapcdc.steps.publish import ops_status
 
@@ -100,52 +111,57 @@ def count_ops(s3: Any, output_location: str) -> dict[str, int]:
     return count_leading(s3, output_location, OPS)
 
 
-def guard(state: dict[str, Any], settings: Settings, now: datetime) -> dict[str, Any]:
+def guard(state: ExecutionState, settings: Settings, now: datetime) -> dict[str, Any]:
     """After the queries, before Publish: hold the version (``held`` true) or let it through."""
-    upload, plan, queries = state["upload"], state["plan"], state.get("queries") or []
-    if plan.get("action") != "delta":  # a first load deletes nothing
+    upload, plan, queries = _upload_and_plan(state, "Guard") + (state.queries,)
+    if plan.action != "delta":  # a first load deletes nothing
         return {"held": False}
-    check = next((q.get("check") for q in queries if q.get("kind") == "check"), None) or {}
-    rows = int(check.get("row_count", 0))
-    counts = count_ops(client("s3"), ops_status(queries)["output_location"])
+    rows = rows_read(queries)
+    counts = count_ops(client("s3"), ops_status(queries).output_location or "")
     inserts, updates, deletes = counts["INSERT"], counts["UPDATE"], counts["DELETE"]
     previous_rows = rows - inserts + deletes
     reason = hold_reason(
-        TableConfig.from_dict(plan["config"]), plan["previous_version"], previous_rows, rows,
-        deletes,
-    )  # fmt: skip
+        plan.config or TableConfig(), plan.previous_version or "", previous_rows, rows, deletes
+    )
     if reason is None:
         return {"held": False, "previous_rows": previous_rows}
     summary = {
         "held": True,
         "status": "HELD",
-        "table_id": upload["table_id"],
-        "version": upload["version"],
-        "key": upload["key"],
+        "table_id": upload.table_id,
+        "version": upload.version,
+        "key": upload.key,
         "reason": reason,
         "hold_reason": reason,  # kept when an approved run records its own reason
-        "previous_version": plan["previous_version"],
+        "previous_version": plan.previous_version,
         "previous_rows": previous_rows,
         "rows_read": rows,
         "inserts": inserts,
         "updates": updates,
         "deletes": deletes,
     }
+    planned = plan.to_dict()
     kept = {
-        "upload": upload,
-        "plan": {k: plan[k] for k in PLAN_FIELDS if k in plan},
-        "queries": [{k: q[k] for k in QUERY_FIELDS if k in q} for q in queries],
+        "upload": upload.to_dict(),
+        "plan": {k: planned[k] for k in PLAN_FIELDS if k in planned},
+        "queries": [{k: v for k, v in q.to_dict().items() if k in QUERY_FIELDS} for q in queries],
     }
     update_upload(
-        upload["table_id"],
-        upload["sk"],
+        upload.table_id,
+        upload.sk,
         {**{k: v for k, v in summary.items() if k not in ("held", "table_id", "key")},
          "held": json.dumps(kept, separators=(",", ":")), "held_at": iso(now),
          "updated_at": iso(now)},
         table_name=settings.registry_table,
     )  # fmt: skip
-    put_held_metric(upload["table_id"])
+    put_held_metric(upload.table_id)
     return summary
+
+
+def _upload_and_plan(state: ExecutionState, step: str) -> tuple[Upload, Plan]:
+    if state.upload is None or state.plan is None:
+        raise StateError(f"{step} needs the execution state's upload and plan")
+    return state.upload, state.plan
 
 
 def put_held_metric(table_id: str) -> None:
@@ -166,18 +182,17 @@ def put_held_metric(table_id: str) -> None:
 
 
 def resume(
-    request: dict[str, Any], execution_arn: str, settings: Settings, now: datetime
+    request: ResumeRequest, execution_arn: str, settings: Settings, now: datetime
 ) -> dict[str, Any]:
     """The first step of an approve / reject execution: HELD -> APPROVED or REJECTED.
 
-    ``request``: ``{"action": "approve" | "reject", "table_id", "sk"}``. Returns the state the
-    rest of the execution runs on: for approve, the held upload (with a fresh lock lease),
-    plan and statements; for reject, the result.
+    Returns the state the rest of the execution runs on: for approve, the held upload (with a
+    fresh lock lease), plan and statements; for reject, the result.
     """
-    action = request.get("action")
+    action = request.action
     if action not in ("approve", "reject"):
         raise ResumeRefused(f"unknown action {action!r}: expected approve or reject")
-    table_id, sk = request["table_id"], request["sk"]
+    table_id, sk = request.table_id, request.sk
     status = "APPROVED" if action == "approve" else "REJECTED"
     values = {
         "status": status,
@@ -200,33 +215,33 @@ def resume(
     if action == "reject":
         return {"outcome": "rejected", "result": result}
     kept = json.loads(record["held"])
-    upload = {
-        **kept["upload"],
-        "execution_arn": execution_arn,
-        "lock_expires_at": lease_expiry(now, settings.lock_expiry_seconds),
-        "lock_retry_seconds": settings.lock_retry_seconds,
-        "lock_max_attempts": settings.lock_max_attempts,
-    }
+    upload = replace(
+        Upload.from_dict(kept["upload"]),
+        execution_arn=execution_arn,
+        lock_expires_at=lease_expiry(now, settings.lock_expiry_seconds),
+        lock_retry_seconds=settings.lock_retry_seconds,
+        lock_max_attempts=settings.lock_max_attempts,
+    )
     return {
         "outcome": "approved",
-        "resume": request,
-        "upload": upload,
-        "plan": kept["plan"],
-        "queries": kept["queries"],
+        "resume": request.to_dict(),
+        "upload": upload.to_dict(),
+        "plan": Plan.from_dict(kept["plan"]).to_dict(),
+        "queries": [QueryStatus.from_dict(q).to_dict() for q in kept["queries"]],
         "result": result,
     }
 
 
-def check_head(state: dict[str, Any], settings: Settings, now: datetime) -> dict[str, Any]:
+def check_head(state: ExecutionState, settings: Settings, now: datetime) -> dict[str, Any]:
     """Under the table's lock: may the approved ops be published? SKIPPED (recorded) if not."""
-    upload, plan = state["upload"], state["plan"]
-    head = get_head(upload["table_id"], table_name=settings.registry_table) or {}
+    upload, plan = _upload_and_plan(state, "CheckHead")
+    head = get_head(upload.table_id, table_name=settings.registry_table) or {}
     current = head.get("last_applied_version")
-    computed = plan["previous_version"]
+    computed = plan.previous_version
     if current == computed:
-        _require_ops_result(ops_status(state["queries"])["output_location"])
+        _require_ops_result(ops_status(state.queries).output_location or "")
         update_upload(
-            upload["table_id"], upload["sk"], {"status": "RUNNING", "updated_at": iso(now)},
+            upload.table_id, upload.sk, {"status": "RUNNING", "updated_at": iso(now)},
             table_name=settings.registry_table,
         )  # fmt: skip
         return {"status": "APPROVED", "publish": True}
@@ -235,17 +250,17 @@ def check_head(state: dict[str, Any], settings: Settings, now: datetime) -> dict
         f"{current}: not applied (upload the version again to apply it against {current})"
     )
     update_upload(
-        upload["table_id"],
-        upload["sk"],
+        upload.table_id,
+        upload.sk,
         {"status": "SKIPPED", "reason": reason, "finished_at": iso(now), "updated_at": iso(now)},
         table_name=settings.registry_table,
     )
     return {
         "status": "SKIPPED",
         "publish": False,
-        "table_id": upload["table_id"],
-        "key": upload["key"],
-        "version": upload["version"],
+        "table_id": upload.table_id,
+        "key": upload.key,
+        "version": upload.version,
         "reason": reason,
     }
 
@@ -253,7 +268,7 @@ def check_head(state: dict[str, Any], settings: Settings, now: datetime) -> dict
 def _require_ops_result(location: str) -> None:
     """Raise HeldOpsExpired when the held ops result is gone: the results bucket's lifecycle
     rule expires Athena's results after AthenaResultsExpirationDays."""
-    bucket, key = parse_s3_uri(location)
+    bucket, key = object_uri(location)
     try:
         client("s3").head_object(Bucket=bucket, Key=key)
     except ClientError as exc:

@@ -38,11 +38,12 @@ from __future__ import annotations
 import csv
 import io
 import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from snapcdc.aws.result_files import parse_s3_uri
 from snapcdc.model.contract import (
     MANIFEST_FILE,
     ContractError,
@@ -54,6 +55,8 @@ from snapcdc.model.contract import (
     parse_export_key,
 )
 from snapcdc.model.manifest import completion, read_manifest, version_parts
+from snapcdc.model.s3paths import object_uri, split_s3_uri
+from snapcdc.model.state import Plan, Statement, Upload
 from snapcdc.sql import queries
 
 HEADER_RANGE_BYTES = 64 * 1024
@@ -79,10 +82,13 @@ def read_table_config(s3: Any, bucket: str, ref: ExportRef) -> TableConfig:
 def read_header(s3: Any, bucket: str, key: str, config: TableConfig) -> list[str]:
     """The column names in the export's first line: ranged GETs of the gzip, decompressed as
     they arrive, until the first newline (only the first few KiB are read)."""
+    return header_fields(_gunzipped_ranges(s3, bucket, key), config, key)
+
+
+def _gunzipped_ranges(s3: Any, bucket: str, key: str) -> Iterator[bytes]:
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    text = b""
     start = 0
-    while b"\n" not in text:
+    while True:
         if start >= MAX_HEADER_BYTES:
             raise ContractError(f"no header line in the first {MAX_HEADER_BYTES} bytes of {key}")
         end = start + HEADER_RANGE_BYTES - 1
@@ -92,24 +98,40 @@ def read_header(s3: Any, bucket: str, key: str, config: TableConfig) -> list[str
             ].read()
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "InvalidRange":
-                break  # read past the end: the file is one line without a newline
+                return  # read past the end: the file is one line without a newline
             raise
         try:
-            text += inflater.decompress(chunk)
+            yield inflater.decompress(chunk)
         except zlib.error as exc:
             raise ContractError(f"export {key} is not gzip-compressed: {exc}") from None
         if len(chunk) < HEADER_RANGE_BYTES or inflater.eof:
-            break
+            return
         start += len(chunk)
+
+
+def header_fields(chunks: Iterable[bytes], config: TableConfig, name: str) -> list[str]:
+    """The column names in an export's first line, given its (decompressed) bytes as they
+    arrive; chunks are consumed only until the first newline. ``name`` names the export in
+    errors. ``snapcdc diff`` reads a local file's header through here too.
+
+    >>> chunks = [b'\\xef\\xbb\\xbfid ;"the', b' name"\\r\\n1;x\\n']
+    >>> header_fields(chunks, TableConfig(delimiter=";"), "export.csv")
+    ['id', 'the name']
+    """
+    text = b""
+    for chunk in chunks:
+        text += chunk
+        if b"\n" in text:
+            break
     first_line = text.split(b"\n", 1)[0].rstrip(b"\r")
     if not first_line.strip():
         raise ContractError(
-            f"export {key} is empty or starts with a blank line; expected a header row"
+            f"export {name} is empty or starts with a blank line; expected a header row"
         )
     try:
         line = first_line.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ContractError(f"the header row of {key} is not UTF-8") from None
+        raise ContractError(f"the header row of {name} is not UTF-8") from None
     reader = csv.reader(
         io.StringIO(line),
         delimiter=config.delimiter,
@@ -122,40 +144,38 @@ def read_header(s3: Any, bucket: str, key: str, config: TableConfig) -> list[str
 
 def plan_upload(
     s3: Any,
-    upload: dict[str, Any],
+    upload: Upload,
     head: dict[str, Any] | None,
     database_prefix: str,
     sql_prefix: str = "",
-) -> dict[str, Any]:
+) -> Plan:
     """The plan for one registered upload, given the table's head record (or None).
 
     ``sql_prefix`` (``s3://bucket/prefix/``): where long statements are written; empty keeps
     every statement inline.
     """
-    ref = parse_export_key(upload["key"])
-    bucket = upload["bucket"]
+    ref = parse_export_key(upload.key)
+    bucket = upload.bucket or ""
     last = (head or {}).get("last_applied_version")
     if last and ref.version <= last:
-        return {
-            "action": "skip",
-            "reason": f"version {ref.version} is not after the last applied version {last}",
-            "last_applied_version": last,
-            "queries": [],
-        }
+        return Plan(
+            action="skip",
+            reason=f"version {ref.version} is not after the last applied version {last}",
+            last_applied_version=last,
+        )
     diverged = diverged_versions(head)
     behind = [d["version"] for d in diverged if d["version"] > ref.version]
     if behind:
         # Its writes would lose to the diverged version's (the consumer keeps the newest
         # version of a row), so the target could not end equal to it.
-        return {
-            "action": "skip",
-            "reason": (
+        return Plan(
+            action="skip",
+            reason=(
                 f"version {ref.version} is before {max(behind)}, whose ops partly reached the "
                 f"target; upload a version not before {max(behind)} to reconverge the table"
             ),
-            "last_applied_version": last,
-            "queries": [],
-        }
+            last_applied_version=last,
+        )
     config = read_table_config(s3, bucket, ref)
     if completion(config, ref) != "version":
         raise ContractError(
@@ -164,32 +184,27 @@ def plan_upload(
         )
     manifest = read_manifest(s3, bucket, ref) if ref.is_manifest else None
     keys = version_parts(s3, bucket, ref, manifest) if manifest else [ref.key]
-    schema = config.resolve(version_header(s3, bucket, keys, config))
+    schema = version_schema(config, keys, lambda key: read_header(s3, bucket, key, config))
     database = glue_database(database_prefix, ref.tenant)
-    table = export_table_name(ref.table, ref.version)
-    location = f"s3://{bucket}/{ref.version_prefix}"
-    files = [f"s3://{bucket}/{key}" for key in keys]
-    statements = [
-        ("create_database", "ddl", queries.create_database(database)),
-        ("drop_new_table", "ddl", queries.drop_export_table(database, table)),
-        (
-            "create_new_table",
-            "ddl",
-            queries.create_export_table(database, table, schema.columns, location, config),
-        ),
-    ]
+    new = Version(
+        export_table_name(ref.table, ref.version),
+        schema,
+        config,
+        f"s3://{bucket}/{ref.version_prefix}",
+        [f"s3://{bucket}/{key}" for key in keys],
+    )
     plan: dict[str, Any] = {
         "expected_rows": manifest.rows if manifest else None,
         "database": database,
-        "table": table,
-        "location": location,
-        "files": files,
+        "table": new.table,
+        "location": new.location,
+        "files": new.files,
         "schema": schema.to_dict(),
         "config": config.to_dict(),
     }
     if diverged:
-        statements += reconverge_statements(
-            database, ref.table, table, schema, files, head if last else None, diverged
+        statements = new_table_statements(database, new) + reconverge_statements(
+            database, ref.table, new.table, schema, new.files, head if last else None, diverged
         )
         plan.update(
             action="reconverge",
@@ -201,42 +216,19 @@ def plan_upload(
             ),
         )
     elif last:
-        prev = TableSchema.from_dict(head["schema"])
-        prev_config = TableConfig.from_dict(head["config"])
-        prev_table = export_table_name(ref.table, last)
-        prev_files = applied_files(head)
-        statements += [
-            (
-                "create_previous_table",
-                "ddl",
-                queries.create_export_table(
-                    database, prev_table, prev.columns, head["location"], prev_config
-                ),
-            ),
-            ("check_export", "check", queries.check_export(database, table, schema, files)),
-            (
-                "delta",
-                "ops",
-                queries.delta(database, prev_table, prev, table, schema, prev_files, files),
-            ),
-            ("drop_previous_table", "ddl", queries.drop_export_table(database, prev_table)),
-        ]
+        previous = Version(
+            export_table_name(ref.table, last),
+            TableSchema.from_dict(head["schema"]),
+            TableConfig.from_dict(head["config"]),
+            head["location"],
+            applied_files(head),
+        )
+        statements = version_statements(database, new, previous)
         plan.update(action="delta", previous_version=last, reason=f"delta against {last}")
     else:
-        statements += [
-            ("check_export", "check", queries.check_export(database, table, schema, files)),
-            ("first_load", "ops", queries.first_load(database, table, schema, files)),
-        ]
+        statements = version_statements(database, new)
         plan.update(action="first_load", reason="no version of this table was applied yet")
-    for name, _, sql in statements:
-        size = len(sql.encode())
-        if size > MAX_QUERY_BYTES:
-            raise ContractError(
-                f"table {ref.table_id} version {ref.version}: the {name} statement is "
-                f"{size:,} bytes, more than Athena's {MAX_QUERY_BYTES:,}-byte query string "
-                f"limit ({len(schema.columns)} columns); shorten the column names or split "
-                "the table"
-            )
+    check_statement_sizes(statements, f"table {ref.table_id} version {ref.version}", schema)
     plan["queries"] = [
         statement(s3, index, name, kind, sql, sql_prefix)
         for index, (name, kind, sql) in enumerate(statements)
@@ -245,29 +237,106 @@ def plan_upload(
         if query["kind"] == "check":
             # the manifest's row count, judged with the export check (snapcdc.steps.check)
             query["expected_rows"] = plan["expected_rows"]
-    return plan
+    return Plan.from_dict(plan)
 
 
-def version_header(s3: Any, bucket: str, keys: list[str], config: TableConfig) -> list[str] | None:
-    """The header row every file of the version starts with (Athena's skip.header.line.count
-    skips the first line of each file, https://docs.aws.amazon.com/athena/latest/ug/csv-serde.html),
-    or None without header rows; parts whose headers differ fail naming the first that does."""
+def version_schema(
+    config: TableConfig, keys: list[str], header_of: Callable[[str], list[str]]
+) -> TableSchema:
+    """The version's columns and key: the table configuration resolved with the header row
+    every file of the version starts with (Athena's skip.header.line.count skips the first line
+    of each file, https://docs.aws.amazon.com/athena/latest/ug/csv-serde.html), read with
+    ``header_of(key)``; parts whose headers differ fail naming the first that does.
+    ``snapcdc diff`` resolves a local file's schema through here too."""
     if not config.header:
-        return None
-    first = read_header(s3, bucket, keys[0], config)
+        return config.resolve()
+    first = header_of(keys[0])
     for key in keys[1:]:
-        header = read_header(s3, bucket, key, config)
+        header = header_of(key)
         if header != first:
             raise ContractError(
                 f"the header row of {key} is {header}, the version's first part {keys[0]} "
                 f"has {first}; every part must start with the same header row"
             )
-    return first
+    return config.resolve(first)
+
+
+@dataclass(frozen=True)
+class Version:
+    """One export version as its statements read it: its Glue table, schema, configuration,
+    LOCATION, and the objects its rows come from (None: every object under the location)."""
+
+    table: str
+    schema: TableSchema
+    config: TableConfig
+    location: str
+    files: list[str] | None = None
+
+
+def version_statements(
+    database: str, new: Version, previous: Version | None = None, *, size_limits: bool = True
+) -> list[tuple[str, str, str]]:
+    """``(name, kind, sql)`` of a first load of ``new``, or of its delta against ``previous``
+    (see the module docstring). ``size_limits=False`` leaves the AWS size bounds out of the
+    check (``snapcdc diff``)."""
+    statements = new_table_statements(database, new)
+    check = queries.check_export(
+        database, new.table, new.schema, new.files, size_limits=size_limits
+    )
+    if previous is None:
+        first_load = queries.first_load(database, new.table, new.schema, new.files)
+        return [*statements, ("check_export", "check", check), ("first_load", "ops", first_load)]
+    delta = queries.delta(
+        database,
+        previous.table,
+        previous.schema,
+        new.table,
+        new.schema,
+        previous.files,
+        new.files,
+    )
+    return [
+        *statements,
+        ("create_previous_table", "ddl", _create(database, previous)),
+        ("check_export", "check", check),
+        ("delta", "ops", delta),
+        ("drop_previous_table", "ddl", queries.drop_export_table(database, previous.table)),
+    ]
+
+
+def new_table_statements(database: str, new: Version) -> list[tuple[str, str, str]]:
+    """The database, and the new version's table dropped and created afresh (a failed earlier
+    attempt may have left it with an older definition): every plan starts with these."""
+    return [
+        ("create_database", "ddl", queries.create_database(database)),
+        ("drop_new_table", "ddl", queries.drop_export_table(database, new.table)),
+        ("create_new_table", "ddl", _create(database, new)),
+    ]
+
+
+def _create(database: str, version: Version) -> str:
+    return queries.create_export_table(
+        database, version.table, version.schema.columns, version.location, version.config
+    )
+
+
+def check_statement_sizes(
+    statements: list[tuple[str, str, str]], what: str, schema: TableSchema
+) -> None:
+    """Refuse a statement longer than Athena's query string limit, naming it and the size."""
+    for name, _, sql in statements:
+        size = len(sql.encode())
+        if size > MAX_QUERY_BYTES:
+            raise ContractError(
+                f"{what}: the {name} statement is {size:,} bytes, more than Athena's "
+                f"{MAX_QUERY_BYTES:,}-byte query string limit ({len(schema.columns)} columns); "
+                "shorten the column names or split the table"
+            )
 
 
 def diverged_versions(head: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The versions recorded as diverged in the head (their ops partly reached the target), in
-    version order, each once. See ``snapcdc.steps.finish.mark_diverged``."""
+    version order, each once. See ``snapcdc.steps.mark_failed.diverge_if_published``."""
     seen: dict[tuple[str, ...], dict[str, Any]] = {}
     for entry in (head or {}).get("diverged") or []:
         seen.setdefault((entry["version"], *entry["files"]), entry)
@@ -328,7 +397,7 @@ def applied_files(head: dict[str, Any]) -> list[str]:
         return list(head["files"])
     location, key = head.get("location") or "", head.get("applied_key") or ""
     if location.startswith("s3://") and key:
-        bucket = location[len("s3://") :].split("/", 1)[0]
+        bucket, _ = split_s3_uri(location)
         return [f"s3://{bucket}/{key}"]
     raise ContractError(
         f"the head record of version {head.get('last_applied_version')} names no applied "
@@ -343,16 +412,16 @@ def statement(
     if not sql_prefix or len(sql.encode()) <= INLINE_SQL_BYTES:
         return {"name": name, "kind": kind, "sql": sql}
     location = f"{sql_prefix}{index:02d}-{name}.sql"
-    bucket, key = parse_s3_uri(location)
+    bucket, key = object_uri(location)
     s3.put_object(Bucket=bucket, Key=key, Body=sql.encode(), ContentType="text/plain")
     return {"name": name, "kind": kind, "sql_location": location}
 
 
-def statement_sql(s3: Any, query: dict[str, Any]) -> str:
+def statement_sql(s3: Any, query: Statement) -> str:
     """The SQL of a planned statement, inline or from S3."""
-    if "sql" in query:
-        return query["sql"]
-    bucket, key = parse_s3_uri(query["sql_location"])
+    if query.sql is not None:
+        return query.sql
+    bucket, key = object_uri(query.sql_location)
     return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
 
 
@@ -364,5 +433,5 @@ def sql_prefix_for(athena_output: str, execution_arn: str) -> str:
     """
     if not athena_output:
         return ""
-    bucket, _ = parse_s3_uri(athena_output)
+    bucket, _ = split_s3_uri(athena_output)
     return f"s3://{bucket}/plans/{execution_arn.rsplit(':', 1)[-1]}/"

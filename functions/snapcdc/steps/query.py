@@ -4,7 +4,7 @@ The state machine polls with a Wait loop (no ``.sync`` integration: the local em
 interpreter has none), so the start call waits only a couple of seconds; most DDL finishes in
 that time and needs no Wait at all.
 
-A status is a small dict that travels through the state machine::
+A status (``snapcdc.model.state.QueryStatus``) travels through the state machine::
 
     {"name": "check_export", "kind": "check", "query_id": "...", "state": "SUCCEEDED",
      "reason": "", "output_location": "s3://.../id.csv", "bytes_scanned": 123,
@@ -17,12 +17,14 @@ import hashlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from snapcdc.model.errors import AthenaThrottled, QueryFailed
 from snapcdc.model.settings import Settings
+from snapcdc.model.state import QueryStatus, Statement
 
 RUNNING_STATES = ("QUEUED", "RUNNING")
 # The state machine waits ``wait_seconds`` of the last status between polls: QueryPollSeconds
@@ -40,7 +42,7 @@ THROTTLED_CODES = ("TooManyRequestsException", "ThrottlingException")
 
 
 @contextmanager
-def throttling_named(operation: str, query: dict[str, Any]) -> Iterator[None]:
+def throttling_named(operation: str, query: Statement) -> Iterator[None]:
     """Turn Athena's throttling (left after botocore's retries) into AthenaThrottled, the error
     the state machine retries; any other error passes unchanged."""
     try:
@@ -51,7 +53,7 @@ def throttling_named(operation: str, query: dict[str, Any]) -> Iterator[None]:
             raise
         reason = exc.response.get("Reason") or error.get("Message") or error.get("Code")
         raise AthenaThrottled(
-            f"Athena throttled {operation} of statement {query.get('name')}: {reason}"
+            f"Athena throttled {operation} of statement {query.name}: {reason}"
         ) from exc
 
 
@@ -65,14 +67,13 @@ def request_token(execution_arn: str, index: int, name: str) -> str:
 
 
 def start_query(
-    athena: Any, sql: str, query: dict[str, Any], execution_arn: str, index: int, settings: Settings
-) -> dict[str, Any]:
-    """Start ``sql`` (the statement ``query``: ``{name, kind, ...}``) in the stack's workgroup
-    and wait a little."""
+    athena: Any, sql: str, query: Statement, execution_arn: str, index: int, settings: Settings
+) -> QueryStatus:
+    """Start ``sql`` (the statement ``query``) in the stack's workgroup and wait a little."""
     args: dict[str, Any] = {
         "QueryString": sql,
         "WorkGroup": settings.athena_workgroup,
-        "ClientRequestToken": request_token(execution_arn, index, query["name"]),
+        "ClientRequestToken": request_token(execution_arn, index, query.name),
     }
     if settings.athena_output:
         # The workgroup enforces the same location; passing it keeps callers without an
@@ -83,12 +84,11 @@ def start_query(
     status = query_status(athena, query_id, query)
     deadline = time.monotonic() + settings.query_start_wait_seconds
     delay = 0.1
-    while status["state"] in RUNNING_STATES and time.monotonic() < deadline:
+    while status.state in RUNNING_STATES and time.monotonic() < deadline:
         time.sleep(delay)
         delay = min(delay * 2, 0.5)
         status = query_status(athena, query_id, query)
-    status["wait_seconds"] = settings.query_poll_seconds
-    return raise_if_failed(status)
+    return raise_if_failed(replace(status, wait_seconds=settings.query_poll_seconds))
 
 
 def next_poll_wait(previous: int, poll_seconds: int) -> int:
@@ -103,33 +103,33 @@ def next_poll_wait(previous: int, poll_seconds: int) -> int:
 
 
 def poll_query(
-    athena: Any, status: dict[str, Any], query: dict[str, Any], settings: Settings
-) -> dict[str, Any]:
-    polled = query_status(athena, status["query_id"], query)
-    previous = int(status.get("wait_seconds", settings.query_poll_seconds))
-    polled["wait_seconds"] = next_poll_wait(previous, settings.query_poll_seconds)
-    return raise_if_failed(polled)
+    athena: Any, status: QueryStatus, query: Statement, settings: Settings
+) -> QueryStatus:
+    polled = query_status(athena, status.query_id, query)
+    previous = settings.query_poll_seconds if status.wait_seconds is None else status.wait_seconds
+    wait = next_poll_wait(int(previous), settings.query_poll_seconds)
+    return raise_if_failed(replace(polled, wait_seconds=wait))
 
 
-def query_status(athena: Any, query_id: str, query: dict[str, Any]) -> dict[str, Any]:
+def query_status(athena: Any, query_id: str, query: Statement) -> QueryStatus:
     with throttling_named("GetQueryExecution", query):
         execution = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
     state = execution["Status"]["State"]
-    return {
-        "name": query["name"],
-        "kind": query["kind"],
-        "query_id": query_id,
-        "state": state,
-        "reason": execution["Status"].get("StateChangeReason", ""),
-        "output_location": (execution.get("ResultConfiguration") or {}).get("OutputLocation", ""),
-        "bytes_scanned": int((execution.get("Statistics") or {}).get("DataScannedInBytes", 0)),
-    }
+    return QueryStatus(
+        name=query.name,
+        kind=query.kind,
+        query_id=query_id,
+        state=state,
+        reason=execution["Status"].get("StateChangeReason", ""),
+        output_location=(execution.get("ResultConfiguration") or {}).get("OutputLocation", ""),
+        bytes_scanned=int((execution.get("Statistics") or {}).get("DataScannedInBytes", 0)),
+    )
 
 
-def raise_if_failed(status: dict[str, Any]) -> dict[str, Any]:
-    if status["state"] in FAILED_STATES:
-        reason = status["reason"] or "no reason given"
+def raise_if_failed(status: QueryStatus) -> QueryStatus:
+    if status.state in FAILED_STATES:
+        reason = status.reason or "no reason given"
         raise QueryFailed(
-            f"Athena statement {status['name']} ({status['query_id']}) {status['state']}: {reason}"
+            f"Athena statement {status.name} ({status.query_id}) {status.state}: {reason}"
         )
     return status

@@ -11,15 +11,17 @@ registers and runs the version.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from snapcdc.aws.leases import iso, lease_expiry
 from snapcdc.aws.registry import put_upload, upload_sk
 from snapcdc.model.contract import ContractError, ExportRef, TableConfig, parse_export_key
-from snapcdc.model.events import object_event, parse_key_parts
+from snapcdc.model.events import ObjectCreatedEvent, parse_key_parts
 from snapcdc.model.manifest import completion
 from snapcdc.model.settings import Settings
+from snapcdc.model.state import Upload
 from snapcdc.steps.plan import read_table_config
 
 
@@ -33,47 +35,47 @@ def _table_config(s3: Any, bucket: str, ref: ExportRef) -> TableConfig | None:
 
 
 def register(
-    s3: Any, event: dict[str, Any], execution_arn: str, settings: Settings, now: datetime
-) -> dict[str, Any]:
+    s3: Any, event: ObjectCreatedEvent, execution_arn: str, settings: Settings, now: datetime
+) -> Upload:
     """Returns the upload (what later steps need) with ``outcome``: ``registered``,
     ``rejected`` (bad key, FAILED record written), ``duplicate`` or ``part`` (no record)."""
-    obj = object_event(event)
-    tenant, table, version, file = parse_key_parts(obj.key)
+    key, bucket = event.raw_key, event.detail.bucket.name
+    tenant, table, version, file = parse_key_parts(key)
     error = None
     try:
-        if settings.import_bucket and obj.bucket != settings.import_bucket:
+        if settings.import_bucket and bucket != settings.import_bucket:
             raise ContractError(
-                f"object is in bucket {obj.bucket!r}, "
-                f"not the import bucket {settings.import_bucket!r}"
+                f"object is in bucket {bucket!r}, not the import bucket {settings.import_bucket!r}"
             )
-        ref = parse_export_key(obj.key)
+        ref = parse_export_key(key)
         tenant, table, version, file = ref.tenant, ref.table, ref.version, ref.file
-        config = _table_config(s3, obj.bucket, ref)
+        config = _table_config(s3, bucket, ref)
         if config is not None and completion(config, ref) == "part":
-            return {"outcome": "part", "key": obj.key, "table_id": ref.table_id}
+            return Upload(table_id=ref.table_id, key=key, outcome="part")
     except ContractError as exc:
-        error = f"{exc} (object key {obj.key!r}, as the event delivered it)"
-    upload = {
-        "table_id": f"{tenant}/{table}",
-        "sk": upload_sk(obj.key, obj.sequencer),
-        "tenant": tenant,
-        "table": table,
-        "version": version,
-        "file": file,
-        "key": obj.key,
-        "bucket": obj.bucket,
-        "size": obj.size,
-        "etag": obj.etag,
-        "sequencer": obj.sequencer,
-        "execution_arn": execution_arn,
-        "registered_at": iso(now),
-    }
+        error = f"{exc} (object key {key!r}, as the event delivered it)"
+    obj = event.detail.object
+    upload = Upload(
+        table_id=f"{tenant}/{table}",
+        key=key,
+        sk=upload_sk(key, event.object_sequencer),
+        tenant=tenant,
+        table=table,
+        version=version,
+        file=file,
+        bucket=bucket,
+        size=int(obj.size or 0),
+        etag=obj.etag,
+        sequencer=event.object_sequencer,
+        execution_arn=execution_arn,
+        registered_at=iso(now),
+    )
     record = {
-        **upload,
-        "raw_key": obj.raw_key,
-        "version_id": obj.version_id,
-        "event_id": obj.event_id,
-        "event_time": obj.event_time,
+        **{k: v for k, v in upload.to_dict().items() if k != "outcome"},
+        "raw_key": key,
+        "version_id": str(obj.get("version-id", "")),
+        "event_id": str(event.get("id", "")),
+        "event_time": str(event.get("time", "")),
         "status": "FAILED" if error else "REGISTERED",
         "updated_at": iso(now),
     }
@@ -81,18 +83,13 @@ def register(
         record.update(error=f"ContractError: {error}", error_type="ContractError")
     existing = put_upload(record, table_name=settings.registry_table)
     if existing is not None:
-        return {
-            **upload,
-            "outcome": "duplicate",
-            "execution_arn": existing.get("execution_arn", ""),
-        }
+        return replace(upload, outcome="duplicate", execution_arn=existing.get("execution_arn", ""))
     if error:
-        return {**upload, "outcome": "rejected", "error": error}
-    return {
-        **upload,
-        "outcome": "registered",
-        "lock_expires_at": lease_expiry(now, settings.lock_expiry_seconds),
-        "lock_retry_seconds": settings.lock_retry_seconds,
-        "lock_max_attempts": settings.lock_max_attempts,
-        "query_poll_seconds": settings.query_poll_seconds,
-    }
+        return replace(upload, outcome="rejected", error=error)
+    return replace(
+        upload,
+        lock_expires_at=lease_expiry(now, settings.lock_expiry_seconds),
+        lock_retry_seconds=settings.lock_retry_seconds,
+        lock_max_attempts=settings.lock_max_attempts,
+        query_poll_seconds=settings.query_poll_seconds,
+    )

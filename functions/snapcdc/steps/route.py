@@ -16,25 +16,22 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from snapcdc.model.events import EventError, execution_name, object_event, parse_key_parts
+from snapcdc.model.events import ObjectCreatedEvent, execution_name, parse_key_parts
 
 
 def route(
-    sfn: Any, event: dict[str, Any], state_machine_arn: str, parent_arn: str
+    sfn: Any, event: ObjectCreatedEvent, state_machine_arn: str, parent_arn: str
 ) -> dict[str, Any]:
     """Start the named execution; outcome ``started``, ``duplicate`` or ``unnamed``.
 
     ``unnamed`` means: run the pipeline in the calling execution (the registry's conditional
-    write still stops duplicates there).
+    write still stops duplicates there), as for an event that names no object (the handler's
+    EventError).
     """
-    try:
-        obj = object_event(event)
-    except EventError as exc:
-        return {"outcome": "unnamed", "reason": str(exc)}
-    name = execution_name(parse_key_parts(obj.key), obj.sequencer)
+    name = execution_name(parse_key_parts(event.raw_key), event.object_sequencer)
     child_input = {
         "routed": True,
-        "event": event,
+        "event": event.raw_event,
         # links the two executions in the Step Functions console
         "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID": parent_arn,
     }

@@ -1,17 +1,15 @@
-"""``snapcdc diff``: the delta between two export files, computed the way the pipeline does.
+"""``snapcdc diff``: the delta between two export files, computed by the pipeline's own core.
 
-The same templates (:mod:`snapcdc.sql.queries`) run on the same engine
-(:class:`~snapcdc_local.engine.engine.AthenaEngine`): a database, one external table per file, the
-data checks on both, then the delta. Only the file locations differ: each file is mapped to
-an S3 location of its own.
+The statements are the pipeline's (:func:`snapcdc.steps.plan.version_statements`: OLD planned
+as a first load, NEW as a delta against it), run on the embedded engine
+(:class:`~snapcdc_local.engine.engine.AthenaEngine`); the header is read and the schema
+resolved as Plan does, the checks judged as Check does (so a file fails in the same words as
+the pipeline's FAILED reason), the ops counted as Hold counts them. Only the files differ: a
+local file (gzip or plain) is mapped to an S3 location of its own, and the AWS size limits are
+not checked (nothing is stored in AWS).
 
-Usage::
-
-    snapcdc diff OLD NEW [--key K1,K2] [--delimiter ';'] [--no-header --columns a,b,c]
-                 [--quote '"'] [--escape '\\'] [--out ops.csv]
-
-prints the INSERT / UPDATE / DELETE counts; ``--out`` writes the operations as CSV with the
-header ``op,<columns>`` (the new file's columns; a DELETE carries the old row's values).
+``--out`` writes the operations as CSV with the header ``op,<columns>`` (the new file's
+columns; a DELETE carries the old row's values).
 
 >>> import tempfile, pathlib
 >>> tmp = pathlib.Path(tempfile.mkdtemp())
@@ -35,27 +33,30 @@ import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
-from snapcdc.model.contract import (
-    TABLE_CONFIG_FILE,
-    ContractError,
-    TableConfig,
-    TableSchema,
-    export_table_name,
-    validate_name,
-)
+from snapcdc.aws.result_files import count_leading_in
+from snapcdc.model.contract import ContractError, TableConfig, TableSchema
+from snapcdc.model.errors import ExportCheckFailed, ResultFormatError
 from snapcdc.sql import queries
+from snapcdc.steps.check import evaluate_records
+from snapcdc.steps.plan import (
+    Version,
+    check_statement_sizes,
+    header_fields,
+    version_schema,
+    version_statements,
+)
 from snapcdc_local.cli.main import CliError, Command
-from snapcdc_local.engine.engine import AthenaEngine, EngineError, mapping_resolver
-from snapcdc_local.engine.opencsv import NO_ESCAPE, split_line
+from snapcdc_local.engine.engine import AthenaEngine, EngineError
 
 DATABASE = "snapcdc_diff"
 BUCKET = "s3://snapcdc-local"
 GZIP_MAGIC = b"\x1f\x8b"
+READ_BYTES = 1 << 20
 
 
 @dataclass
@@ -63,7 +64,7 @@ class DiffResult:
     """Counts per operation plus the schemas and row counts of both sides."""
 
     counts: dict[str, int]
-    old_schema: TableSchema | None
+    old_schema: TableSchema
     new_schema: TableSchema
     old_rows: int
     new_rows: int
@@ -72,13 +73,14 @@ class DiffResult:
 
 @dataclass
 class _Export:
-    """One side of a diff: the user's file and how it is shown to the engine."""
+    """One side of a diff: the user's file, and the file the engine reads (a link to it)."""
 
     role: str  # OLD or NEW
     path: Path
-    table: str
-    location: str
-    staged: Path = field(init=False)
+    staged: Path
+
+    def __str__(self) -> str:
+        return f"{self.role} file {self.path}"
 
 
 def diff_files(
@@ -93,33 +95,39 @@ def diff_files(
             _stage(stage, "OLD", Path(old), "old_export"),
             _stage(stage, "NEW", Path(new), "new_export"),
         ]
-        engine.execute(queries.create_database(DATABASE))
-        old_schema, new_schema = (_schema(side, config) for side in sides)
-        try:  # rendered first: a changed key fails before any file is read
-            sql = queries.delta(DATABASE, sides[0].table, old_schema, sides[1].table, new_schema)
+        old_version, new_version = (_version(side, config) for side in sides)
+        # Planned before anything runs: a changed key fails before any file is read.
+        old_plan = [
+            s for s in version_statements(DATABASE, old_version, size_limits=False) if s[1] != "ops"
+        ]
+        try:
+            new_plan = version_statements(DATABASE, new_version, old_version, size_limits=False)
         except ContractError as exc:
             raise CliError(f"OLD and NEW cannot be compared: {exc}") from None
-        for side, schema in zip(sides, (old_schema, new_schema), strict=True):
-            engine.execute(
-                queries.create_export_table(
-                    DATABASE, side.table, schema.columns, side.location, config
-                )
-            )
+        for side, plan, version in zip(
+            sides, (old_plan, new_plan), (old_version, new_version), strict=True
+        ):
+            try:
+                check_statement_sizes(plan, str(side), version.schema)
+            except ContractError as exc:
+                raise CliError(str(exc)) from None
+        checked = next(i for i, (_, kind, _) in enumerate(new_plan) if kind == "check")
+        for _, kind, sql in old_plan + new_plan[:checked]:
+            if kind == "ddl":
+                engine.execute(sql)
         # Both checks at once, as two Athena queries would run: each reads its own file.
+        checks = [(sides[0], old_plan[-1][2]), (sides[1], new_plan[checked][2])]
         with ThreadPoolExecutor(max_workers=2) as pool:
-            old_rows, new_rows = pool.map(
-                lambda pair: _check(engine, *pair),
-                zip(sides, (old_schema, new_schema), strict=True),
-            )
-        counts = _run_ops(engine, sql, stage, new_schema, out)
-    return DiffResult(counts, old_schema, new_schema, old_rows, new_rows, _path(out))
-
-
-def first_load_counts(
-    engine: AthenaEngine, database: str, table: str, schema: TableSchema, stage: Path
-) -> dict[str, int]:
-    """Counts of a first load (every row an INSERT), through the first_load template."""
-    return _run_ops(engine, queries.first_load(database, table, schema), stage, schema, None)
+            old_rows, new_rows = pool.map(lambda pair: _check(engine, *pair), checks)
+        counts: dict[str, int] = {}
+        for _, kind, sql in new_plan[checked + 1 :]:
+            if kind == "ops":
+                counts = _run_ops(engine, sql, stage, new_version.schema, out)
+            else:
+                engine.execute(sql)
+    return DiffResult(
+        counts, old_version.schema, new_version.schema, old_rows, new_rows, _path(out)
+    )
 
 
 # -- staging files for the engine -----------------------------------------------------------------
@@ -155,103 +163,59 @@ def _stage(stage: Path, role: str, path: Path, table: str) -> _Export:
             magic = fh.read(2)
     except OSError as exc:
         raise CliError(f"cannot read {role} file {path}: {exc.strerror}") from None
-    side = _Export(role, path, table, f"{BUCKET}/{table}/")
     # Athena picks the codec by file extension; a user's file is judged by its content.
     suffix = ".csv.gz" if magic == GZIP_MAGIC else ".csv"
     (stage / table).mkdir()
-    side.staged = stage / table / f"export{suffix}"
+    staged = stage / table / f"export{suffix}"
     try:
-        side.staged.symlink_to(path.resolve())
+        staged.symlink_to(path.resolve())
     except OSError:
-        shutil.copyfile(path, side.staged)
-    return side
+        shutil.copyfile(path, staged)
+    return _Export(role, path, staged)
 
 
-def _open_text(path: Path):
-    with path.open("rb") as fh:
-        gzipped = fh.read(2) == GZIP_MAGIC
-    if gzipped:
-        return gzip.open(path, "rt", encoding="utf-8", newline="")
-    return path.open("r", encoding="utf-8", newline="")
+def _chunks(path: Path) -> Iterator[bytes]:
+    """The file's bytes, gunzipped if it is gzip, as they are read."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        while chunk := fh.read(READ_BYTES):
+            yield chunk
 
 
-# -- schema, checks, operations -----------------------------------------------------------------
+# -- schema, checks, operations: the pipeline's core ----------------------------------------------
 
 
-def _schema(side: _Export, config: TableConfig) -> TableSchema:
+def _version(side: _Export, config: TableConfig) -> Version:
+    """The side's version as Plan resolves it: its header row read, the configuration applied."""
+
+    def header_of(_: str) -> list[str]:
+        try:
+            return header_fields(_chunks(side.staged), config, side.path.name)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise CliError(f"cannot read {side}: {_reason(exc)}") from None
+
     try:
-        if not config.header:
-            return config.resolve()
-        return config.resolve(_header_row(side, config))
+        schema = version_schema(config, [str(side.path)], header_of)
     except ContractError as exc:
-        raise CliError(f"{side.role} file {side.path}: {exc}") from None
+        raise CliError(f"{side}: {exc}") from None
+    table = side.staged.parent.name
+    return Version(table, schema, config, f"{BUCKET}/{table}/")
 
 
-def _header_row(side: _Export, config: TableConfig) -> list[str]:
-    return read_header_row(side.staged, config, f"{side.role} file {side.path}")
-
-
-def read_header_row(path: str | os.PathLike[str], config: TableConfig, what: str = "") -> list[str]:
-    """The first line's fields (gzip or plain file), split as the SerDe splits a line.
-
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "e.csv"
-    >>> _ = p.write_text('\\ufeffid;"the name"\\r\\n1;x\\r\\n', encoding="utf-8")
-    >>> read_header_row(p, TableConfig(delimiter=";"))
-    ['id', 'the name']
-    """
-    what = what or f"file {path}"
+def _check(engine: AthenaEngine, side: _Export, sql: str) -> int:
+    """Run the check and judge it as Check judges the pipeline's; the file's row count."""
     try:
-        with _open_text(Path(path)) as fh:
-            line = fh.readline()
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
-        raise CliError(f"cannot read {what}: {_reason(exc)}") from None
-    line = line.removeprefix("\ufeff").rstrip("\r\n")
-    if not line:
-        raise CliError(f"{what} has no header row (use --no-header --columns)")
-    escape = config.escape if config.escape and config.escape != config.quote else NO_ESCAPE
-    fields = split_line(
-        line, line.count(config.delimiter) + 1, config.delimiter, config.quote, escape
-    )
-    if any(f is None for f in fields):
-        raise CliError(f"{what}: cannot read the header row {line[:80]!r}")
-    return [f for f in fields if f is not None]
-
-
-def _check(engine: AthenaEngine, side: _Export, schema: TableSchema) -> int:
-    try:
-        result = engine.execute(
-            queries.check_export(DATABASE, side.table, schema, size_limits=False)
-        )
+        result = engine.execute(sql)
     except EngineError as exc:
-        raise CliError(f"cannot read {side.role} file {side.path}: {exc}") from None
+        raise CliError(f"cannot read {side}: {exc}") from None
     assert result.rows is not None
-    row = dict(zip(result.columns, result.rows[0], strict=True))
-    problems = check_problems(row, schema)
-    if problems:
-        raise CliError(f"{side.role} file {side.path}: {'; '.join(problems)}")
-    return int(row["row_count"])
-
-
-def check_problems(row: dict, schema: TableSchema) -> list[str]:
-    """Readable reasons why a check_export row rejects a version (empty when it passes).
-
-    >>> check_problems({"row_count": 9, "duplicate_keys": 2, "duplicate_sample": "A, B",
-    ...                 "empty_keys": 0, "ragged_rows": 1}, TableSchema(("k", "v"), ("k",)))
-    ['2 duplicate keys (A, B)', '1 row with missing or extra fields']
-    """
-    problems = []
-    if int(row["duplicate_keys"]):
-        n = int(row["duplicate_keys"])
-        problems.append(f"{n} duplicate key{'s' if n > 1 else ''} ({row['duplicate_sample']})")
-    if int(row["empty_keys"]):
-        n = int(row["empty_keys"])
-        keys = ", ".join(schema.key)
-        problems.append(f"{n} row{'s' if n > 1 else ''} with an empty key ({keys})")
-    if int(row["ragged_rows"]):
-        n = int(row["ragged_rows"])
-        problems.append(f"{n} row{'s' if n > 1 else ''} with missing or extra fields")
-    return problems
+    # the records Athena's result file holds: values as text, NULL as None
+    records = [list(result.columns)]
+    records += [[None if v is None else str(v) for v in row] for row in result.rows]
+    try:
+        return evaluate_records(records, str(side))["row_count"]
+    except (ExportCheckFailed, ResultFormatError) as exc:
+        raise CliError(f"{side}: {exc}") from None
 
 
 def _run_ops(
@@ -261,36 +225,36 @@ def _run_ops(
     schema: TableSchema,
     out: str | os.PathLike[str] | None,
 ) -> dict[str, int]:
-    """Run a delta/first_load query; count its ops and optionally write them as plain CSV."""
+    """Run the delta; count its ops as Hold counts them; optionally write them as plain CSV."""
     result_csv = stage / "result.csv"
     try:
         engine.execute(sql, output_path=result_csv)
     except EngineError as exc:
         raise CliError(str(exc)) from None
-    # The result is Athena's CSV; a second small DuckDB pass counts and rewrites it without
-    # Python row loops (the result can have a million rows).
+    counts = count_leading_in(_chunks(result_csv), queries.OPS)
+    if out is not None:
+        _write_plain_csv(result_csv, schema, Path(out))
+    return counts
+
+
+def _write_plain_csv(result_csv: Path, schema: TableSchema, target: Path) -> None:
+    """Athena's result CSV (every value quoted) rewritten as plain CSV by DuckDB, no Python loop
+    over the rows (there can be millions)."""
+    if target.parent and not target.parent.exists():
+        raise CliError(f"cannot write {target}: directory {target.parent} does not exist")
     names = ["op", *schema.columns]
     columns = "{" + ", ".join(f"'{_sql_text(n)}': 'VARCHAR'" for n in names) + "}"
     con = duckdb.connect()
     try:
         con.execute(
-            f"CREATE TEMP VIEW ops AS SELECT * FROM read_csv('{_sql_text(str(result_csv))}', "
+            f"COPY (SELECT * FROM read_csv('{_sql_text(str(result_csv))}', "
             f"columns = {columns}, header = true, auto_detect = false, quote = '\"', "
-            "escape = '\"', delim = ',')"
+            f"escape = '\"', delim = ',')) TO '{_sql_text(str(target))}' (FORMAT csv, HEADER true)"
         )
-        counts = dict.fromkeys(queries.OPS, 0)
-        for op, n in con.execute("SELECT op, count(*) FROM ops GROUP BY op").fetchall():
-            counts[op] = int(n)
-        if out is not None:
-            target = Path(out)
-            if target.parent and not target.parent.exists():
-                raise CliError(f"cannot write {target}: directory {target.parent} does not exist")
-            con.execute(f"COPY ops TO '{_sql_text(str(target))}' (FORMAT csv, HEADER true)")
     except duckdb.IOException as exc:
-        raise CliError(f"cannot write {out}: {str(exc).splitlines()[0]}") from None
+        raise CliError(f"cannot write {target}: {str(exc).splitlines()[0]}") from None
     finally:
         con.close()
-    return counts
 
 
 def _sql_text(value: str) -> str:
@@ -300,8 +264,6 @@ def _sql_text(value: str) -> str:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, gzip.BadGzipFile | zlib.error | EOFError):
         return f"not a readable gzip file ({exc or type(exc).__name__})"
-    if isinstance(exc, UnicodeDecodeError):
-        return "not UTF-8 text"
     return getattr(exc, "strerror", None) or str(exc)
 
 
@@ -309,86 +271,12 @@ def _path(value: str | os.PathLike[str] | None) -> Path | None:
     return Path(value) if value is not None else None
 
 
-# -- demo: the reference exports in sequence ---------------------------------------------------
-
-
-def demo(data_dir: str | os.PathLike[str]) -> list[tuple[str, str, dict[str, int]]]:
-    """Process every table under ``data_dir/{tenant}/{table}/{version}/`` version by version.
-
-    The first version is a first load; every later one is diffed against the one before.
-    Returns ``(table id, version, counts)`` per version; prints as it goes.
-    """
-    root = Path(data_dir)
-    tables = sorted(p.parent for p in root.glob(f"*/*/{TABLE_CONFIG_FILE}"))
-    if not tables:
-        raise CliError(f"no {{tenant}}/{{table}}/{TABLE_CONFIG_FILE} found under {root}")
-    report = []
-    with _staging() as stage:
-        for table_dir in tables:
-            report.extend(_demo_table(table_dir, stage))
-    return report
-
-
-def _demo_table(table_dir: Path, stage: Path) -> list[tuple[str, str, dict[str, int]]]:
-    tenant, table = (
-        validate_name(table_dir.parent.name, "tenant"),
-        validate_name(table_dir.name, "table"),
-    )
-    config = TableConfig.from_json((table_dir / TABLE_CONFIG_FILE).read_text())
-    versions = sorted(p for p in table_dir.iterdir() if p.is_dir())
-    locations = {f"{BUCKET}/{tenant}/{table}/{v.name}/": sorted(v.glob("*.csv*")) for v in versions}
-    database = f"snapcdc_{tenant}"
-    report = []
-    with AthenaEngine(mapping_resolver(locations)) as engine:
-        engine.execute(queries.create_database(database))
-        previous: tuple[str, TableSchema] | None = None
-        for version in versions:
-            name = export_table_name(table, version.name)
-            files = locations[f"{BUCKET}/{tenant}/{table}/{version.name}/"]
-            side = _Export(f"{tenant}/{table}/{version.name}", version, name, "")
-            if not files:
-                raise CliError(f"{side.role}: no export files")
-            side.staged = files[0]
-            schema = _schema(side, config)
-            side.location = f"{BUCKET}/{tenant}/{table}/{version.name}/"
-            engine.execute(
-                queries.create_export_table(database, name, schema.columns, side.location, config)
-            )
-            check = engine.execute(queries.check_export(database, name, schema))
-            assert check.rows is not None
-            problems = check_problems(dict(zip(check.columns, check.rows[0], strict=True)), schema)
-            if problems:
-                raise CliError(f"{side.role}: {'; '.join(problems)}")
-            if previous is None:
-                counts = first_load_counts(engine, database, name, schema, stage)
-                label = "first load"
-            else:
-                sql = queries.delta(database, previous[0], previous[1], name, schema)
-                counts = _run_ops(engine, sql, stage, schema, None)
-                label = f"against {previous[0]}"
-            print(f"{tenant}/{table} {version.name} ({label}): {format_counts(counts)}")
-            report.append((f"{tenant}/{table}", version.name, counts))
-            previous = (name, schema)
-    return report
-
-
-def format_counts(counts: dict[str, int]) -> str:
-    """``INSERT 1, UPDATE 2, DELETE 0``.
-
-    >>> format_counts({"INSERT": 1, "UPDATE": 2, "DELETE": 0})
-    'INSERT 1, UPDATE 2, DELETE 0'
-    """
-    return ", ".join(f"{op} {counts.get(op, 0):,}" for op in queries.OPS)
-
-
 # -- the subcommand -----------------------------------------------------------------------------
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "old", nargs="?", metavar="OLD", help="the previous export (CSV, gzip or plain)"
-    )
-    parser.add_argument("new", nargs="?", metavar="NEW", help="the new export (CSV, gzip or plain)")
+    parser.add_argument("old", metavar="OLD", help="the previous export (CSV, gzip or plain)")
+    parser.add_argument("new", metavar="NEW", help="the new export (CSV, gzip or plain)")
     parser.add_argument("--key", help="key column(s), comma separated (default: the first column)")
     parser.add_argument("--delimiter", default=",", help="field delimiter (default ',')")
     parser.add_argument("--quote", default='"', help="quote character (default '\"')")
@@ -402,8 +290,6 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--columns", help="column names in file order, comma separated")
     parser.add_argument("--out", metavar="OPS_CSV", help="write the operations to this CSV file")
-    # Until the full local pipeline lands, `make demo` runs the reference exports through here.
-    parser.add_argument("--demo", metavar="DATA_DIR", help=argparse.SUPPRESS)
 
 
 def _split_names(value: str | None) -> list[str] | None:
@@ -413,13 +299,6 @@ def _split_names(value: str | None) -> list[str] | None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.demo is not None:
-        if args.old or args.new:
-            raise CliError("--demo takes no OLD/NEW files")
-        demo(args.demo)
-        return 0
-    if not args.old or not args.new:
-        raise CliError("OLD and NEW export files are required")
     if args.columns is None and args.no_header:
         raise CliError("--no-header needs --columns")
     raw = {

@@ -1,6 +1,6 @@
 """The ``snapcdc`` command line: one argparse program, one subcommand per module.
 
-A subcommand lives in its own module under ``snapcdc.local`` and exposes ``COMMAND``, a
+A subcommand lives in its own module under ``snapcdc_local.cli`` and exposes ``COMMAND``, a
 :class:`Command` (or ``COMMANDS``, a list of them, for siblings such as approve / reject). To
 add one (``snapcdc local run``, say), write the module and append its name to
 :data:`COMMAND_MODULES`; modules are imported only when the program starts, so a command's
@@ -69,7 +69,9 @@ def build_parser(available: Sequence[Command] | None = None) -> argparse.Argumen
         description="Change data capture from full-table exports.",
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", help="the command to run (each has its own --help)"
+    )
     for command in available if available is not None else commands():
         sub_parser = sub.add_parser(
             command.name,

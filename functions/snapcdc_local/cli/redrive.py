@@ -1,21 +1,5 @@
-"""``snapcdc redrive``: re-apply the batches the consumer gave up on (``stack.redrive``).
-
-Against a deployed stack, with the caller's usual AWS configuration (``AWS_PROFILE``,
-``AWS_REGION``)::
-
-    snapcdc redrive --stack snapcdc
-    snapcdc redrive --bucket <FailedBatchesBucketName> --table <TargetTableName>
-
-Fix what made the consumer fail first (the redrive applies the ops exactly as the consumer
-would, and fails the same way while the cause lasts). Every failed-batch object is read, its
-ops applied with version-conditioned writes (an op a newer version has overtaken is refused as
-stale: redriving is idempotent), and the object deleted once nothing in it failed; ``--keep``
-leaves every object in place. One line per object, then the totals; exit status 1 when a record
-still failed (its object is kept). The caller needs ``s3:ListBucket``, ``s3:GetObject`` and
-``s3:DeleteObject`` on the bucket, ``dynamodb:PutItem`` on the target table,
-``cloudformation:DescribeStacks`` with ``--stack``, and ``dynamodb:UpdateItem`` on the registry
-table with ``--stack`` or ``--registry``: the redriven ops are then counted on their upload
-records as the consumer counts them, so a version's ``applied`` reaches ``published``.
+"""``snapcdc redrive``: re-apply the batches the consumer gave up on (``stack.redrive``), against a
+deployed stack; what a user sees is in :data:`DESCRIPTION` (``snapcdc redrive --help``).
 """
 
 from __future__ import annotations
@@ -103,10 +87,33 @@ def run(args: argparse.Namespace) -> int:
     return 1 if any(r.failed for r in results) else 0
 
 
+DESCRIPTION = """\
+Re-apply the ops the consumer gave up on, from the stack's failed-batches bucket, with the
+caller's usual AWS configuration (AWS_PROFILE, AWS_REGION).
+
+Fix what made the consumer fail first: the redrive applies the ops exactly as the consumer
+would, and fails the same way while the cause lasts. Every failed-batch object is read, its
+ops applied with version-conditioned writes (an op a newer version has overtaken is refused as
+stale, so redriving twice is harmless), and the object deleted once nothing in it failed;
+--keep leaves every object in place. It prints one line per object, then the totals; the exit
+status is 1 when a record still failed (its object is kept).
+
+With --stack, or with --registry, the redriven ops are also counted on their upload records in
+the registry, as the consumer counts them, so a version's applied count reaches published.
+
+Permissions the caller needs: s3:ListBucket, s3:GetObject and s3:DeleteObject on the bucket;
+dynamodb:PutItem on the target table; cloudformation:DescribeStacks with --stack;
+dynamodb:UpdateItem on the registry table with --stack or --registry.
+
+examples:
+  snapcdc redrive --stack snapcdc
+  snapcdc redrive --bucket FAILED_BATCHES_BUCKET --table TARGET_TABLE
+"""
+
 COMMAND = Command(
     name="redrive",
     help="re-apply the ops the consumer gave up on, from the failed-batches bucket",
     add_arguments=add_arguments,
     run=run,
-    description=__doc__,
+    description=DESCRIPTION,
 )

@@ -1,18 +1,5 @@
-"""``snapcdc approve KEY`` / ``snapcdc reject KEY``: resume a HELD version (``snapcdc.steps.hold``).
-
-Against a deployed stack, with the caller's usual AWS configuration (``AWS_PROFILE``,
-``AWS_REGION``)::
-
-    snapcdc approve tenant/orders/V2/export.csv.gz --stack snapcdc
-    snapcdc reject  tenant/orders/V2/export.csv.gz --state-machine ARN --registry TABLE
-
-Starts the resume execution (``snapcdc_local.stack.resume``), waits for it (``--no-wait`` returns at
-once) and prints the version's outcome from the registry: approve ends SUCCEEDED (the held ops
-published) or SKIPPED (the table's head moved on since they were computed), reject REJECTED.
-Exit status 1 when the key has no HELD version or the execution failed. The caller needs
-``dynamodb:Query`` and ``dynamodb:GetItem`` on the registry table, ``states:StartExecution``
-on the state machine and ``states:DescribeExecution`` on its executions, and
-``cloudformation:DescribeStacks`` with ``--stack``.
+"""``snapcdc approve KEY`` / ``snapcdc reject KEY``: resume a HELD version (``snapcdc.steps.hold``)
+through ``snapcdc_local.stack.resume``; what a user sees is in :data:`DESCRIPTION`.
 """
 
 from __future__ import annotations
@@ -94,13 +81,33 @@ def resume_command(action: str, args: argparse.Namespace) -> int:
     return 0 if outcome.get("status") != "FAILED" else 1
 
 
+DESCRIPTION = """\
+Resume a HELD version of a deployed stack, with the caller's usual AWS configuration
+(AWS_PROFILE, AWS_REGION): approve publishes the ops computed when it was held, reject ends it
+as REJECTED and publishes nothing.
+
+It starts the resume execution, waits for it (--no-wait returns at once) and prints the
+version's outcome from the registry: approve ends SUCCEEDED (the held ops published) or SKIPPED
+(the table's head moved on since they were computed), reject ends REJECTED. The exit status is
+1 when the key has no HELD version or the execution failed.
+
+Permissions the caller needs: dynamodb:Query and dynamodb:GetItem on the registry table;
+states:StartExecution on the state machine and states:DescribeExecution on its executions;
+cloudformation:DescribeStacks with --stack.
+
+examples:
+  snapcdc approve tenant/orders/V2/export.csv.gz --stack snapcdc
+  snapcdc reject tenant/orders/V2/export.csv.gz --state-machine ARN --registry TABLE
+"""
+
+
 def _command(action: str, summary: str) -> Command:
     return Command(
         name=action,
         help=summary,
         add_arguments=add_arguments,
         run=lambda args: resume_command(action, args),
-        description=__doc__,
+        description=DESCRIPTION,
     )
 
 

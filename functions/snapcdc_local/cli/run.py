@@ -2,36 +2,9 @@
 
 The stack in ``cfn.yaml`` is deployed into the embedded AWS emulation
 (:class:`~snapcdc_local.emulator.Emulator`: moto in process, DuckDB doing Athena's work); then
-every file of DATA_DIR is uploaded to the import bucket like an export landing in S3.
-
-- ``_table.json`` files go first, then every ``*.csv.gz`` and ``_manifest.json`` in key order,
-  a version's manifest after its parts (it completes the version), or in the order of
-  ``--sequence FILE`` (one key relative to DATA_DIR per line, ``#`` comments; a key may repeat
-  and is then uploaded again). A line ``approve KEY`` or ``reject KEY`` resumes that key's
-  HELD version at that point, with the code ``snapcdc approve`` / ``reject`` runs
-  (``snapcdc_local.stack.resume``); with ``--concurrent`` these lines run once the uploads settled.
-- A part of a multi-part version (its table's ``_table.json`` in DATA_DIR says
-  ``complete_on: "manifest"``) is uploaded like an export but has no line of its own: it
-  starts nothing, the version's ``_manifest.json`` is the upload that is followed.
-- Each upload goes through the whole pipeline (S3 event, EventBridge, the state machine, Athena,
-  Kinesis, the consumer) and everything has settled before the next upload starts.
-  ``--concurrent`` uploads them all at once instead; the table locks then serialise the work.
-- Per upload it prints key, status (SUCCEEDED, SKIPPED, FAILED, HELD or REJECTED), inserts,
-  updates, deletes, published (records Kinesis took), applied (ops the consumer wrote to the
-  target) and seconds, read from the pipeline's registry, and why a version is HELD, REJECTED
-  or SKIPPED by an approve; at the end a summary per target table.
-- ``--report FILE``: the same as JSON; ``--dump-target DIR``: ``DIR/{tenant}/{table}.csv`` of
-  every table with a successful version, read back from the target table; ``--history``: each
-  execution's Step Functions history.
-- ``--redrive``: once every upload has settled, re-apply the batches the consumer gave up on
-  from the stack's failed-batches bucket, with the code ``snapcdc redrive`` runs against AWS
-  (``snapcdc_local.stack.redrive``), before the tables are summarised; one line per object.
-
-Exit status 0 when every upload reached a terminal status (FAILED included); 1 with a one-line
-reason when the run itself broke (the stack did not deploy, the pipeline did not settle).
-
-The Lambda functions' own log output goes to ``--lambda-log FILE`` (default: discarded), as it
-would go to CloudWatch Logs rather than to this terminal.
+every file of DATA_DIR is uploaded to the import bucket like an export landing in S3. What a
+user sees is in :data:`DESCRIPTION` (``snapcdc local run --help``); approve / reject lines run
+the code of ``snapcdc_local.stack.resume``, ``--redrive`` that of ``snapcdc_local.stack.redrive``.
 
 >>> plan_uploads(Path("data"))[:2]
 ['tenant/test_table/_table.json', 'tenant/test_table/20201230_V0001/export1.csv.gz']
@@ -62,6 +35,7 @@ from snapcdc.model.contract import (
     TableConfig,
     parse_export_key,
 )
+from snapcdc.model.events import parse_key_parts
 from snapcdc_local.cli.main import CliError, Command
 
 log = logging.getLogger(__name__)
@@ -204,16 +178,6 @@ class Upload:
         return self.key if self.action == "upload" else f"{self.action} {self.key}"
 
 
-def key_parts(key: str) -> tuple[str, str, str]:
-    """Tenant, table and version of a key, unvalidated (the pipeline validates).
-
-    >>> key_parts("tenant/t/V1/x.csv.gz")
-    ('tenant', 't', 'V1')
-    """
-    parts = key.split("/", 3) + ["", "", ""]
-    return parts[0], parts[1], parts[2]
-
-
 class LocalRun:
     """Drives the uploads through a deployed :class:`~snapcdc_local.emulator.Emulator`."""
 
@@ -264,7 +228,7 @@ class LocalRun:
         if not is_export(key) or self.is_part(key):
             s3.put_object(Bucket=bucket, Key=key, Body=body)
             return None
-        upload = Upload(key, *key_parts(key), started=time.monotonic())
+        upload = Upload(key, *parse_key_parts(key)[:3], started=time.monotonic())
         seen = len(self.aws.events.deliveries)
         s3.put_object(Bucket=bucket, Key=key, Body=body)
         deliveries = [
@@ -294,7 +258,7 @@ class LocalRun:
         resuming = importlib.import_module("snapcdc_local.stack.resume")
         if "StateMachineArn" not in self.outputs:
             raise CliError("the stack has no output StateMachineArn; approve / reject need it")
-        upload = Upload(key, *key_parts(key), action=action, started=time.monotonic())
+        upload = Upload(key, *parse_key_parts(key)[:3], action=action, started=time.monotonic())
         try:
             upload.sequencer = resuming.held_upload(key, self.outputs["RegistryTableName"])[
                 "sequencer"
@@ -701,14 +665,24 @@ def progress_display(enabled: bool) -> Iterator[Any]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="local_command", metavar="SUBCOMMAND", required=True)
+    sub = parser.add_subparsers(
+        dest="local_command", metavar="SUBCOMMAND", required=True, help="what to run locally"
+    )
     run = sub.add_parser(
         "run",
         help="run the whole pipeline on DATA_DIR in the embedded AWS emulation",
-        description=__doc__.split("\n\n>>>")[0],
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("data_dir", nargs="?", default="data", type=Path, metavar="DATA_DIR")
+    run.add_argument(
+        "data_dir",
+        nargs="?",
+        default="data",
+        type=Path,
+        metavar="DATA_DIR",
+        help="the exports, laid out as in the import bucket: {tenant}/{table}/{version}/ "
+        "(default: data)",
+    )
     run.add_argument(
         "--sequence",
         type=Path,
@@ -838,6 +812,44 @@ def run(args: argparse.Namespace) -> int:
         return run_command(args)
     raise CliError(f"unknown local subcommand {args.local_command!r}")
 
+
+DESCRIPTION = """\
+Run the whole snapcdc pipeline on this machine: the stack in cfn.yaml is deployed into an
+embedded AWS emulation (moto in process, DuckDB doing Athena's work), then every file of
+DATA_DIR is uploaded to the import bucket like an export landing in S3.
+
+What is uploaded, in which order:
+  - _table.json files first, then every *.csv.gz and _manifest.json in key order (a
+    version's manifest after its parts: it completes the version);
+  - or the keys listed in --sequence FILE, in that order: one key relative to DATA_DIR per
+    line, # starts a comment, a key may repeat (it is uploaded again); a line "approve KEY"
+    or "reject KEY" resumes that key's HELD version at that point, as snapcdc approve /
+    reject would (with --concurrent, once the uploads have settled);
+  - a part of a multi-part version (complete_on "manifest" in its table's _table.json) starts
+    nothing by itself: the version's _manifest.json is the upload that is followed.
+
+Each upload goes through the whole pipeline (S3 event, EventBridge, the state machine, Athena,
+Kinesis, the consumer) and everything settles before the next upload starts; --concurrent
+uploads them all at once instead, and the table locks serialise the work.
+
+Per upload it prints the key, the status (SUCCEEDED, SKIPPED, FAILED, HELD or REJECTED), the
+inserts, updates and deletes, published (records Kinesis took), applied (ops the consumer wrote
+to the target) and seconds, and why a version is HELD, REJECTED or SKIPPED; at the end a
+summary per target table. --report FILE writes the same as JSON; --dump-target DIR writes
+DIR/{tenant}/{table}.csv for every table with a successful version, read back from the
+target; --history prints each execution's Step Functions history. --redrive re-applies, once
+every upload has settled, the batches the consumer gave up on (as snapcdc redrive does).
+
+The Lambda functions' log output goes to --lambda-log FILE (default: discarded), as it would
+go to CloudWatch Logs rather than to this terminal.
+
+Exit status 0 when every upload reached a terminal status (FAILED included); 1 with a one-line
+reason when the run itself broke (the stack did not deploy, the pipeline did not settle).
+
+examples:
+  snapcdc local run data --history last
+  snapcdc local run data --sequence order.txt --report report.json
+"""
 
 COMMAND = Command(
     name="local",

@@ -46,7 +46,10 @@ from typing import Any, Protocol
 from unittest import mock
 
 import boto3
+from sqlglot import exp
 
+from snapcdc.aws.result_files import read_all
+from snapcdc.model.s3paths import split_s3_uri
 from snapcdc_local.emulator import iam
 from snapcdc_local.emulator.athena_access import catalog_requirements, output_requirements
 from snapcdc_local.emulator.athena_executions import (
@@ -59,8 +62,7 @@ from snapcdc_local.emulator.athena_executions import (
     mirror_ddl,
 )
 from snapcdc_local.emulator.iam_actions import Where
-from snapcdc_local.emulator.s3files import split_s3_uri
-from snapcdc_local.engine.engine import parse_athena_csv
+from snapcdc_local.engine.engine import EngineError, parse_statement
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,7 @@ MAX_RESULTS = 1000
 MAX_QUERY_BYTES = 262_144
 # Long enough for the statements of a small version, short against a Lambda timeout.
 START_WAIT_SECONDS = 1.0
-DDL_WORDS = ("ALTER", "CREATE", "DESCRIBE", "DROP", "MSCK", "SHOW")
+DDL_VERBS = {exp.Create: "CREATE", exp.Drop: "DROP", exp.Alter: "ALTER", exp.Describe: "DESCRIBE"}
 
 
 class EngineLike(Protocol):
@@ -83,27 +85,30 @@ class EngineLike(Protocol):
 
 
 def statement_type(sql: str) -> tuple[str, str]:
-    """Athena's ``StatementType`` and ``SubstatementType`` of a query.
+    """Athena's ``StatementType`` and ``SubstatementType`` of a query, read from the statement
+    as the engine parses it (``parse_statement``), so the bridge and the engine never disagree
+    on what a statement is (the engine runs an ``exp.Query`` as DML, anything else as DDL).
+    A statement the engine cannot parse fails when it runs, with the engine's message.
 
     >>> statement_type("  create external table x (a string)")
     ('DDL', 'CREATE_TABLE')
     >>> statement_type("WITH a AS (SELECT 1) SELECT * FROM a")
     ('DML', 'SELECT')
+    >>> statement_type("CREATE DATABASE IF NOT EXISTS d")
+    ('DDL', 'CREATE_DATABASE')
     """
-    words = re.findall(r"[A-Za-z_]+", re.sub(r"--[^\n]*|/\*.*?\*/", " ", sql, flags=re.S))
-    head = [w.upper() for w in words[:4]]
-    if not head:
+    try:
+        statement = parse_statement(sql)
+    except EngineError:
         return "DML", "SELECT"
-    if head[0] in DDL_WORDS:
-        rest = [
-            w for w in head[1:] if w not in ("EXTERNAL", "OR", "REPLACE", "IF", "NOT", "EXISTS")
-        ]
-        obj = rest[0] if rest else ""
-        obj = {"SCHEMA": "DATABASE"}.get(obj, obj)
-        return "DDL", f"{head[0]}_{obj}" if obj else head[0]
-    if head[0] in ("INSERT", "UPDATE", "DELETE", "MERGE"):
-        return "DML", head[0]
-    return "DML", "SELECT"
+    if isinstance(statement, exp.Query):
+        return "DML", "SELECT"
+    for node, verb in DDL_VERBS.items():
+        if isinstance(statement, node):
+            kind = str(statement.args.get("kind") or "").upper()
+            kind = {"SCHEMA": "DATABASE"}.get(kind, kind)
+            return "DDL", f"{verb}_{kind}" if kind else verb
+    return "DML", type(statement).__name__.upper()
 
 
 class AthenaBridge:
@@ -434,9 +439,7 @@ class AthenaBridge:
             if execution.statement_type == "DDL":
                 execution.rows = []
             else:
-                bucket, key = split_s3_uri(execution.output_location)
-                body = boto3.client("s3", region_name=self.region).get_object(
-                    Bucket=bucket, Key=key
-                )["Body"]
-                execution.rows = parse_athena_csv(body.read().decode("utf-8"))
+                # the pipeline's own reader of Athena's result CSV (snapcdc.aws.result_files)
+                s3 = boto3.client("s3", region_name=self.region)
+                execution.rows = read_all(s3, execution.output_location)
         return execution.rows

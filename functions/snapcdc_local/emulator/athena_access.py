@@ -36,8 +36,8 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from snapcdc.model.s3paths import split_s3_uri
 from snapcdc_local.emulator.iam_actions import Requirement, Where
-from snapcdc_local.emulator.s3files import split_s3_uri
 from snapcdc_local.engine.ddl import CreateDatabase, DdlError, DropTable, ExternalTable, parse_ddl
 from snapcdc_local.engine.engine import (
     DEFAULT_DATABASE,

@@ -2,13 +2,10 @@
 
 Athena "reads all data stored in the Amazon S3 folder that you specify" as a table's
 ``LOCATION`` (https://docs.aws.amazon.com/athena/latest/ug/tables-location-format.html), at query
-time and under sub-folders too, skipping objects whose name starts with ``_`` or ``.`` (Hive's
-hidden files, such as ``_table.json``). :class:`S3Files` copies those objects from moto's S3
-into a directory (again only when an object changed) and answers with their local paths and
-their ``s3://`` URIs (what ``"$path"`` shows), in key order.
-
->>> split_s3_uri("s3://bucket/a/b/")
-('bucket', 'a/b/')
+time and under sub-folders too, skipping hidden objects (``snapcdc.model.s3paths.is_hidden``,
+such as ``_table.json``). :class:`S3Files` copies those objects from moto's S3 into a directory
+(again only when an object changed) and answers with their local paths and their ``s3://`` URIs
+(what ``"$path"`` shows), in key order.
 """
 
 from __future__ import annotations
@@ -19,27 +16,8 @@ from typing import Any
 
 import boto3
 
+from snapcdc.model.s3paths import is_hidden, split_s3_uri
 from snapcdc_local.engine.engine import TableFile
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/prefix`` -> ``(bucket, prefix)``; raise ValueError on anything else."""
-    if not isinstance(uri, str) or not uri.startswith("s3://"):
-        raise ValueError(f"not an S3 URI: {uri!r}")
-    bucket, _, prefix = uri[len("s3://") :].partition("/")
-    if not bucket:
-        raise ValueError(f"S3 URI without a bucket: {uri!r}")
-    return bucket, prefix
-
-
-def is_hidden(key: str, prefix: str) -> bool:
-    """Hive skips files and directories whose name starts with ``_`` or ``.``.
-
-    >>> is_hidden("t/v1/_SUCCESS", "t/v1/"), is_hidden("t/v1/part-0.csv.gz", "t/v1/")
-    (True, False)
-    """
-    relative = key[len(prefix) :]
-    return any(part.startswith(("_", ".")) for part in relative.split("/")) or key.endswith("/")
 
 
 class S3Files:

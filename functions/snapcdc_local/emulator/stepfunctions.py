@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 from unittest import mock
 
-from snapcdc.steps.finish import readable_cause
+from snapcdc.steps.mark_failed import readable_cause
 from snapcdc_local.emulator import iam, stepfunctions_limits
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")

@@ -322,7 +322,7 @@ class AthenaEngine:
             if any(c.name == PATH_COLUMN for c in query.find_all(exp.Column)):
                 query = _with_path(query, database)
         try:
-            sql = query.transform(_utf8_length).sql(dialect="duckdb")
+            sql = query.transform(_utf8_length).transform(_count_if).sql(dialect="duckdb")
         except sqlglot.errors.SqlglotError as exc:
             raise EngineError(f"NOT_SUPPORTED: {exc}") from None
         with self._state:
@@ -778,6 +778,18 @@ def _utf8_length(node: exp.Expression) -> exp.Expression:
     """
     if isinstance(node, exp.Length) and isinstance(node.this, exp.Encode):
         return exp.Anonymous(this="OCTET_LENGTH", expressions=[node.this.copy()])
+    return node
+
+
+def _count_if(node: exp.Expression) -> exp.Expression:
+    """Trino's ``count_if(x)`` as ``count(CASE WHEN x THEN 1 END)``, the equivalent its docs give.
+
+    Over no rows Trino's count_if is 0 (it is one of the aggregates that do not return null for
+    no input, https://trino.io/docs/current/functions/aggregate.html); DuckDB's is NULL.
+    """
+    if isinstance(node, exp.CountIf) and not isinstance(node.this, exp.Distinct):
+        case = exp.Case(ifs=[exp.If(this=node.this.copy(), true=exp.Literal.number(1))])
+        return exp.Count(this=case)
     return node
 
 

@@ -9,7 +9,7 @@ with, every Kinesis record in it
 (https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html).
 
 :func:`redrive` reads those objects and applies their ops with the consumer's own code
-(``steps.consumer.decode_record``, ``steps.consumer.apply_concurrently``). Every
+(``steps.consumer.apply_records``: plain and aggregated records alike). Every
 write is conditional on the row's stored version, so redriving is idempotent: an op a newer
 version has overtaken is refused as ``stale`` and changes nothing, and running it twice applies
 nothing the second time. An object whose every record was applied or stale is deleted (the
@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from snapcdc.steps.consumer import apply_concurrently, count_outcomes, decode_record
+from snapcdc.steps.consumer import apply_records, count_outcomes
 
 FAILURE_PREFIX = "aws/lambda/"
 
@@ -108,23 +108,25 @@ def redrive_object(
         condition=str((document.get("requestContext") or {}).get("condition", "")),
         records=len(records),
     )
-    ops: dict[str, Any] = {}
-    for index, record in enumerate(records):
-        sequence = str((record.get("kinesis") or {}).get("sequenceNumber") or f"#{index}")
-        op = decode_record(record)
-        if isinstance(op, Exception):
-            result.failed.append(f"{sequence}: cannot decode the record: {op}")
-        else:
-            ops[sequence] = op
-    outcomes = apply_concurrently(table_name, ops, workers)
+    by_sequence = {
+        str((record.get("kinesis") or {}).get("sequenceNumber") or f"#{index}")
+        if isinstance(record, dict)
+        else f"#{index}": record
+        for index, record in enumerate(records)
+    }
+    ops, outcomes, per_record = apply_records(table_name, by_sequence, workers)
     if registry_table:
         count_outcomes(ops, outcomes, registry_table)
-    for sequence, outcome in outcomes.items():
+    for sequence, outcome in per_record.items():
         if isinstance(outcome, BaseException):
-            result.failed.append(f"{sequence}: {type(outcome).__name__}: {outcome}")
-        elif outcome == "stale":
+            if f"{sequence}:0" in ops:  # an op of the record failed (the first one reported)
+                result.failed.append(f"{sequence}: {type(outcome).__name__}: {outcome}")
+            else:
+                result.failed.append(f"{sequence}: cannot decode the record: {outcome}")
+    for outcome in outcomes.values():
+        if outcome == "stale":
             result.stale += 1
-        else:
+        elif outcome == "applied":
             result.applied += 1
     if remove and not result.failed:
         s3.delete_object(Bucket=bucket, Key=key)
