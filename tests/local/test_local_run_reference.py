@@ -5,8 +5,9 @@ Expected ops (shared contract): V0001 first load 3 inserts; V0002 1 insert (PK4)
 holds exactly export3's 100,000 rows.
 
 By default export3 is cut to its first :data:`SAMPLE_ROWS` lines (bytes as they are: PK0-PK4
-among them, so the 3 updates and the insert of the deleted PK3 stay): the same statements,
-pages, throttled publishing and batches, in seconds rather than minutes. The SQL on the whole
+among them, so the 3 updates and the insert of the deleted PK3 stay): the same statements
+and the same path through publisher and consumer, in seconds rather than minutes (throttling is
+proven by ``test_local_run_faults.py``). The SQL on the whole
 100,000-row pair is checked in ``tests/sql/test_reference_exports.py``; this end-to-end check on
 all of it runs with ``SNAPCDC_REFERENCE_ROWS=all`` (``make demo`` runs the same data).
 """
