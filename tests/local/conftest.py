@@ -17,6 +17,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "slow: minutes, not seconds (deselect while iterating: -m 'not slow')"
     )
+    config.addinivalue_line(
+        "markers", "history_quota(n): the emulated Step Functions' history-event quota"
+    )
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import threading
 import time
 
 import pytest
@@ -156,3 +157,39 @@ def test_a_query_string_longer_than_athenas_limit_is_refused(people):
         "Member must have length less than or equal to 262144",
     ):
         athena.start_query_execution(QueryString=at_limit + "x", WorkGroup="snapcdc-wg")
+
+
+def test_a_quick_query_has_ended_when_its_start_answers(people):
+    """The start waits for the engine (up to ``start_wait``): a caller's first status check
+    finds a quick statement done, with no sleep before it."""
+    athena = people.client("athena")
+    query_id = athena.start_query_execution(
+        QueryString="SELECT count(*) FROM people",
+        WorkGroup="snapcdc-wg",
+        QueryExecutionContext={"Database": "plumbing_db"},
+    )["QueryExecutionId"]
+    first = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
+    assert first["Status"]["State"] == "SUCCEEDED"
+
+
+def test_a_start_answers_after_start_wait_when_the_query_runs_longer(people, monkeypatch):
+    bridge = people.athena
+    release = threading.Event()
+    run_query = bridge._run
+
+    def slow_run(execution):
+        release.wait(10)
+        run_query(execution)
+
+    monkeypatch.setattr(bridge, "_run", slow_run)
+    monkeypatch.setattr(bridge, "start_wait", 0.2)
+    athena = people.client("athena")
+    started = time.monotonic()
+    query_id = athena.start_query_execution(QueryString="SELECT 1", WorkGroup="snapcdc-wg")[
+        "QueryExecutionId"
+    ]
+    waited = time.monotonic() - started
+    state = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]["Status"]
+    release.set()
+    assert 0.2 <= waited < 5
+    assert state["State"] in ("QUEUED", "RUNNING")

@@ -233,3 +233,18 @@ def test_a_shard_takes_1_mib_a_second(plumbing):
     assert accepted_bytes <= (1 + elapsed) * 1024 * 1024
     # (moto takes its time over large records: the allowance refills meanwhile, in real time)
     assert set(refused) <= {"ProvisionedThroughputExceededException"}
+
+
+def test_an_idle_poller_reads_a_new_record_at_once(plumbing, monkeypatch):
+    """The background poller waits for the next put, not for its idle interval."""
+    import time
+
+    monkeypatch.setattr(plumbing.kinesis, "idle_sleep", 60.0)
+    plumbing.settle()
+    time.sleep(1.5)  # the poller found nothing and now waits up to 60 s
+    put(plumbing, "woken", id="woken-0", n=0)
+    deadline = time.monotonic() + 10
+    while not applied(plumbing, "woken") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert applied(plumbing, "woken") == [0]
+    assert time.monotonic() < deadline - 6  # within 4 s, not after the 60 s idle interval

@@ -15,18 +15,24 @@ import pytest
 REGION = "us-east-1"
 
 
+# The quota mechanism proven on a smaller quota: 25,000 events take moto's interpreter ~25 s.
+SMALL_QUOTA = 2_000
+
+
 @pytest.fixture
-def sfn():
+def sfn(request):
     """moto's executing Step Functions with the emulator's bridge; ``.events`` collects what it
-    would send to EventBridge."""
+    would send to EventBridge (``@pytest.mark.history_quota(n)``: a smaller quota)."""
     from moto import mock_aws
 
-    from snapcdc_local.emulator import stepfunctions
+    from snapcdc_local.emulator import stepfunctions, stepfunctions_limits
 
+    marker = request.node.get_closest_marker("history_quota")
+    quota = marker.args[0] if marker else stepfunctions_limits.HISTORY_EVENT_QUOTA
     events = []
     with (
         mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
-        stepfunctions.installed(on_status_change=events.append),
+        stepfunctions.installed(on_status_change=events.append, history_quota=quota),
     ):
         client = boto3.client("stepfunctions", region_name=REGION)
         client.events = events
@@ -76,17 +82,27 @@ SPIN = {
 }
 
 
-@pytest.mark.slow
-def test_an_execution_fails_at_the_25000th_history_event(sfn):
+@pytest.mark.history_quota(SMALL_QUOTA)
+def test_an_execution_fails_at_the_last_history_event_of_the_quota(sfn):
     described = run(sfn, SPIN)
 
     assert (described["status"], described["error"]) == ("FAILED", "States.Runtime")
     assert described["cause"] == (
-        "The execution reached the maximum number of history events (25000)."
+        f"The execution reached the maximum number of history events ({SMALL_QUOTA})."
     )
     events = history(sfn, described["executionArn"])
-    assert len(events) == 25_000
-    assert (events[-1]["id"], events[-1]["type"]) == (25_000, "ExecutionFailed")
+    assert len(events) == SMALL_QUOTA
+    assert (events[-1]["id"], events[-1]["type"]) == (SMALL_QUOTA, "ExecutionFailed")
+
+
+def test_the_emulated_quota_is_25000_history_events_as_in_aws():
+    from snapcdc_local.emulator import stepfunctions_limits
+
+    # https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html
+    assert stepfunctions_limits.HISTORY_EVENT_QUOTA == 25_000
+    assert stepfunctions_limits.history_quota_cause() == (
+        "The execution reached the maximum number of history events (25000)."
+    )
 
 
 def test_states_all_does_not_catch_a_payload_over_256_kib(sfn):

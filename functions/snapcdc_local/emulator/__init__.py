@@ -15,8 +15,10 @@ DuckDB engine), :mod:`.cfn` / :mod:`.cfn_models` (packaging, deploying, resource
 CloudFormation skips), :mod:`.eventbridge` (S3 -> EventBridge -> Step Functions),
 :mod:`.stepfunctions` (unnamed executions, context-object times, status-change events,
 StopExecution, history rows), :mod:`.stepfunctions_limits` (uncatchable errors, the history
-quota), :mod:`.kinesis` (the event source mapping poller), :mod:`.dynamodb` (atomic
-conditional writes, fast item reads), :mod:`.locking` (moto methods run under one lock),
+quota), :mod:`.kinesis` (write limits, indexed shards), :mod:`.kinesis_poller` (the event
+source mapping poller; :mod:`.kinesis_events`, :mod:`.kinesis_failures`), :mod:`.fastpath`
+(hot calls handed straight to moto), :mod:`.dynamodb` (atomic conditional writes, fast item
+reads, condition parses cached), :mod:`.locking` (moto methods run under one lock),
 :mod:`.s3files` (S3 prefixes as local files for the engine).
 """
 

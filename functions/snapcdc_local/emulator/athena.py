@@ -7,7 +7,13 @@ Athena API (and only those) while installed:
 - ``StartQueryExecution`` checks the workgroup and output location like Athena, queues the
   query and runs it on the engine in a worker thread, with the database from
   ``QueryExecutionContext``; the result CSV is written to ``{OutputLocation}/{id}.csv`` in moto's
-  S3 (``{id}.txt`` for DDL), as Athena writes it.
+  S3 (``{id}.txt`` for DDL), as Athena writes it. The call answers once the query has ended or
+  after ``start_wait`` seconds (:data:`START_WAIT_SECONDS`), whichever comes first. Athena's
+  start is asynchronous and a caller cannot tell a query that ended before its first
+  ``GetQueryExecution`` from one that ended before the start answered; what this saves is the
+  caller's sleep before that first status check, which only passes time here: the engine ends
+  most statements in milliseconds, Athena in seconds. (The states a caller may see:
+  https://docs.aws.amazon.com/athena/latest/APIReference/API_QueryExecutionStatus.html)
 - ``GetQueryExecution`` / ``BatchGetQueryExecution`` report the real state (QUEUED, RUNNING,
   SUCCEEDED, FAILED with ``StateChangeReason`` and ``AthenaError``) and statistics.
 - ``GetQueryResults`` pages the result file (``MaxResults`` up to 1000, ``NextToken``), the
@@ -32,9 +38,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 from unittest import mock
@@ -46,6 +52,15 @@ from snapcdc.aws.result_files import read_all
 from snapcdc.model.s3paths import split_s3_uri
 from snapcdc_local.emulator import iam
 from snapcdc_local.emulator.athena_access import catalog_requirements, output_requirements
+from snapcdc_local.emulator.athena_executions import (
+    AthenaRequestError,
+    QueryExecution,
+    column_info,
+    columns_of,
+    decode_token,
+    encode_token,
+    mirror_ddl,
+)
 from snapcdc_local.emulator.iam_actions import Where
 from snapcdc_local.engine.engine import EngineError, parse_statement
 
@@ -56,6 +71,8 @@ MAX_RESULTS = 1000
 # StartQueryExecution with InvalidRequestException
 # (https://repost.aws/knowledge-center/athena-query-string-length).
 MAX_QUERY_BYTES = 262_144
+# Long enough for the statements of a small version, short against a Lambda timeout.
+START_WAIT_SECONDS = 1.0
 DDL_VERBS = {exp.Create: "CREATE", exp.Drop: "DROP", exp.Alter: "ALTER", exp.Describe: "DESCRIBE"}
 
 
@@ -94,82 +111,6 @@ def statement_type(sql: str) -> tuple[str, str]:
     return "DML", type(statement).__name__.upper()
 
 
-@dataclass
-class QueryExecution:
-    id: str
-    query: str
-    database: str | None
-    catalog: str
-    workgroup: str
-    output_location: str
-    statement_type: str
-    substatement_type: str
-    state: str = "QUEUED"
-    reason: str | None = None
-    submitted: float = field(default_factory=time.time)
-    started: float | None = None
-    completed: float | None = None
-    scanned_bytes: int = 0
-    columns: list[tuple[str, str]] = field(default_factory=list)
-    rows: list[list[str | None]] | None = None  # parsed result file, header first (cached)
-    # Athena reads and writes with the credentials of whoever started the query.
-    principal: iam.Principal | None = None
-
-    def to_api(self) -> dict[str, Any]:
-        status: dict[str, Any] = {"State": self.state, "SubmissionDateTime": self.submitted}
-        if self.completed is not None:
-            status["CompletionDateTime"] = self.completed
-        if self.reason:
-            status["StateChangeReason"] = self.reason
-        if self.state == "FAILED":
-            status["AthenaError"] = {
-                "ErrorCategory": 2,  # USER: the query or its data is wrong
-                "ErrorType": 1000,
-                "Retryable": False,
-                "ErrorMessage": self.reason or "",
-            }
-        queued_ms = int(((self.started or time.time()) - self.submitted) * 1000)
-        engine_ms = (
-            int(((self.completed or time.time()) - self.started) * 1000) if self.started else 0
-        )
-        context = {"Catalog": self.catalog}
-        if self.database:
-            context["Database"] = self.database
-        return {
-            "QueryExecutionId": self.id,
-            "Query": self.query,
-            "StatementType": self.statement_type,
-            "SubstatementType": self.substatement_type,
-            "ResultConfiguration": {"OutputLocation": self.output_location},
-            "ResultReuseConfiguration": {"ResultReuseByAgeConfiguration": {"Enabled": False}},
-            "QueryExecutionContext": context,
-            "Status": status,
-            "Statistics": {
-                "EngineExecutionTimeInMillis": engine_ms,
-                "DataScannedInBytes": self.scanned_bytes,
-                "TotalExecutionTimeInMillis": queued_ms + engine_ms,
-                "QueryQueueTimeInMillis": queued_ms,
-                "ServicePreProcessingTimeInMillis": 0,
-                "QueryPlanningTimeInMillis": 0,
-                "ServiceProcessingTimeInMillis": 0,
-                "ResultReuseInformation": {"ReusedPreviousResult": False},
-            },
-            "WorkGroup": self.workgroup,
-            "EngineVersion": {
-                "SelectedEngineVersion": "AUTO",
-                "EffectiveEngineVersion": "Athena engine version 3",
-            },
-        }
-
-
-class AthenaRequestError(Exception):
-    """Answered to the caller as ``InvalidRequestException`` (or ``code``)."""
-
-    def __init__(self, message: str, code: str = "InvalidRequestException") -> None:
-        super().__init__(message)
-        self.code = code
-
-
 class AthenaBridge:
     """Runs Athena queries on ``engine``; see the module docstring.
 
@@ -185,7 +126,9 @@ class AthenaBridge:
         account_id: str,
         workers: int = 1,
         authorizer: iam.Authorizer | None = None,
+        start_wait: float = START_WAIT_SECONDS,
     ) -> None:
+        self.start_wait = start_wait
         self.engine_factory = engine_factory
         self.resolve_location = resolve_location
         self.authorizer = authorizer
@@ -325,7 +268,9 @@ class AthenaBridge:
             principal=iam.current(),
         )
         self.executions[query_id] = execution
-        self._futures[query_id] = self._pool.submit(self._run, execution)
+        future = self._futures[query_id] = self._pool.submit(self._run, execution)
+        if self.start_wait > 0:
+            futures.wait([future], timeout=self.start_wait)
         return {"QueryExecutionId": query_id}
 
     def _get(self, query_id: Any) -> QueryExecution:
@@ -386,7 +331,7 @@ class AthenaBridge:
             )
         rows = self._result_rows(execution)
         token = params.get("NextToken")
-        start = _decode_token(token, execution.id) if token else 0
+        start = decode_token(token, execution.id) if token else 0
         page = rows[start : start + max_results]
         result: dict[str, Any] = {
             "UpdateCount": 0,
@@ -396,12 +341,12 @@ class AthenaBridge:
                     for row in page
                 ],
                 "ResultSetMetadata": {
-                    "ColumnInfo": [_column_info(n, t) for n, t in execution.columns]
+                    "ColumnInfo": [column_info(n, t) for n, t in execution.columns]
                 },
             },
         }
         if start + max_results < len(rows):
-            result["NextToken"] = _encode_token(start + max_results, execution.id)
+            result["NextToken"] = encode_token(start + max_results, execution.id)
         return result
 
     # -- running -------------------------------------------------------------------------
@@ -428,13 +373,13 @@ class AthenaBridge:
                     execution.query, database=execution.database, output_path=str(local)
                 )
             execution.scanned_bytes = int(getattr(result, "data_scanned_bytes", 0) or 0)
-            execution.columns = _columns(getattr(result, "columns", None))
+            execution.columns = columns_of(getattr(result, "columns", None))
             if not local.exists():
                 local.write_text("")
             self._write_result(execution, s3, local, bucket, key)
             if execution.statement_type == "DDL":
                 try:
-                    self._mirror_ddl(execution)
+                    mirror_ddl(execution, self.account_id, self.region)
                 except Exception:  # the catalog copy is a convenience, the query did run
                     log.warning("could not mirror DDL of %s into Glue", execution.id, exc_info=True)
             execution.state = "SUCCEEDED"
@@ -498,80 +443,3 @@ class AthenaBridge:
                 s3 = boto3.client("s3", region_name=self.region)
                 execution.rows = read_all(s3, execution.output_location)
         return execution.rows
-
-    def _mirror_ddl(self, execution: QueryExecution) -> None:
-        """Athena DDL is Glue catalog DDL: keep moto's Glue catalog in step."""
-        from moto.glue.models import glue_backends
-
-        from snapcdc_local.engine.ddl import CreateDatabase, DropTable, ExternalTable, parse_ddl
-
-        glue = glue_backends[self.account_id][self.region]
-        statement = parse_ddl(execution.query)
-        database = getattr(statement, "database", None) or execution.database or "default"
-        if isinstance(statement, CreateDatabase):
-            if database not in glue.databases:
-                glue.create_database(database, {"Name": database})
-        elif isinstance(statement, ExternalTable):
-            if (
-                database in glue.databases
-                and statement.table not in glue.databases[database].tables
-            ):
-                glue.create_table(
-                    database,
-                    statement.table,
-                    {
-                        "Name": statement.table,
-                        "TableType": "EXTERNAL_TABLE",
-                        "StorageDescriptor": {
-                            "Columns": [{"Name": c, "Type": "string"} for c in statement.columns],
-                            "Location": statement.location,
-                        },
-                    },
-                )
-        elif isinstance(statement, DropTable) and statement.table in getattr(
-            glue.databases.get(database), "tables", {}
-        ):
-            glue.delete_table(database, statement.table)
-
-
-def _columns(raw: Any) -> list[tuple[str, str]]:
-    """Normalise the engine's column description to ``[(name, athena_type)]``."""
-    columns: list[tuple[str, str]] = []
-    for column in raw or []:
-        if isinstance(column, str):
-            columns.append((column, "varchar"))
-        elif isinstance(column, Sequence) and len(column) >= 2:
-            columns.append((str(column[0]), str(column[1])))
-        else:
-            columns.append(
-                (str(getattr(column, "name", column)), str(getattr(column, "type", "varchar")))
-            )
-    return columns
-
-
-def _column_info(name: str, athena_type: str) -> dict[str, Any]:
-    return {
-        "CatalogName": "hive",
-        "SchemaName": "",
-        "TableName": "",
-        "Name": name,
-        "Label": name,
-        "Type": athena_type,
-        "Precision": 2147483647 if athena_type == "varchar" else 0,
-        "Scale": 0,
-        "Nullable": "UNKNOWN",
-        "CaseSensitive": athena_type == "varchar",
-    }
-
-
-def _encode_token(offset: int, query_id: str) -> str:
-    return f"{query_id}:{offset}"
-
-
-def _decode_token(token: Any, query_id: str) -> int:
-    prefix, _, offset = str(token).rpartition(":")
-    if prefix != query_id or not offset.isdigit():
-        raise AthenaRequestError(
-            "The NextToken is not valid for this query", "InvalidRequestException"
-        )
-    return int(offset)

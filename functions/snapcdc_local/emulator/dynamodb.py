@@ -6,6 +6,10 @@ nothing stopping another thread in between. The consumer applies a batch's ops f
 threads and relies on ``version <= :v`` to let the newer of two ops on one row win (and the
 table lock is a conditional put too): without atomic writes an older INSERT could land after a
 newer DELETE that had checked the same old item. Every item write therefore runs under one lock.
+So does every request as a whole (moto's ``DynamoHandler.call_action``): moto reads a table's
+item dicts without a lock and updates items in place, so a ``Query`` or ``Scan`` (or the
+response built from its items) running beside a write failed with "dictionary changed size
+during iteration", where DynamoDB serves reads and writes concurrently.
 
 **Item reads are fast.** moto builds every response with a generic, shape-driven serializer that
 walks each attribute of each item; a ``Scan`` of 100,000 target rows spends minutes there (moto
@@ -13,6 +17,13 @@ walks each attribute of each item; a ``Scan`` of 100,000 target rows spends minu
 for ``Scan``, ``Query``, ``GetItem`` and ``BatchGetItem`` the result is written with
 ``json.dumps`` instead. Anything ``json`` cannot write as is (binary values) goes the generic
 way, so the bytes on the wire do not change, only the time it takes.
+
+**Condition expressions are parsed once.** moto parses a write's ``ConditionExpression`` twice
+per call (the response layer validates it, the table evaluates it), and the parse is most of the
+call's time. A parse depends only on the expression, its names and its values, and moto's
+syntax trees are immutable once built, so :func:`_parse_cache` keeps the trees of the last
+expressions seen (the consumer writes one expression with one version's values ~100,000 times).
+An expression that fails to parse is never cached: it fails again, with the same error.
 
 **Item sizes are limited as DynamoDB limits them.** DynamoDB refuses an item over 400 KB
 (409,600 bytes, attribute names and values counted as its item-size page says) with a
@@ -30,6 +41,8 @@ https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCal
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -47,6 +60,7 @@ WRITE_METHODS = (
     "batch_write_item",
 )
 CONTENT_TYPE = "application/x-amz-json-1.0"
+PARSE_CACHE_SIZE = 4096
 
 
 def drop_none(result: dict[str, Any]) -> dict[str, Any]:
@@ -58,10 +72,60 @@ def drop_none(result: dict[str, Any]) -> dict[str, Any]:
 def installed() -> Iterator[None]:
     """While the block runs: item writes atomic, item reads serialized with ``json``."""
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
 
+    lock = threading.RLock()
     writes = {name: getattr(DynamoDBBackend, name) for name in WRITE_METHODS}
-    with serialized(DynamoDBBackend, writes), _fast_reads(), _item_size_limit():
+    requests = {"call_action": DynamoHandler.call_action}
+    with (
+        serialized(DynamoDBBackend, writes, lock),
+        serialized(DynamoHandler, requests, lock),
+        _fast_reads(),
+        _item_size_limit(),
+        _parse_cache(),
+    ):
         yield
+
+
+@contextmanager
+def _parse_cache(size: int = PARSE_CACHE_SIZE) -> Iterator[dict[Any, Any]]:
+    """While the block runs, moto's condition parser answers a parse it made before from a
+    bounded cache (least recently used out); yields the cache (tests look into it)."""
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    parse = ConditionExpressionParser.parse
+    cache: OrderedDict[Any, Any] = OrderedDict()
+    lock = threading.Lock()
+
+    def cached_parse(self: Any) -> Any:
+        try:
+            key = (
+                self.condition_expression,
+                json.dumps(self.expression_attribute_names, sort_keys=True),
+                json.dumps(self.expression_attribute_values, sort_keys=True),
+            )
+        except (TypeError, ValueError):  # not JSON (not from a request): parse as moto does
+            return parse(self)
+        with lock:
+            hit = cache.get(key)
+            if hit is not None:
+                cache.move_to_end(key)
+        if hit is None:
+            op = parse(self)  # raises for an invalid expression: nothing is cached
+            hit = (op, list(self.expr_attr_names_found), list(self.expr_attr_values_found))
+            with lock:
+                cache[key] = hit
+                if len(cache) > size:
+                    cache.popitem(last=False)
+            return op
+        op, names, values = hit
+        # What parse() leaves on the parser: moto checks unused names and values with it.
+        self.expr_attr_names_found.extend(names)
+        self.expr_attr_values_found.extend(values)
+        return op
+
+    with mock.patch.object(ConditionExpressionParser, "parse", cached_parse):
+        yield cache
 
 
 @contextmanager

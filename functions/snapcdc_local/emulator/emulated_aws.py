@@ -20,12 +20,14 @@ no status-change events,    Change" events to EventBridge; StopExecution aborts 
 StopExecution lags          with its error and cause
 States.ALL catches all,     :mod:`.stepfunctions_limits`: DataLimitExceeded and Runtime
 no history-event quota      escape States.ALL; FAILED at the 25,000th history event
-no Kinesis ESM poller       :mod:`.kinesis`: polls shards, batches, retries, bisects, the
+no Kinesis ESM poller       :mod:`.kinesis_poller`: polls shards, batches, retries, bisects, the
 (moto pushes each record    on-failure destination (S3 objects with the records, as AWS);
 through docker instead)     moto's push switched off; shards thread-safe and indexed
 no Kinesis write limits     :mod:`.kinesis`: PutRecords' request limits, 1 MiB/s and 1,000
                             records/s per shard (per-record throttling)
 slow item reads             :mod:`.dynamodb`: Scan/Query/GetItem answered with ``json``
+slow dispatch               :mod:`.fastpath`: DynamoDB, Kinesis and Lambda calls handed to
+                            moto's methods without signing, URL scan and HTTP
 no IAM enforcement          :mod:`.iam`: every call of a Lambda, the state machine, an
                             EventBridge target, an event source mapping or Athena is
                             authorised against its role's deployed policies
@@ -43,6 +45,7 @@ Usage::
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -55,11 +58,11 @@ from unittest import mock
 
 import boto3
 
-from snapcdc_local.emulator import cfn, cfn_models, dynamodb, iam, kinesis, stepfunctions
-from snapcdc_local.emulator.athena import AthenaBridge, EngineLike
+from snapcdc_local.emulator import cfn, cfn_models, dynamodb, fastpath, iam, kinesis, stepfunctions
+from snapcdc_local.emulator.athena import START_WAIT_SECONDS, AthenaBridge, EngineLike
 from snapcdc_local.emulator.eventbridge import EventBridgeBridge
 from snapcdc_local.emulator.iam_actions import Where
-from snapcdc_local.emulator.kinesis import KinesisPoller
+from snapcdc_local.emulator.kinesis_poller import KinesisPoller
 from snapcdc_local.emulator.lambdas import LambdaRuntime
 from snapcdc_local.emulator.s3files import S3Files
 
@@ -67,6 +70,13 @@ log = logging.getLogger(__name__)
 
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 ARTIFACTS_BUCKET = "snapcdc-local-artifacts"
+
+
+@functools.cache
+def _loader() -> Any:
+    from botocore.loaders import create_loader
+
+    return create_loader()
 
 
 def default_engine_factory(resolve_location: Callable[[str], list[str]]) -> EngineLike:
@@ -87,6 +97,7 @@ class Emulator:
         region: str = "us-east-1",
         engine_factory: Callable[[Callable[[str], list[str]]], EngineLike] = default_engine_factory,
         athena_workers: int = 1,
+        athena_start_wait: float = START_WAIT_SECONDS,
         poll_kinesis_in_background: bool = True,
         lambda_code: Path | None = None,
     ) -> None:
@@ -96,6 +107,7 @@ class Emulator:
         self.region = region
         self.engine_factory = engine_factory
         self.athena_workers = athena_workers
+        self.athena_start_wait = athena_start_wait
         self.poll_kinesis_in_background = poll_kinesis_in_background
         self.lambda_code = lambda_code
         self._exit = ExitStack()
@@ -105,6 +117,7 @@ class Emulator:
         self.athena: AthenaBridge
         self.kinesis: KinesisPoller
         self.iam: iam.Authorizer
+        self.fast_path: fastpath.FastPath
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -126,6 +139,9 @@ class Emulator:
         # Lambdas write their environment into os.environ; give it back afterwards.
         enter(mock.patch.dict(os.environ, {"AWS_DEFAULT_REGION": self.region}))
         enter(mock_aws(config=MOTO_CONFIG))
+        # moto starts a new default session; every one would read botocore's service models
+        # from disk again (a third of a deploy's time): they are the same files, read once.
+        boto3._get_default_session()._session.register_component("data_loader", _loader())
         account_id = boto3.client("sts", region_name=self.region).get_caller_identity()["Account"]
         scratch = Path(enter(tempfile.TemporaryDirectory(prefix="snapcdc-emulator-")))
         # First, so that every client the stack's code creates from now on is checked.
@@ -135,6 +151,8 @@ class Emulator:
             )
         )
 
+        # After IAM (registered first, so it authorises every call the fast path answers).
+        self.fast_path = enter(fastpath.installed(boto3._get_default_session()))
         enter(cfn_models.installed())
         self.events = EventBridgeBridge()
         enter(stepfunctions.installed(on_status_change=self.events.put_event))
@@ -151,6 +169,7 @@ class Emulator:
                 account_id,
                 self.athena_workers,
                 authorizer=self.iam,
+                start_wait=self.athena_start_wait,
             ).installed()
         )
 

@@ -24,9 +24,12 @@ from unittest import mock
 
 
 @contextmanager
-def serialized(owner: type, methods: Mapping[str, Callable[..., Any]]) -> Iterator[None]:
-    """While the block runs, ``owner.<name>`` is ``methods[name]`` run under one shared lock."""
-    lock = threading.RLock()
+def serialized(
+    owner: type, methods: Mapping[str, Callable[..., Any]], lock: Any = None
+) -> Iterator[None]:
+    """While the block runs, ``owner.<name>`` is ``methods[name]`` run under one shared lock
+    (``lock``, or a new re-entrant one)."""
+    lock = lock if lock is not None else threading.RLock()
 
     def under_lock(method: Callable[..., Any]) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:

@@ -61,6 +61,7 @@ class _Pending:
 
     def __init__(self) -> None:
         self._count = 0
+        self.changes = 0  # status changes handed over so far
         self._quiet = threading.Condition()
 
     def begin(self) -> None:
@@ -70,11 +71,17 @@ class _Pending:
     def done(self) -> None:
         with self._quiet:
             self._count -= 1
+            self.changes += 1
             self._quiet.notify_all()
 
     def wait(self, timeout: float) -> bool:
         with self._quiet:
             return self._quiet.wait_for(lambda: self._count == 0, timeout)
+
+    def wait_change(self, seen: int, timeout: float) -> None:
+        """Wait until a status change after ``seen`` (a value of :attr:`changes`) or timeout."""
+        with self._quiet:
+            self._quiet.wait_for(lambda: self.changes != seen, timeout)
 
 
 ANNOUNCEMENTS = _Pending()
@@ -123,6 +130,7 @@ def status_change_event(execution: Any) -> dict[str, Any]:
 @contextmanager
 def installed(
     on_status_change: Callable[[dict[str, Any]], Any] | None = None,
+    history_quota: int = stepfunctions_limits.HISTORY_EVENT_QUOTA,
 ) -> Iterator[None]:
     """While the block runs: unnamed executions get a UUID name and the context object's
     ``$$.State.EnteredTime`` / ``$$.Execution.StartTime`` are written as AWS writes them
@@ -219,7 +227,7 @@ def installed(
         mock.patch.object(execution_class, "stop", stopped_execution),
         mock.patch.object(StepFunctionResponse, "stop_execution", stop_execution),
         mock.patch.object(communication, "_reflect_execution_status", reflected),
-        stepfunctions_limits.installed(),
+        stepfunctions_limits.installed(history_quota),
     ):
         yield
 
@@ -236,10 +244,15 @@ def list_all_executions(sfn: Any) -> list[dict[str, Any]]:
     return sorted(executions, key=lambda e: e["startDate"])
 
 
-def wait_until_idle(sfn: Any, timeout: float, poll: float = 0.05) -> list[dict[str, Any]]:
-    """Wait until no execution is RUNNING and return all; TimeoutError past ``timeout``."""
+def wait_until_idle(sfn: Any, timeout: float, poll: float = 0.5) -> list[dict[str, Any]]:
+    """Wait until no execution is RUNNING and return all; TimeoutError past ``timeout``.
+
+    Between looks it waits for the next status change (at most ``poll`` seconds): listing every
+    execution every few milliseconds would take the CPU from the executions themselves.
+    """
     deadline = time.monotonic() + timeout
     while True:
+        seen = ANNOUNCEMENTS.changes
         executions = list_all_executions(sfn)
         running = [e for e in executions if e["status"] not in TERMINAL]
         if not running:
@@ -247,7 +260,7 @@ def wait_until_idle(sfn: Any, timeout: float, poll: float = 0.05) -> list[dict[s
         if time.monotonic() > deadline:
             names = ", ".join(e["name"] for e in running)
             raise TimeoutError(f"executions still running after {timeout:.0f}s: {names}")
-        time.sleep(poll)
+        ANNOUNCEMENTS.wait_change(seen, poll)
 
 
 @dataclass(frozen=True)

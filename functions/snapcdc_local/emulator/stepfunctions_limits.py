@@ -20,11 +20,19 @@ from typing import Any
 from unittest import mock
 
 HISTORY_EVENT_QUOTA = 25_000
-HISTORY_QUOTA_CAUSE = "The execution reached the maximum number of history events (25000)."
+
+
+def history_quota_cause(quota: int = HISTORY_EVENT_QUOTA) -> str:
+    """
+    >>> history_quota_cause()
+    'The execution reached the maximum number of history events (25000).'
+    """
+    return f"The execution reached the maximum number of history events ({quota})."
 
 
 @contextmanager
-def installed() -> Iterator[None]:
+def installed(history_quota: int = HISTORY_EVENT_QUOTA) -> Iterator[None]:
+    """``history_quota``: AWS's, unless a test proves the mechanism on a smaller one."""
     from moto.stepfunctions.parser.api import ExecutionFailedEventDetails, HistoryEventType
     from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import (
         ErrorEqualsDecl,
@@ -75,12 +83,11 @@ def installed() -> Iterator[None]:
             return -1  # the execution already ended at the quota: nothing more is recorded
         event_id = add_event(self, *args, **kwargs)
         root = getattr(self, "execution_env", None)
-        if event_id == HISTORY_EVENT_QUOTA - 1 and root is not None:
+        if event_id == history_quota - 1 and root is not None:
             # the state in progress stops here; the next event, 25,000, is the ExecutionFailed
             self.history_capped = True
-            root.set_error(
-                ExecutionFailedEventDetails(error="States.Runtime", cause=HISTORY_QUOTA_CAUSE)
-            )
+            cause = history_quota_cause(history_quota)
+            root.set_error(ExecutionFailedEventDetails(error="States.Runtime", cause=cause))
         return event_id
 
     with (

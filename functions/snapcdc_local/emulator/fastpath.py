@@ -1,0 +1,177 @@
+"""The hot AWS calls answered by moto without the HTTP round trip in between.
+
+A boto3 call under moto goes: parameter validation and serialisation (botocore), the endpoint's
+retry loop, SigV4 signing, moto's ``before-send`` stubber (it matches the URL against every
+service's patterns, recompiling them, builds a werkzeug request), moto's response class and
+backend, then botocore parses the response. Profiled on the consumer's conditional ``PutItem``:
+moto's dispatch ~55% of the call, botocore's signing and sending ~35%.
+
+:func:`installed` registers a ``before-call`` handler (it runs after botocore has validated and
+serialised the request, and after the IAM hook of :mod:`.iam` authorised it) that, for the
+services in :data:`FAST_SERVICES`, hands the serialised request straight to the moto method its
+URL maps to (the same method moto's stubber would pick, patterns compiled once) and parses the
+answer with botocore's own parser for the service's protocol, modelled error fields included.
+What is left out is what only a network needs: signing (moto does not check signatures here;
+the account comes out the same), the HTTP send, and the retry loop.
+
+Retries: botocore retries throttling and 5xx answers. The operations answered here get neither
+from this emulation, except Kinesis ``PutRecord`` refused for throughput
+(``ProvisionedThroughputExceededException``), which is why it keeps the slow path
+(:data:`SLOW_OPERATIONS`). A fast answer that botocore would have retried is a bug: it raises
+:class:`FastPathError` instead of being returned.
+
+Each fast path is proven against moto's slow path by differential tests
+(``tests/local/test_emulator_fastpath.py``): the same calls with random inputs, failing
+conditions included, through a client with and a client without the hook, give the same
+responses, errors and final state.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from unittest import mock
+
+HOOK_ID = "snapcdc-emulated-fast-path"
+FAST_SERVICES = frozenset({"dynamodb", "kinesis", "lambda"})
+SLOW_OPERATIONS = frozenset({("kinesis", "PutRecord")})
+
+
+class FastPathError(RuntimeError):
+    """A fast answer the slow path would have handled differently (see the module docstring)."""
+
+
+class _Routes:
+    """moto's URL patterns of one service, compiled once (moto's stubber compiles per call)."""
+
+    def __init__(self, service: str) -> None:
+        import moto.backends as backends
+        from moto.core import DEFAULT_ACCOUNT_ID
+
+        backend_dict = backends.get_backend(service)  # type: ignore[call-overload]
+        regions = backend_dict[DEFAULT_ACCOUNT_ID]
+        backend = regions["us-east-1"] if "us-east-1" in regions else regions["aws"]
+        self.patterns = [(re.compile(url), method) for url, method in backend.urls.items()]
+
+    def method_for(self, url: str) -> Any:
+        clean = url.split("?", 1)[0]
+        for pattern, method in self.patterns:
+            if pattern.match(clean):
+                return method
+        return None
+
+
+class FastPath:
+    """The ``before-call`` handler; ``calls`` counts the calls it answered."""
+
+    def __init__(self) -> None:
+        from botocore.parsers import ResponseParserFactory
+
+        self.hook_id = f"{HOOK_ID}-{id(self)}"  # emulators may nest: one hook each
+        self._routes: dict[str, _Routes] = {}
+        self._parsers = ResponseParserFactory()
+        self.calls = 0
+
+    def before_call(self, model: Any, params: dict[str, Any], **_: Any) -> Any:
+        service = model.service_model.service_name
+        if service not in FAST_SERVICES or (service, model.name) in SLOW_OPERATIONS:
+            return None
+        routes = self._routes.get(service)
+        if routes is None:
+            routes = self._routes[service] = _Routes(service)
+        method = routes.method_for(params["url"])
+        if method is None:
+            return None
+        self.calls += 1
+        status, headers, body = self._dispatch(method, params)
+        return self._parse(model, status, headers, body, params["url"])
+
+    @staticmethod
+    def _dispatch(method: Any, params: dict[str, Any]) -> tuple[int, dict[str, Any], Any]:
+        # As moto's BotocoreStubber.process_request does once it has found ``method``.
+        from moto.core.exceptions import HTTPException
+        from moto.core.request import Request
+
+        body = params.get("body")
+        if isinstance(body, dict):  # botocore leaves an empty body as {} for some protocols
+            body = b""
+        request = Request.from_primitives(params["method"], params["url"], params["headers"], body)
+        try:
+            return method(request, request.raw_url, request.headers)
+        except HTTPException as exc:
+            return exc.code, exc.get_headers(), exc.get_body()
+
+    def _parse(self, model: Any, status: int, headers: Any, body: Any, url: str) -> Any:
+        # botocore's Endpoint._do_get_response, from the HTTP response on.
+        from botocore.awsrequest import AWSResponse
+        from botocore.endpoint import Endpoint, convert_to_response_dict
+        from moto.core.botocore_stubber import MockRawResponse
+
+        http = AWSResponse(url, status, headers, MockRawResponse(body or b""))
+        response_dict = convert_to_response_dict(http, model)
+        service_model = model.service_model
+        protocol = getattr(service_model, "resolved_protocol", None) or service_model.protocol
+        parser = self._parsers.create_parser(protocol)
+        parsed = parser.parse(response_dict, model.output_shape)
+        if http.status_code >= 300:
+            Endpoint._add_modeled_error_fields(None, response_dict, parsed, model, parser)  # type: ignore[arg-type]
+            code = parsed.get("Error", {}).get("Code")
+            if _retried(code, http.status_code):
+                raise FastPathError(
+                    f"{service_model.service_name}:{model.name} answered {http.status_code} "
+                    f"{code}, which botocore would retry: keep this operation on the slow path"
+                )
+        if "ResponseMetadata" in parsed:
+            parsed["ResponseMetadata"]["RetryAttempts"] = 0
+        return http, parsed
+
+
+def _retried(code: str | None, status: int) -> bool:
+    """Whether botocore's standard retry mode would retry this error (its own code lists)."""
+    from botocore.retries.standard import ThrottledRetryableChecker, TransientRetryableChecker
+
+    return (
+        status >= 500
+        or status == 429
+        or code in ThrottledRetryableChecker._THROTTLED_ERROR_CODES
+        or code in TransientRetryableChecker._TRANSIENT_ERROR_CODES
+    )
+
+
+@contextmanager
+def installed(session: Any) -> Iterator[FastPath]:
+    """Answer the fast services' calls of clients created from ``session`` while the block runs
+    (clients made before are not affected, as with :meth:`.iam.Authorizer.installed`)."""
+    from moto.core import responses
+    from moto.core.utils import method_names_from_class
+
+    fast = FastPath()
+    names: dict[type, list[str]] = {}
+
+    def cached_method_names(clazz: Any) -> list[str]:
+        # moto lists a response class's methods with inspect.getmembers on every call.
+        found = names.get(clazz)
+        if found is None:
+            found = names[clazz] = method_names_from_class(clazz)
+        return found
+
+    session.events.register_last("before-call", fast.before_call, fast.hook_id)
+    _ACTIVE.add(fast.hook_id)
+    try:
+        with mock.patch.object(responses, "method_names_from_class", cached_method_names):
+            yield fast
+    finally:
+        _ACTIVE.discard(fast.hook_id)
+        session.events.unregister("before-call", unique_id=fast.hook_id)
+
+
+_ACTIVE: set[str] = set()
+
+
+def on_slow_path(client: Any) -> Any:
+    """``client`` without any fast path: its calls go through moto's stubber (tests compare)."""
+    for hook_id in list(_ACTIVE):
+        client.meta.events.unregister("before-call", unique_id=hook_id)
+    return client

@@ -1,0 +1,306 @@
+"""The emulation's fast paths give what moto's slow path gives: differential tests.
+
+Two clients make the same calls: one answered by :mod:`snapcdc_local.emulator.fastpath` (moto's
+method called from a ``before-call`` hook), one with the hook removed (signed, sent to moto's
+stubber, dispatched through its URL patterns and werkzeug). DynamoDB and Kinesis run in two
+regions of one moto (same names, separate state); Lambda: ``test_emulator_fastpath_lambda.py``.
+Random inputs include failing conditions, invalid expressions and over-limit requests: every
+response, every error (code and message) and the final state must be equal.
+
+The condition-parse cache of :mod:`snapcdc_local.emulator.dynamodb` is checked the same way:
+cached and uncached parses of random expressions judge random items alike.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import ExitStack
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from moto import mock_aws
+
+from snapcdc_local.emulator import dynamodb, fastpath, kinesis
+
+FAST, SLOW = "us-east-1", "eu-west-1"
+
+
+@pytest.fixture(scope="module")
+def moto_pair():
+    """``(fast_path, client(service, fast: bool))`` under one moto with the emulation's patches."""
+    with mock_aws(), dynamodb.installed(), kinesis.installed(), ExitStack() as stack:
+        fast_path = stack.enter_context(fastpath.installed(boto3._get_default_session()))
+        clients = {}
+
+        def client(service: str, fast: bool):
+            if (service, fast) not in clients:
+                made = boto3.client(service, region_name=FAST if fast else SLOW)
+                made = made if fast else fastpath.on_slow_path(made)
+                clients[(service, fast)] = made
+            return clients[(service, fast)]
+
+        yield fast_path, client
+
+
+def outcome(call, region: str):
+    """The parsed response (without request ids and dates) or the error, region-neutral."""
+    try:
+        response = call()
+    except ClientError as exc:
+        error = exc.response["Error"]
+        result = {"error": error.get("Code"), "message": error.get("Message")}
+        result["status"] = exc.response["ResponseMetadata"]["HTTPStatusCode"]
+        extra = {k: v for k, v in exc.response.items() if k not in ("Error", "ResponseMetadata")}
+        result["extra"] = extra
+    except Exception as exc:  # noqa: BLE001 - moto raises some errors as they are (ValueError)
+        result = {"raised": type(exc).__name__, "message": str(exc)}
+    else:
+        result = {k: v for k, v in response.items() if k != "ResponseMetadata"}
+        result["status"] = response["ResponseMetadata"]["HTTPStatusCode"]
+    text = json.dumps(result, default=str)
+    return json.loads(text.replace(region, "REGION") if region else text)
+
+
+def both(client, service: str, operation: str, **params):
+    fast = outcome(lambda: getattr(client(service, True), operation)(**params), FAST)
+    slow = outcome(lambda: getattr(client(service, False), operation)(**params), SLOW)
+    return fast, slow
+
+
+# -- DynamoDB --------------------------------------------------------------------------------
+
+CONSUMER_CONDITION = (
+    "attribute_not_exists(pk) OR version < :v OR (version = :v AND "
+    "(attribute_not_exists(applied_by) OR applied_by <> :by))"
+)
+CONDITIONS = [
+    None,
+    "attribute_not_exists(pk)",
+    "attribute_exists(pk)",
+    "attribute_not_exists(pk) OR version <= :v",
+    CONSUMER_CONDITION,
+    "version BETWEEN :v AND :v",
+    "begins_with(applied_by, :by)",
+    "#n = :v",  # names an attribute through ExpressionAttributeNames
+    "version <= :v AND",  # invalid syntax
+    "version = :missing",  # a value that is not given
+]
+keys = st.sampled_from(["a", "b", "c"])
+versions = st.integers(min_value=0, max_value=4)
+sources = st.sampled_from(["s#1", "s#2"])
+
+
+@st.composite
+def dynamodb_calls(draw):
+    kind = draw(st.sampled_from(["put", "put", "put", "delete", "get", "update"]))
+    key = {"pk": {"S": draw(keys)}}
+    condition = draw(st.sampled_from(CONDITIONS))
+    values = {":v": {"N": str(draw(versions))}, ":by": {"S": draw(sources)}}
+    params: dict = {"TableName": "t"}
+    if condition:
+        params["ConditionExpression"] = condition
+        used = {k: v for k, v in values.items() if k in condition}
+        if used:
+            params["ExpressionAttributeValues"] = used
+        if "#n" in condition:
+            params["ExpressionAttributeNames"] = {"#n": "version"}
+    if kind == "put":
+        item = {**key, "version": {"N": str(draw(versions))}, "applied_by": {"S": draw(sources)}}
+        if draw(st.booleans()):
+            item["row"] = {"M": {"x": {"S": draw(st.text(max_size=5))}, "b": {"B": b"\x00\xff"}}}
+        params["Item"] = item
+        if draw(st.booleans()):
+            params["ReturnValues"] = "ALL_OLD"
+        return "put_item", params
+    params["Key"] = key
+    if kind == "delete":
+        return "delete_item", params
+    if kind == "update":
+        params["UpdateExpression"] = "ADD hits :one"
+        values = dict(params.get("ExpressionAttributeValues", {}), **{":one": {"N": "1"}})
+        params["ExpressionAttributeValues"] = values
+        params["ReturnValues"] = "ALL_NEW"
+        return "update_item", params
+    for name in ("ConditionExpression", "ExpressionAttributeValues", "ExpressionAttributeNames"):
+        params.pop(name, None)
+    return "get_item", params
+
+
+def make_tables(client):
+    for fast in (True, False):
+        ddb = client("dynamodb", fast)
+        if "t" in ddb.list_tables()["TableNames"]:
+            ddb.delete_table(TableName="t")
+        ddb.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(calls=st.lists(dynamodb_calls(), min_size=1, max_size=15))
+def test_dynamodb_item_calls_answer_as_moto_does(moto_pair, calls):
+    fast_path, client = moto_pair
+    make_tables(client)
+    answered = fast_path.calls
+    for operation, params in calls:
+        fast, slow = both(client, "dynamodb", operation, **params)
+        assert fast == slow, (operation, params)
+    assert fast_path.calls >= answered + len(calls)  # the fast client did take the fast path
+    scans = [
+        sorted(client("dynamodb", fast).scan(TableName="t")["Items"], key=lambda i: i["pk"]["S"])
+        for fast in (True, False)
+    ]
+    assert scans[0] == scans[1]
+
+
+def test_a_failed_condition_is_the_error_boto3_raises(moto_pair):
+    _, client = moto_pair
+    make_tables(client)
+    item = {"pk": {"S": "a"}, "version": {"N": "2"}}
+    client("dynamodb", True).put_item(TableName="t", Item=item)
+    with pytest.raises(client("dynamodb", True).exceptions.ConditionalCheckFailedException):
+        client("dynamodb", True).put_item(
+            TableName="t", Item=item, ConditionExpression="attribute_not_exists(pk)"
+        )
+
+
+def test_botocore_still_validates_the_request(moto_pair):
+    from botocore.exceptions import ParamValidationError
+
+    fast_path, client = moto_pair
+    answered = fast_path.calls
+    with pytest.raises(ParamValidationError):
+        client("dynamodb", True).put_item(TableName="t", Item={"pk": "not an attribute value"})
+    assert fast_path.calls == answered
+
+
+# -- Kinesis ---------------------------------------------------------------------------------
+
+
+@st.composite
+def kinesis_records(draw):
+    records = []
+    for _ in range(draw(st.integers(min_value=1, max_value=8))):
+        key = draw(st.sampled_from(["k1", "k2", "x" * 257, ""]))
+        records.append({"Data": draw(st.binary(max_size=40)), "PartitionKey": key})
+    return records
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(requests=st.lists(kinesis_records(), min_size=1, max_size=6), limit=st.integers(1, 20))
+def test_kinesis_put_and_get_records_answer_as_moto_does(moto_pair, requests, limit):
+    _, client = moto_pair
+    name = f"s{abs(hash(json.dumps(repr(requests)))) % 10**9}-{limit}"
+    for fast in (True, False):
+        client("kinesis", fast).create_stream(StreamName=name, ShardCount=2)
+    for records in requests:
+        fast, slow = both(client, "kinesis", "put_records", StreamName=name, Records=records)
+        assert fast == slow
+    for shard in client("kinesis", True).list_shards(StreamName=name)["Shards"]:
+        reads = []
+        for fast in (True, False):
+            kin = client("kinesis", fast)
+            iterator = kin.get_shard_iterator(
+                StreamName=name, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            got = kin.get_records(ShardIterator=iterator, Limit=limit)
+            reads.append(
+                [(r["SequenceNumber"], r["PartitionKey"], r["Data"]) for r in got["Records"]]
+            )
+        assert reads[0] == reads[1]
+    bad = both(client, "kinesis", "get_records", ShardIterator="bogus" * 10)
+    assert bad[0] == bad[1]
+
+
+def test_kinesis_put_record_keeps_the_slow_path(moto_pair):
+    fast_path, client = moto_pair
+    client("kinesis", True).create_stream(StreamName="single", ShardCount=1)
+    answered = fast_path.calls
+    client("kinesis", True).put_record(StreamName="single", Data=b"x", PartitionKey="k")
+    assert fast_path.calls == answered  # botocore retries its throttling error: slow path
+
+
+# -- the condition-parse cache -------------------------------------------------------------
+
+paths = st.sampled_from(["version", "applied_by", "pk", "#n", "row.x"])
+operands = st.one_of(paths, st.sampled_from([":v", ":by"]))
+
+
+@st.composite
+def conditions(draw, depth=0):
+    kind = draw(
+        st.sampled_from(["cmp", "fn", "between", "in"] + (["and", "or", "not"] * (depth < 2)))
+    )
+    if kind == "cmp":
+        comparator = draw(st.sampled_from(["=", "<>", "<", "<=", ">", ">="]))
+        return f"{draw(operands)} {comparator} {draw(operands)}"
+    if kind == "fn":
+        fn = draw(st.sampled_from(["attribute_exists", "attribute_not_exists"]))
+        return f"{fn}({draw(paths)})"
+    if kind == "between":
+        return f"{draw(paths)} BETWEEN :v AND :v"
+    if kind == "in":
+        return f"{draw(paths)} IN (:v, :by)"
+    if kind == "not":
+        return f"NOT ({draw(conditions(depth + 1))})"
+    joiner = " AND " if kind == "and" else " OR "
+    return "(" + draw(conditions(depth + 1)) + joiner + draw(conditions(depth + 1)) + ")"
+
+
+items = st.fixed_dictionaries(
+    {"pk": st.just({"S": "a"})},
+    optional={
+        "version": st.integers(0, 3).map(lambda n: {"N": str(n)}),
+        "applied_by": sources.map(lambda s: {"S": s}),
+        "row": st.just({"M": {"x": {"S": "1"}}}),
+    },
+)
+
+
+def judge(expression, names, values, item):
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+    from moto.dynamodb.models.dynamo_type import Item
+
+    parser = ConditionExpressionParser(expression, names, values)
+    try:
+        op = parser.parse()
+    except Exception as exc:  # noqa: BLE001 - the error itself is compared
+        return ("unparsed", type(exc).__name__, str(exc))
+    try:
+        verdict = op.expr(Item({"S": "a"}, None, None, item)) if item is not None else op.expr(None)
+    except Exception as exc:  # noqa: BLE001
+        verdict = ("error", type(exc).__name__, str(exc))
+    return (verdict, parser.expr_attr_names_found, parser.expr_attr_values_found)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    expression=conditions(),
+    item=st.one_of(st.none(), items),
+    value_sets=st.lists(st.tuples(st.integers(0, 3), sources), min_size=1, max_size=4),
+)
+def test_cached_condition_parses_judge_items_as_fresh_parses(expression, item, value_sets):
+    names = {"#n": "version"}
+    calls = [{":v": {"N": str(v)}, ":by": {"S": by}} for v, by in value_sets]
+    fresh = [judge(expression, names, values, item) for values in calls]
+    with dynamodb._parse_cache(size=2) as cache:
+        # Twice over: the first round fills the cache, the second is answered from it.
+        for _ in range(2):
+            for values, expected in zip(calls, fresh, strict=True):
+                assert judge(expression, names, values, item) == expected
+        parsed = {
+            json.dumps(values, sort_keys=True)
+            for values, result in zip(calls, fresh, strict=True)
+            if result[0] != "unparsed"
+        }
+        assert len(cache) == min(2, len(parsed))
