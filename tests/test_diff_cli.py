@@ -68,6 +68,24 @@ def test_console_script_diffs_and_writes_ops(pair, tmp_path):
     ]
 
 
+def test_diff_starts_without_the_aws_libraries(pair):
+    """``snapcdc diff`` touches no AWS API: importing boto3, moto or Powertools (the other
+    commands' start-up) would cost it a good part of its run on a small pair."""
+    old, new = pair
+    probe = (
+        "import sys\n"
+        "from snapcdc_local.cli.main import main\n"
+        f"assert main(['diff', {str(old)!r}, {str(new)!r}]) == 0\n"
+        "heavy = ('boto3', 'moto', 'aws_lambda_powertools', 'pyarrow.compute')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m in heavy))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "[]"
+
+
 def test_console_script_reports_bad_input_in_one_line(tmp_path):
     old = write(tmp_path / "old.csv", "id,v\n1,a\n")
     proc = run_cli("diff", str(old), str(tmp_path / "missing.csv"))
