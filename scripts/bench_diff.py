@@ -11,6 +11,9 @@ rounds interleave the tools so that other load on the machine falls on all of th
 - ``zcat OLD.gz & zcat NEW.gz`` (two parallel processes): the time the gzip files take to read;
 - ``snapcdc diff OLD.gz NEW.gz --key id --out ops.csv`` (issue 12's budget: at most 1.5 s);
 - ``snapcdc diff OLD.csv NEW.csv --key id --out ops.csv`` on the plain pair;
+- with ``--baseline DIR``, ``snapcdc diff`` on the gzip pair with ``PYTHONPATH=DIR`` (another
+  checkout's ``functions/``, e.g. ``git archive main functions sql | tar -x -C /tmp/base``),
+  for a before/after under the same load;
 - ``csv-diff OLD.csv NEW.csv --key id`` on the same plain pair (budget: snapcdc at least 10x
   faster), in the first ``--csv-diff-runs`` rounds only (it takes tens of seconds).
 
@@ -60,7 +63,9 @@ class Runs:
         )
 
 
-def timed(runs: Runs, argv: list[str], shell: bool = False) -> str:
+def timed(
+    runs: Runs, argv: list[str], shell: bool = False, env: dict[str, str] | None = None
+) -> str:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(
@@ -69,6 +74,7 @@ def timed(runs: Runs, argv: list[str], shell: bool = False) -> str:
         capture_output=True,
         text=True,
         check=False,
+        env=env,
     )
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -115,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5, help="rounds (default 5)")
     parser.add_argument("--csv-diff-runs", type=int, default=1, help="rounds with csv-diff")
+    parser.add_argument("--baseline", type=Path, help="another functions/ dir to time alike")
     parser.add_argument("--workdir", type=Path, default=REPO / ".snapcdc" / "bench")
     args = parser.parse_args(argv)
 
@@ -128,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     gz = Runs("snapcdc diff (gzip pair)")
     plain = Runs("snapcdc diff (plain pair)")
     csv_diff = Runs("csv-diff (plain pair)")
+    baseline = Runs("baseline snapcdc diff (gzip pair)")
     snapcdc = snapcdc_command()
     csv_diff_exe = shutil.which("csv-diff", path=str(Path(sys.executable).parent)) or "csv-diff"
     zcat_pair = f"zcat '{files['old_gz']}' > /dev/null & zcat '{files['new_gz']}' > /dev/null; wait"
@@ -137,12 +145,17 @@ def main(argv: list[str] | None = None) -> int:
             argv_ = [*snapcdc, "diff", str(files[old]), str(files[new]), "--key", "id"]
             counts = snapcdc_counts(timed(runs, [*argv_, "--out", str(out)]))
             assert counts == expected, f"{runs.label}: {counts} != {expected}"
+        if args.baseline:
+            env = {**os.environ, "PYTHONPATH": str(args.baseline.resolve())}
+            argv_ = [*snapcdc, "diff", str(files["old_gz"]), str(files["new_gz"]), "--key", "id"]
+            counts = snapcdc_counts(timed(baseline, [*argv_, "--out", str(out)], env=env))
+            assert counts == expected, f"{baseline.label}: {counts} != {expected}"
         if round_ < args.csv_diff_runs:
             cmd = [csv_diff_exe, str(files["old_csv"]), str(files["new_csv"]), "--key", "id"]
             counts = csv_diff_counts(timed(csv_diff, cmd))
             assert counts == expected, f"csv-diff: {counts} != {expected}"
     print(f"load average after:  {load()}")
-    for runs in (zcat, gz, plain, csv_diff):
+    for runs in (zcat, gz, plain, csv_diff, *([baseline] if args.baseline else [])):
         print(runs)
     print(f"snapcdc diff (gzip) / 2 parallel zcat: {gz.median / zcat.median:.2f}x (medians)")
     ratio = csv_diff.median / plain.median if csv_diff.walls else float("nan")
