@@ -78,6 +78,7 @@ def generate(directory: Path, rows: int) -> dict[str, Path | dict[str, int]]:
     if all(p.exists() for p in names.values()):
         return {**names, "expected": expected}
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     for key, sql in (("old", old_sql), ("new", new_sql)):
         con.execute(f"COPY ({sql}) TO '{names[key + '_gz']}' (FORMAT csv, HEADER true)")
         con.execute(f"COPY ({sql}) TO '{names[key + '_csv']}' (FORMAT csv, HEADER true)")

@@ -68,6 +68,45 @@ def test_console_script_diffs_and_writes_ops(pair, tmp_path):
     ]
 
 
+def test_diff_starts_without_the_aws_libraries(pair):
+    """``snapcdc diff`` touches no AWS API: importing boto3, moto or Powertools (the other
+    commands' start-up) would cost it a good part of its run on a small pair."""
+    old, new = pair
+    probe = (
+        "import sys\n"
+        "from snapcdc_local.cli.main import main\n"
+        f"assert main(['diff', {str(old)!r}, {str(new)!r}]) == 0\n"
+        "heavy = ('boto3', 'moto', 'aws_lambda_powertools', 'pyarrow.compute')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m in heavy))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "[]"
+
+
+def test_diff_reads_each_file_once_while_it_plans(pair, monkeypatch):
+    """Both exports are read once, by the reads diff starts before its planning, which the
+    engine's tables then take (a diff that read them again would be slower, not wrong)."""
+    import threading
+
+    from snapcdc.model.contract import TableConfig
+    from snapcdc_local.cli.diff import diff_files
+    from snapcdc_local.engine import arrow_reader
+
+    threads = []
+    real_read_file = arrow_reader.read_file
+
+    def read_file(*args):
+        threads.append(threading.current_thread().name.split("_")[0])
+        return real_read_file(*args)
+
+    monkeypatch.setattr(arrow_reader, "read_file", read_file)
+    assert diff_files(*pair, TableConfig()).counts == {"INSERT": 1, "UPDATE": 1, "DELETE": 1}
+    assert threads == ["snapcdc-prefetch", "snapcdc-prefetch"]
+
+
 def test_console_script_reports_bad_input_in_one_line(tmp_path):
     old = write(tmp_path / "old.csv", "id,v\n1,a\n")
     proc = run_cli("diff", str(old), str(tmp_path / "missing.csv"))

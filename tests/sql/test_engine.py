@@ -15,7 +15,7 @@ import pytest
 from snapcdc.model.contract import TableConfig
 from snapcdc.sql import queries
 from snapcdc_local.engine import duckdb_reader as engine_module
-from snapcdc_local.engine.engine import AthenaEngine, EngineError, read_athena_csv
+from snapcdc_local.engine.engine import AthenaEngine, EngineError, TableFile, read_athena_csv
 from snapcdc_local.engine.opencsv import NO_ESCAPE, split_line
 
 SERDE = "ROW FORMAT SERDE 'org.apache.hadoop.hive.serde2.OpenCSVSerde'"
@@ -135,6 +135,25 @@ def test_header_skipped_per_file_and_hidden_files_ignored(engine, files):
     engine.execute(ddl("t", ["k", "v"], "s3://bucket/t/", tbl="'skip.header.line.count' = '1'"))
     result = engine.execute("SELECT k, v FROM d.t ORDER BY k")
     assert result.rows == [("1", "x"), ("2", "y")]
+
+
+def test_files_under_hidden_folders_are_ignored(tmp_path):
+    """The one hidden-file rule (snapcdc.model.s3paths.is_hidden): a file is hidden when any
+    part of its path below the LOCATION starts with ``_`` or ``.``, not only its name."""
+    data = {"a.csv": "1\n", "sub/b.csv": "2\n", ".tmp/c.csv": "3\n", "_temporary/0/d.csv": "4\n"}
+    for name, text in data.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+
+    def s3_objects(location: str) -> list[TableFile]:  # as the emulator's S3 listing answers
+        return [TableFile(str(tmp_path / name), location + name) for name in data]
+
+    for resolver, location in ((None, f"{tmp_path}/"), (s3_objects, "s3://bucket/t/")):
+        with AthenaEngine(resolver) as engine:
+            engine.execute("CREATE DATABASE d")
+            engine.execute(ddl("t", ["k"], location))
+            rows = engine.execute('SELECT k, "$path" FROM d.t ORDER BY k').rows
+        assert rows == [("1", f"{location}a.csv"), ("2", f"{location}sub/b.csv")]
 
 
 def test_byte_order_mark_is_skipped_without_a_header(engine, files):
@@ -346,3 +365,46 @@ def test_quote_and_delimiter_literals_survive_the_ddl(engine, files):
         ("1", "it's; fine"),
         ("2", "a'b"),
     ]
+
+
+def test_prefetched_reads_are_taken_only_for_the_same_files_read_the_same_way(
+    tmp_path, monkeypatch
+):
+    """A read started early (snapcdc diff's) is used by a table reading the same file with the
+    same format; another format, or a file changed since, is read again, never reused."""
+    from snapcdc_local.engine import arrow_reader
+    from snapcdc_local.engine.opencsv import CsvFormat
+
+    reads = []
+    real_read_file = arrow_reader.read_file
+
+    def read_file(path, codec, fmt, header_lines):
+        reads.append((threading.current_thread().name.startswith("snapcdc-prefetch"), fmt))
+        return real_read_file(path, codec, fmt, header_lines)
+
+    monkeypatch.setattr(arrow_reader, "read_file", read_file)
+    same, other, changed = (tmp_path / n for n in ("same", "other", "changed"))
+    for folder in (same, other, changed):
+        folder.mkdir()
+        (folder / "a.csv").write_text("k,v\n1,x\n2,y\n")
+    prefetch = arrow_reader.Prefetch()
+    comma, semicolon = CsvFormat(",", '"', NO_ESCAPE), CsvFormat(";", '"', NO_ESCAPE)
+    prefetch.start(str(same / "a.csv"), comma, 1)
+    prefetch.start(str(other / "a.csv"), semicolon, 1)
+    prefetch.start(str(changed / "a.csv"), comma, 1)
+    for read in list(prefetch._reads.values()):
+        read.result()
+    (changed / "a.csv").write_text("k,v\n1,x\n2,y\n3,z\n")
+    tbl = "'skip.header.line.count' = '1'"
+    props = "'escapeChar' = '\\0'"
+    with AthenaEngine(prefetched=prefetch) as engine:
+        engine.execute("CREATE DATABASE d")
+        for name, folder in (("s", same), ("o", other), ("c", changed)):
+            engine.execute(ddl(name, ["k", "v"], f"{folder}/", props, tbl))
+        assert engine.execute("SELECT k, v FROM d.s ORDER BY k").rows == [("1", "x"), ("2", "y")]
+        assert reads == [(True, comma), (True, semicolon), (True, comma)]
+        assert engine.execute("SELECT k, v FROM d.o ORDER BY k").rows == [("1", "x"), ("2", "y")]
+        assert reads[-1] == (False, comma)  # read again, by the table's format
+        assert len(engine.execute("SELECT k FROM d.c").rows) == 3
+        assert reads[-1] == (False, comma)  # changed since: read again
+    prefetch.close()

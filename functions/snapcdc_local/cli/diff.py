@@ -8,6 +8,10 @@ the pipeline's FAILED reason), the ops counted as Hold counts them. Only the fil
 local file (gzip or plain) is mapped to an S3 location of its own, and the AWS size limits are
 not checked (nothing is stored in AWS).
 
+This module is what the command line needs before the files are read; the work is in
+:mod:`snapcdc_local.cli.diff_core`, imported only once both files are being read (its imports,
+DuckDB, sqlglot, Jinja, take longer than inflating a file, and need not wait for each other).
+
 ``--out`` writes the operations as CSV with the header ``op,<columns>`` (the new file's
 columns; a DELETE carries the old row's values).
 
@@ -19,44 +23,27 @@ columns; a DELETE carries the old row's values).
 {'INSERT': 1, 'UPDATE': 1, 'DELETE': 0}
 """
 
-# The DuckDB SQL below only embeds values passed through _sql_text (quotes doubled).
-# ruff: noqa: S608
-
 from __future__ import annotations
 
 import argparse
-import gzip
 import os
 import shutil
 import tempfile
-import zlib
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
-
-from snapcdc.aws.result_files import count_leading_in
-from snapcdc.model.contract import ContractError, TableConfig, TableSchema
-from snapcdc.model.errors import ExportCheckFailed, ResultFormatError
-from snapcdc.sql import queries
-from snapcdc.steps.check import evaluate_records
-from snapcdc.steps.plan import (
-    Version,
-    check_statement_sizes,
-    header_fields,
-    version_schema,
-    version_statements,
-)
+from snapcdc.model.contract import TableConfig
 from snapcdc_local.cli.main import CliError, Command
-from snapcdc_local.engine.engine import AthenaEngine, EngineError
+from snapcdc_local.engine.arrow_reader import Prefetch
+from snapcdc_local.engine.opencsv import NO_ESCAPE, CsvFormat
 
-DATABASE = "snapcdc_diff"
-BUCKET = "s3://snapcdc-local"
+if TYPE_CHECKING:
+    from snapcdc.model.contract import TableSchema
+
 GZIP_MAGIC = b"\x1f\x8b"
-READ_BYTES = 1 << 20
 
 
 @dataclass
@@ -72,7 +59,7 @@ class DiffResult:
 
 
 @dataclass
-class _Export:
+class Export:
     """One side of a diff: the user's file, and the file the engine reads (a link to it)."""
 
     role: str  # OLD or NEW
@@ -90,46 +77,24 @@ def diff_files(
     out: str | os.PathLike[str] | None = None,
 ) -> DiffResult:
     """Diff two export files; see the module docstring. Raises CliError on bad input."""
-    with _staging() as stage, AthenaEngine(_resolver_for(stage)) as engine:
-        sides = [
+    with _staging() as stage:
+        sides = (
             _stage(stage, "OLD", Path(old), "old_export"),
             _stage(stage, "NEW", Path(new), "new_export"),
-        ]
-        old_version = _version(sides[0], config)
-        # NEW keeps OLD's key when it still has those columns, as a next version would
-        new_version = _version(sides[1], config, old_version.schema.key)
-        # Planned before anything runs: a changed key fails before any file is read.
-        old_plan = [
-            s for s in version_statements(DATABASE, old_version, size_limits=False) if s[1] != "ops"
-        ]
+        )
+        prefetch = Prefetch()
         try:
-            new_plan = version_statements(DATABASE, new_version, old_version, size_limits=False)
-        except ContractError as exc:
-            raise CliError(f"OLD and NEW cannot be compared: {exc}") from None
-        for side, plan, version in zip(
-            sides, (old_plan, new_plan), (old_version, new_version), strict=True
-        ):
-            try:
-                check_statement_sizes(plan, str(side), version.schema)
-            except ContractError as exc:
-                raise CliError(str(exc)) from None
-        checked = next(i for i, (_, kind, _) in enumerate(new_plan) if kind == "check")
-        for _, kind, sql in old_plan + new_plan[:checked]:
-            if kind == "ddl":
-                engine.execute(sql)
-        # Both checks at once, as two Athena queries would run: each reads its own file.
-        checks = [(sides[0], old_plan[-1][2]), (sides[1], new_plan[checked][2])]
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            old_rows, new_rows = pool.map(lambda pair: _check(engine, *pair), checks)
-        counts: dict[str, int] = {}
-        for _, kind, sql in new_plan[checked + 1 :]:
-            if kind == "ops":
-                counts = _run_ops(engine, sql, stage, new_version.schema, out)
-            else:
-                engine.execute(sql)
-    return DiffResult(
-        counts, old_version.schema, new_version.schema, old_rows, new_rows, _path(out)
-    )
+            # The engine takes these reads if its tables turn out to read the files this way
+            # (the DDL's SerDe properties); if not, it reads them itself.
+            fmt = CsvFormat(config.delimiter, config.quote, config.escape or NO_ESCAPE)
+            for side in sides:
+                prefetch.start(str(side.staged), fmt, int(config.header))
+            from snapcdc_local.cli import diff_core  # now: see the module docstring
+
+            result = diff_core.diff_staged(sides, stage, config, out, prefetch)
+        finally:
+            prefetch.close()
+    return DiffResult(**result, out=_path(out))
 
 
 # -- staging files for the engine -----------------------------------------------------------------
@@ -144,17 +109,7 @@ def _staging() -> Iterator[Path]:
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def _resolver_for(stage: Path):
-    """Each side's location holds exactly its staged file (looked up when a query runs)."""
-
-    def resolve(location: str) -> list[str]:
-        name = location.rstrip("/").rsplit("/", 1)[-1]
-        return [str(p) for p in sorted((stage / name).glob("*"))]
-
-    return resolve
-
-
-def _stage(stage: Path, role: str, path: Path, table: str) -> _Export:
+def _stage(stage: Path, role: str, path: Path, table: str) -> Export:
     """Link the user's file under a name the engine reads as Athena would read the object."""
     if not path.exists():
         raise CliError(f"{role} file {path} does not exist")
@@ -173,108 +128,7 @@ def _stage(stage: Path, role: str, path: Path, table: str) -> _Export:
         staged.symlink_to(path.resolve())
     except OSError:
         shutil.copyfile(path, staged)
-    return _Export(role, path, staged)
-
-
-def _chunks(path: Path) -> Iterator[bytes]:
-    """The file's bytes, gunzipped if it is gzip, as they are read."""
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rb") as fh:
-        while chunk := fh.read(READ_BYTES):
-            yield chunk
-
-
-# -- schema, checks, operations: the pipeline's core ----------------------------------------------
-
-
-def _version(
-    side: _Export, config: TableConfig, previous_key: tuple[str, ...] | None = None
-) -> Version:
-    """The side's version as Plan resolves it: its header row read, the configuration applied."""
-
-    def header_of(_: str) -> list[str]:
-        try:
-            return header_fields(_chunks(side.staged), config, side.path.name)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise CliError(f"cannot read {side}: {_reason(exc)}") from None
-
-    try:
-        schema = version_schema(config, [str(side.path)], header_of, previous_key)
-    except ContractError as exc:
-        raise CliError(f"{side}: {exc}") from None
-    table = side.staged.parent.name
-    return Version(table, schema, config, f"{BUCKET}/{table}/")
-
-
-def _check(engine: AthenaEngine, side: _Export, sql: str) -> int:
-    """Run the check and judge it as Check judges the pipeline's; the file's row count."""
-    try:
-        result = engine.execute(sql)
-    except EngineError as exc:
-        raise CliError(f"cannot read {side}: {exc}") from None
-    assert result.rows is not None
-    # the records Athena's result file holds: values as text, NULL as None
-    records = [list(result.columns)]
-    records += [[None if v is None else str(v) for v in row] for row in result.rows]
-    try:
-        # a bad row's sample names the user's file, not the staged copy the engine read
-        return evaluate_records(records, str(side), file_name=lambda _: str(side.path))["row_count"]
-    except (ExportCheckFailed, ResultFormatError) as exc:
-        raise CliError(f"{side}: {exc}") from None
-
-
-def _run_ops(
-    engine: AthenaEngine,
-    sql: str,
-    stage: Path,
-    schema: TableSchema,
-    out: str | os.PathLike[str] | None,
-) -> dict[str, int]:
-    """Run the delta; count its ops as Hold counts them; optionally write them as plain CSV."""
-    result_csv = stage / "result.csv"
-    try:
-        engine.execute(sql, output_path=result_csv)
-    except EngineError as exc:
-        raise CliError(str(exc)) from None
-    counts = count_leading_in(_chunks(result_csv), queries.OPS)
-    if out is not None:
-        _write_plain_csv(result_csv, schema, Path(out))
-    return counts
-
-
-def _write_plain_csv(result_csv: Path, schema: TableSchema, target: Path) -> None:
-    """Athena's result CSV (every value quoted) rewritten as plain CSV by DuckDB, no Python loop
-    over the rows (there can be millions)."""
-    if target.parent and not target.parent.exists():
-        raise CliError(f"cannot write {target}: directory {target.parent} does not exist")
-    # read under positional names: a user's column may be called op too
-    names = ["op", *schema.columns]
-    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(names))) + "}"
-    body = result_csv.parent / "ops_body.csv"
-    con = duckdb.connect()
-    try:
-        con.execute(
-            f"COPY (SELECT * FROM read_csv('{_sql_text(str(result_csv))}', "
-            f"columns = {columns}, header = true, auto_detect = false, quote = '\"', "
-            f"escape = '\"', delim = ',')) TO '{_sql_text(str(body))}' (FORMAT csv, HEADER false)"
-        )
-        with target.open("wb") as dst, body.open("rb") as src:
-            dst.write((",".join(names) + "\n").encode())  # validated names need no quoting
-            shutil.copyfileobj(src, dst, 1 << 20)
-    except duckdb.IOException as exc:
-        raise CliError(f"cannot write {target}: {str(exc).splitlines()[0]}") from None
-    finally:
-        con.close()
-
-
-def _sql_text(value: str) -> str:
-    return value.replace("'", "''")
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, gzip.BadGzipFile | zlib.error | EOFError):
-        return f"not a readable gzip file ({exc or type(exc).__name__})"
-    return getattr(exc, "strerror", None) or str(exc)
+    return Export(role, path, staged)
 
 
 def _path(value: str | os.PathLike[str] | None) -> Path | None:
@@ -321,8 +175,8 @@ def _run(args: argparse.Namespace) -> int:
     }
     config = TableConfig.from_dict(raw)
     result = diff_files(args.old, args.new, config, args.out)
-    for op in queries.OPS:
-        print(f"{op:<7}{result.counts[op]:>12,}")
+    for op, count in result.counts.items():  # in the pipeline's order (queries.OPS)
+        print(f"{op:<7}{count:>12,}")
     if result.out is not None:
         print(f"wrote {sum(result.counts.values()):,} operations to {result.out}")
     return 0

@@ -84,9 +84,24 @@ def build_parser(available: Sequence[Command] | None = None) -> argparse.Argumen
     return parser
 
 
+def _requested(argv: Sequence[str]) -> list[Command] | None:
+    """The commands of the one module a command line names (``snapcdc diff ...`` -> the diff
+    module), when its module is named like the command; else None (import them all). Another
+    command's imports (boto3, moto, Powertools for ``local run``) are not ``snapcdc diff``'s
+    start-up cost."""
+    name = next((a for a in argv if not a.startswith("-")), None)
+    module = f"snapcdc_local.cli.{name}"
+    if name is None or module not in COMMAND_MODULES:
+        return None
+    loaded = importlib.import_module(module)
+    found = getattr(loaded, "COMMANDS", None) or [loaded.COMMAND]
+    return found if any(c.name == name for c in found) else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``snapcdc`` console script and of ``python -m snapcdc_local``."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_requested(argv))
     args = parser.parse_args(argv)
     if args.version:
         print(f"snapcdc {__version__}")

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from snapcdc.model.s3paths import is_hidden
 from snapcdc_local.engine.ddl import CreateDatabase, DropTable, ExternalTable
 from snapcdc_local.engine.errors import EngineError
 from snapcdc_local.engine.storage import DEFAULT_DATABASE, STORAGE_SCHEMA, Key
@@ -29,8 +30,9 @@ class TableFile:
 Resolver = Callable[[str], Sequence["TableFile | str | os.PathLike[str]"]]
 
 
-def file_resolver(location: str) -> list[str]:
-    """Default resolver: a ``file://`` URI or a plain directory/file path, listed recursively.
+def file_resolver(location: str) -> list[TableFile | str]:
+    """Default resolver: a ``file://`` URI or a plain directory/file path, listed recursively
+    (each file's ``"$path"`` keeps its sub-folders, so the hidden-file rule sees them).
 
     ``s3://`` locations need a resolver that knows where the objects are, e.g.
     :func:`mapping_resolver` in tests or the emulator's S3-backed one.
@@ -42,7 +44,12 @@ def file_resolver(location: str) -> list[str]:
         return [str(path)]
     if not path.is_dir():
         return []
-    return sorted(str(p) for p in path.rglob("*") if p.is_file())
+    base = location.rstrip("/")
+    return [
+        TableFile(str(p), f"{base}/{p.relative_to(path).as_posix()}")
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    ]
 
 
 def mapping_resolver(mapping: Mapping[str, Iterable[str | os.PathLike[str]]]) -> Resolver:
@@ -74,8 +81,9 @@ def stat_file(path: str) -> tuple[int, int]:
 
 
 def list_files(resolve: Resolver, table: ExternalTable) -> list[TableFile]:
-    """The files a table reads now, in ``"$path"`` order: hidden files (a name starting with
-    ``_`` or ``.``, Hive's rule) left out, compressions the engine cannot read refused."""
+    """The files a table reads now, in ``"$path"`` order: hidden files left out by the
+    pipeline's one rule (:func:`snapcdc.model.s3paths.is_hidden`: a name or a folder below the
+    LOCATION starting with ``_`` or ``.``), compressions the engine cannot read refused."""
     try:
         found = [table_file(table.location, f) for f in resolve(table.location)]
     except EngineError:
@@ -84,9 +92,9 @@ def list_files(resolve: Resolver, table: ExternalTable) -> list[TableFile]:
         raise EngineError(f"HIVE_FILESYSTEM_ERROR: cannot list {table.location}: {exc}") from None
     files = []
     for file in sorted(found, key=lambda f: f.uri):
-        name = os.path.basename(file.path)
-        if name.startswith(("_", ".")):
+        if is_hidden(file.uri, table.location):
             continue
+        name = os.path.basename(file.path)
         if name.lower().endswith(UNSUPPORTED_SUFFIXES):
             raise EngineError(
                 f"NOT_SUPPORTED: compression of {name} is not supported by the embedded engine"

@@ -19,7 +19,12 @@ from pathlib import Path
 import duckdb
 
 from snapcdc_local.engine.ddl import ExternalTable
-from snapcdc_local.engine.opencsv import NO_ESCAPE, regular_line_patterns, split_line
+from snapcdc_local.engine.opencsv import (
+    NO_ESCAPE,
+    compression,
+    regular_line_patterns,
+    split_line,
+)
 from snapcdc_local.engine.storage import FILE_COLUMN, char, literal
 
 try:  # ISA-L inflates gzip about twice as fast as DuckDB's built-in reader
@@ -27,7 +32,6 @@ try:  # ISA-L inflates gzip about twice as fast as DuckDB's built-in reader
 except ImportError:  # pragma: no cover - optional accelerator
     _isal_gzip = None
 
-COMPRESSED_SUFFIXES = {".gz": "gzip", ".zst": "zstd"}
 # Lines are read as a single column; the "delimiter" is a byte sequence text never holds (a
 # NUL alone may occur and is data to OpenCSVSerde).
 LINE_DELIMITER = "chr(0) || chr(1) || chr(0)"
@@ -35,11 +39,6 @@ LINE_DELIMITER = "chr(0) || chr(1) || chr(0)"
 FAST_GUNZIP_MIN_BYTES = 1 << 20
 # (path, DuckDB compression) of one file to read
 Source = tuple[str, str]
-
-
-def compression(path: str) -> str:
-    suffix = Path(path).suffix.lower()
-    return COMPRESSED_SUFFIXES.get(suffix, "none")
 
 
 def read_files(

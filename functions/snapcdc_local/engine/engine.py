@@ -152,6 +152,8 @@ class AthenaEngine:
     ``resolve_location`` maps a table's LOCATION URI to local file paths (default:
     :func:`file_resolver`). ``max_cached_tables`` bounds how many tables' rows stay in memory
     between queries (least recently used ones are dropped and re-read when needed).
+    ``prefetched`` holds files already being read (:class:`engine_arrow.Prefetch`): a table
+    reading the same files takes those rows instead of reading the files again.
 
     The engine may be shared between threads, as concurrent Step Functions executions share
     Athena: each statement runs on a DuckDB cursor of its own, catalog changes are serialized,
@@ -170,8 +172,10 @@ class AthenaEngine:
         *,
         max_cached_tables: int = 8,
         threads: int | None = None,
+        prefetched: engine_arrow.Prefetch | None = None,
     ):
         self._resolve = resolve_location or file_resolver
+        self._prefetched = prefetched
         self._max_cached = max(1, max_cached_tables)
         self._state = threading.Lock()  # guards _catalog, _loaded, _pins, _table_locks
         self._catalog = Catalog()
@@ -375,7 +379,12 @@ class AthenaEngine:
             return None
         sources = [(f, duckdb_reader.compression(f)) for f in files]
         return engine_arrow.read_plain(
-            sources, table.csv, len(table.columns), table.header_lines, file_column=FILE_COLUMN
+            sources,
+            table.csv,
+            len(table.columns),
+            table.header_lines,
+            file_column=FILE_COLUMN,
+            prefetched=self._prefetched,
         )
 
     def _read_files(

@@ -27,6 +27,7 @@ The engine splits lines in three tiers, all giving exactly what the deserializer
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 # Trino's spelling of "no escape character" (and the value our DDL uses for it).
@@ -40,6 +41,15 @@ class CsvFormat:
     separator: str = ","
     quote: str = '"'
     escape: str = "\\"
+
+
+# Athena picks a file's codec by its extension.
+COMPRESSED_SUFFIXES = {".gz": "gzip", ".zst": "zstd"}
+
+
+def compression(path: str) -> str:
+    """The codec a file is read with: ``gzip``, ``zstd`` or ``none``."""
+    return COMPRESSED_SUFFIXES.get(os.path.splitext(path)[1].lower(), "none")
 
 
 def split_line(line: str, column_count: int, separator: str, quote: str, escape: str) -> list:
