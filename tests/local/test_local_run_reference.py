@@ -81,7 +81,7 @@ def test_every_version_reports_the_expected_counts(reference, data):
     expected = json.loads((HERE / "expected" / "reference_report.json").read_text())
     last = expected["versions"][-1]
     rows = export3_rows(data)  # 100,000 unless cut: PK1, PK2, PK4 updated, the rest inserted
-    last.update(inserts=rows - 3, published=rows, applied=rows)
+    last.update(rows_read=rows, inserts=rows - 3, published=rows, applied=rows)
     report = json.loads((out / "report.json").read_text())
     # what took how long differs run to run; what happened does not
     assert set(report.pop("seconds")) == {"deploy", "uploads", "summary"}
