@@ -48,7 +48,12 @@ def stack(tmp_path_factory):
     write_export(data, "acme/denied/V2/a.csv.gz", ROWS_V2, delimiter=",")
     write_config(data, "acme", "bulk", {"columns": ["id", "name", "qty"], "header": False})
     write_export(data, "acme/bulk/V1/a.csv.gz", BULK, delimiter=",")
-    parameters = {**LOCAL_PARAMETERS, "LockMaxAttempts": "4", "ConsumerMaxRetries": "2"}
+    parameters = {
+        **LOCAL_PARAMETERS,
+        "ShardCount": "1",
+        "LockMaxAttempts": "4",
+        "ConsumerMaxRetries": "2",
+    }
     with Emulator(DEFAULT_TEMPLATE, parameters=parameters, lambda_code=PACKAGE_DIR) as aws:
         yield aws, LocalRun(aws, data)
 

@@ -25,6 +25,15 @@ syntax trees are immutable once built, so :func:`_parse_cache` keeps the trees o
 expressions seen (the consumer writes one expression with one version's values ~100,000 times).
 An expression that fails to parse is never cached: it fails again, with the same error.
 
+**A Scan's page starts where the last one ended.** DynamoDB continues a paginated ``Scan`` from
+its ``ExclusiveStartKey``; moto (5.2) sorts all of a table's items with its ``DynamoType``
+comparisons on every page, then walks them from the first, comparing each with the start key,
+until it passes it: O(items) slow comparisons per page, O(items x pages) per Scan (a read-back of
+100,000 target rows, 26 pages, spent ~150 s there). :func:`_fast_scan_pages` sorts by the same
+keys (the keys' ``cast_value``, which is what ``DynamoType`` compares) natively, and finds the
+first item after the start key by bisection; moto's own ``scan`` then runs on the items from
+there, so segments, filters, limits, page sizes and ``LastEvaluatedKey`` stay moto's.
+
 **Item sizes are limited as DynamoDB limits them.** DynamoDB refuses an item over 400 KB
 (409,600 bytes, attribute names and values counted as its item-size page says) with a
 ``ValidationException: Item size has exceeded the maximum allowed size``, and a partition key
@@ -40,6 +49,7 @@ https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCal
 
 from __future__ import annotations
 
+import bisect
 import json
 import threading
 from collections import OrderedDict
@@ -83,6 +93,56 @@ def installed() -> Iterator[None]:
         _fast_reads(),
         _item_size_limit(),
         _parse_cache(),
+        _fast_scan_pages(),
+    ):
+        yield
+
+
+@contextmanager
+def _fast_scan_pages() -> Iterator[None]:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    scan = Table.scan
+
+    def key_attrs(table: Any) -> list[str]:
+        return [a for a in (table.hash_key_attr, table.range_key_attr) if a]
+
+    def fast_scan(
+        self: Any, filters: Any, limit: Any, exclusive_start_key: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        index_name = kwargs.get("index_name", args[1] if len(args) > 1 else None)
+        attrs = key_attrs(self)
+        if (
+            index_name
+            or not exclusive_start_key
+            or any(a not in exclusive_start_key for a in attrs)
+        ):
+            return scan(self, filters, limit, exclusive_start_key, *args, **kwargs)
+        ordered = sorted_items(self)
+        keys = [tuple(item.attrs[a].cast_value for a in attrs) for item in ordered]
+        start = tuple(DynamoType(exclusive_start_key[a]).cast_value for a in attrs)
+        rest = ordered[bisect.bisect_right(keys, start) :]
+        # moto's scan from the first item after the start key, as if it were a first page
+        # (the whole request holds the DynamoDB lock: nothing else sees the table meanwhile).
+        self.all_items = lambda: rest
+        try:
+            return scan(self, filters, limit, None, *args, **kwargs)
+        finally:
+            del self.all_items
+
+    def sorted_items(table: Any) -> list[Any]:
+        attrs = key_attrs(table)
+        if table.range_key_attr:
+            items = [item for hash_set in table.items.values() for item in hash_set.values()]
+        else:
+            items = list(table.items.values())
+        items.sort(key=lambda item: tuple(item.attrs[a].cast_value for a in attrs))
+        return items
+
+    with (
+        mock.patch.object(Table, "scan", fast_scan),
+        mock.patch.object(Table, "all_items", sorted_items),
     ):
         yield
 
