@@ -61,8 +61,10 @@ def test_each_version_shows_rows_read_ops_published_and_applied(tmp_path):
         # timing: a 3-row version can pass from delta to done between two polls)
         running = [u["figures"].split() for u in updates if u["figures"]]
         counts = [[0 if v == "-" else int(v) for v in f[3::2]] for f in running]
-        steps = zip(counts, counts[1:])
-        assert all(a <= b for before, after in steps for a, b in zip(before, after)), running
+        steps = zip(counts, counts[1:], strict=False)
+        assert all(a <= b for before, after in steps for a, b in zip(before, after, strict=True)), (
+            running
+        )
     assert all(task.get("removed") for task in list(recorder.tasks.values())[1:])
 
 
