@@ -86,6 +86,7 @@ class Watcher:
         self.figures: dict[int, Figures] = {}
         self._followed: dict[int, tuple[Any, Any]] = {}  # id(upload) -> (upload, task)
         self._lock = threading.Lock()
+        self._polling = threading.Lock()  # one poll-and-show at a time (see done)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="local-run-progress", daemon=True)
 
@@ -105,13 +106,14 @@ class Watcher:
 
     def done(self, upload: Any) -> Figures:
         """Stop following ``upload`` (it settled) after a last poll; return its figures."""
-        with self._lock:
-            _, task = self._followed.pop(id(upload), (None, None))
-            figures = self.figures.setdefault(id(upload), Figures())
-        self.poll(upload, figures)  # (the end of applying may fall between two polls)
-        if task is not None:
-            self._show(task, figures)
-            self.progress.remove_task(task)
+        with self._polling:  # a poll of the loop in flight ends first, or it could show older
+            with self._lock:  # figures after these last ones
+                _, task = self._followed.pop(id(upload), (None, None))
+                figures = self.figures.setdefault(id(upload), Figures())
+            self.poll(upload, figures)  # (the end of applying may fall between two polls)
+            if task is not None:
+                self._show(task, figures)
+                self.progress.remove_task(task)
         return figures
 
     def _loop(self) -> None:
@@ -119,13 +121,16 @@ class Watcher:
             with self._lock:
                 followed = list(self._followed.values())
             for upload, task in followed:
-                figures = self.figures[id(upload)]
-                try:
-                    self.poll(upload, figures)
-                except Exception:  # a poll racing the end of the run; the next one tells
-                    log.debug("progress poll of %s failed", upload.key, exc_info=True)
-                    continue
-                self._show(task, figures)
+                with self._polling:
+                    if id(upload) not in self._followed:
+                        continue  # done() took its last poll meanwhile
+                    figures = self.figures[id(upload)]
+                    try:
+                        self.poll(upload, figures)
+                    except Exception:  # a poll racing the end of the run; the next one tells
+                        log.debug("progress poll of %s failed", upload.key, exc_info=True)
+                        continue
+                    self._show(task, figures)
 
     def _show(self, task: Any, figures: Figures) -> None:
         self.progress.update(
