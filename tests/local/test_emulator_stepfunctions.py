@@ -54,6 +54,17 @@ def run(sfn, definition, execution_input=None, timeout=120.0):
     return wait(sfn, arn, timeout)
 
 
+def events_of(sfn, arn, count=2, timeout=10.0):
+    """The status-change events sent for ``arn``, once ``count`` of them arrived: EventBridge
+    delivers them after the status changed, best effort, so DescribeExecution can tell the end
+    before the last event is in."""
+    deadline = time.monotonic() + timeout
+    while len(mine := [e for e in sfn.events if e["detail"]["executionArn"] == arn]) < count:
+        assert time.monotonic() < deadline, f"{len(mine)} of {count} status-change events"
+        time.sleep(0.01)
+    return mine
+
+
 def wait(sfn, arn, timeout=120.0):
     deadline = time.monotonic() + timeout
     while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
@@ -137,7 +148,7 @@ def test_status_changes_are_sent_as_step_functions_sends_them(sfn):
     described = run(sfn, {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
 
     arn = described["executionArn"]
-    mine = [e for e in sfn.events if e["detail"]["executionArn"] == arn]
+    mine = events_of(sfn, arn)
     # EventBridge delivers best effort and in no guaranteed order (the RUNNING event is sent
     # from the starting thread, the terminal one from the execution's), so no order is asserted.
     assert sorted(e["detail"]["status"] for e in mine) == ["RUNNING", "SUCCEEDED"]
@@ -171,11 +182,7 @@ def test_stop_execution_aborts_at_once_with_its_error_and_cause(sfn):
         "Operator",
         "not needed",
     )
-    [ended] = [
-        e["detail"]
-        for e in sfn.events
-        if e["detail"]["executionArn"] == arn and e["detail"]["status"] != "RUNNING"
-    ]
+    [ended] = [e["detail"] for e in events_of(sfn, arn) if e["detail"]["status"] != "RUNNING"]
     assert (ended["status"], ended["error"], ended["cause"]) == (
         "ABORTED",
         "Operator",
@@ -195,5 +202,5 @@ def test_timeout_seconds_ends_the_execution_timed_out(sfn):
     assert described["status"] == "TIMED_OUT"
     assert time.monotonic() - started < 5
     arn = described["executionArn"]
-    statuses = [e["detail"]["status"] for e in sfn.events if e["detail"]["executionArn"] == arn]
+    statuses = [e["detail"]["status"] for e in events_of(sfn, arn)]
     assert sorted(statuses) == ["RUNNING", "TIMED_OUT"]
