@@ -91,15 +91,17 @@ def _millis(moment: Any) -> int | None:
     return int(moment.timestamp() * 1000) if isinstance(moment, dt.datetime) else None
 
 
-def status_change_event(execution: Any) -> dict[str, Any]:
+def status_change_event(execution: Any, status: str | None = None) -> dict[str, Any]:
     """The EventBridge event Step Functions sends when a standard execution changes status.
 
     Shape as documented in "Automating Step Functions event delivery with EventBridge"
     (https://docs.aws.amazon.com/step-functions/latest/dg/eventbridge-integration.html): dates
     in epoch milliseconds, input and output as JSON text, error and cause as the execution has
-    them (null while running or after success).
+    them (null while running or after success). ``status``: the status announced, when the
+    execution may have moved on since (a short one can end before its RUNNING event is built).
     """
-    status = execution.exec_status.value
+    status = status or execution.exec_status.value
+    running = status == "RUNNING"
     succeeded = status == "SUCCEEDED"
     return {
         "version": "0",
@@ -116,13 +118,13 @@ def status_change_event(execution: Any) -> dict[str, Any]:
             "name": execution.name,
             "status": status,
             "startDate": _millis(execution.start_date),
-            "stopDate": None if status == "RUNNING" else _millis(execution.stop_date),
+            "stopDate": None if running else _millis(execution.stop_date),
             "input": json.dumps(execution.input_data, separators=(",", ":")),
             "inputDetails": {"included": True},
             "output": json.dumps(execution.output, separators=(",", ":")) if succeeded else None,
             "outputDetails": {"included": True} if succeeded else None,
-            "error": execution.error,
-            "cause": execution.cause,
+            "error": None if running else execution.error,
+            "cause": None if running else execution.cause,
         },
     }
 
@@ -160,17 +162,17 @@ def installed(
     transitions = threading.Lock()  # one status change of one execution at a time
     ended: set[str] = set()  # executions whose terminal status was announced
 
-    def announce(execution: Any) -> None:
+    def announce(execution: Any, status: str | None = None) -> None:
         try:
             if on_status_change is not None:
-                on_status_change(status_change_event(execution))
+                on_status_change(status_change_event(execution, status))
         finally:
             ANNOUNCEMENTS.done()
 
     def started_execution(self: Any) -> None:
         ANNOUNCEMENTS.begin()
         start(self)
-        announce(self)
+        announce(self, "RUNNING")  # its thread may have ended it already: RUNNING came first
 
     def stop_execution(self: Any) -> Any:
         stop_request.reason = (self._get_param("error"), self._get_param("cause"))
