@@ -6,7 +6,10 @@ import csv
 import gzip
 import io
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent  # tests/local
 REPO = HERE.parents[1]
@@ -66,3 +69,20 @@ def assert_every_op_applied(reports: list[dict]) -> None:
             ops = report["inserts"] + report["updates"] + report["deletes"]
             counts = (report["published"], report["applied"], report["stale"])
             assert counts == (ops, ops, 0), report
+
+
+@contextmanager
+def local_stack(data: Path, **parameters: str) -> Iterator[tuple[Any, Any]]:
+    """cfn.yaml deployed in a fresh emulator as ``snapcdc local run`` deploys it (its local
+    parameters, ``parameters`` on top), and the driver that uploads ``data`` into it."""
+    from snapcdc_local.cli.run_driver import (
+        DEFAULT_TEMPLATE,
+        LOCAL_PARAMETERS,
+        PACKAGE_DIR,
+        LocalRun,
+    )
+    from snapcdc_local.emulator import Emulator
+
+    merged = {**LOCAL_PARAMETERS, **parameters}
+    with Emulator(DEFAULT_TEMPLATE, parameters=merged, lambda_code=PACKAGE_DIR) as aws:
+        yield aws, LocalRun(aws, data)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from datasets import write_config, write_export
+from datasets import local_stack, write_config, write_export
 
 V1 = [[str(i), f"name {i}", str(i)] for i in range(1, 7)]
 V2 = [[str(i), f"renamed {i}", str(i * 10)] for i in range(1, 6)] + [
@@ -26,14 +26,6 @@ TABLES = ("stopped", "firstload")
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    from snapcdc_local.cli.run_driver import (
-        DEFAULT_TEMPLATE,
-        LOCAL_PARAMETERS,
-        PACKAGE_DIR,
-        LocalRun,
-    )
-    from snapcdc_local.emulator import Emulator
-
     data = tmp_path_factory.mktemp("data")
     for table in TABLES:
         write_config(data, "acme", table, {"columns": ["id", "name", "qty"], "header": False})
@@ -42,8 +34,8 @@ def stack(tmp_path_factory):
     write_export(data, "acme/stopped/V3/a.csv.gz", V1, delimiter=",")  # equal to V1
     write_export(data, "acme/firstload/V1/a.csv.gz", V1, delimiter=",")
     write_export(data, "acme/firstload/V2/a.csv.gz", V2[3:], delimiter=",")
-    with Emulator(DEFAULT_TEMPLATE, parameters=LOCAL_PARAMETERS, lambda_code=PACKAGE_DIR) as aws:
-        yield aws, LocalRun(aws, data)
+    with local_stack(data) as stack:
+        yield stack
 
 
 @pytest.fixture

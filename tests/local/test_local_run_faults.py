@@ -18,7 +18,7 @@ import threading
 import time
 
 import pytest
-from datasets import write_config, write_export
+from datasets import local_stack, write_config, write_export
 
 from snapcdc.aws.aggregation import deaggregate
 from snapcdc.steps.consumer import decode_record
@@ -33,14 +33,6 @@ BULK = [[str(i), f"n{i}", "1" * 600] for i in range(2500)]
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    from snapcdc_local.cli.run_driver import (
-        DEFAULT_TEMPLATE,
-        LOCAL_PARAMETERS,
-        PACKAGE_DIR,
-        LocalRun,
-    )
-    from snapcdc_local.emulator import Emulator
-
     data = tmp_path_factory.mktemp("data")
     for table in TABLES:
         write_config(data, "acme", table, {"columns": ["id", "name", "qty"], "header": False})
@@ -48,14 +40,8 @@ def stack(tmp_path_factory):
     write_export(data, "acme/denied/V2/a.csv.gz", ROWS_V2, delimiter=",")
     write_config(data, "acme", "bulk", {"columns": ["id", "name", "qty"], "header": False})
     write_export(data, "acme/bulk/V1/a.csv.gz", BULK, delimiter=",")
-    parameters = {
-        **LOCAL_PARAMETERS,
-        "ShardCount": "1",
-        "LockMaxAttempts": "4",
-        "ConsumerMaxRetries": "2",
-    }
-    with Emulator(DEFAULT_TEMPLATE, parameters=parameters, lambda_code=PACKAGE_DIR) as aws:
-        yield aws, LocalRun(aws, data)
+    with local_stack(data, ShardCount="1", LockMaxAttempts="4", ConsumerMaxRetries="2") as stack:
+        yield stack
 
 
 def upload(stack, table):

@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass, field
 
 import pytest
-from datasets import write_config, write_export, write_raw
+from datasets import local_stack, write_config, write_export, write_raw
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -37,17 +37,9 @@ TABLES = itertools.count()
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    from snapcdc_local.cli.run_driver import (
-        DEFAULT_TEMPLATE,
-        LOCAL_PARAMETERS,
-        PACKAGE_DIR,
-        LocalRun,
-    )
-    from snapcdc_local.emulator import Emulator
-
     data = tmp_path_factory.mktemp("data")
-    with Emulator(DEFAULT_TEMPLATE, parameters=LOCAL_PARAMETERS, lambda_code=PACKAGE_DIR) as aws:
-        yield LocalRun(aws, data)
+    with local_stack(data) as (_, run):
+        yield run
 
 
 @dataclass

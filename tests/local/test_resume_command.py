@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from datasets import write_export
+from datasets import local_stack, write_export
 
 HEADER = ["id", "name"]
 V1 = [["1", "a"], ["2", "b"], ["3", "c"], ["4", "d"]]
@@ -15,22 +15,14 @@ V2 = [["1", "a2"]]  # 3 of 4 rows deleted: HELD
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    from snapcdc_local.cli.run_driver import (
-        DEFAULT_TEMPLATE,
-        LOCAL_PARAMETERS,
-        PACKAGE_DIR,
-        LocalRun,
-    )
-    from snapcdc_local.emulator import Emulator
-
     data = tmp_path_factory.mktemp("data")
     for table in ("approved", "rejected", "expired"):
         for version, rows in (("V1", V1), ("V2", V2)):
             write_export(
                 data, f"acme/{table}/{version}/a.csv.gz", rows, delimiter=",", header=HEADER
             )
-    with Emulator(DEFAULT_TEMPLATE, parameters=LOCAL_PARAMETERS, lambda_code=PACKAGE_DIR) as aws:
-        yield aws, LocalRun(aws, data)
+    with local_stack(data) as stack:
+        yield stack
 
 
 def upload(stack, table):
