@@ -41,6 +41,11 @@ def through_stream(aws, payloads: list[bytes]) -> dict:
         StreamName="ops", Records=[{"Data": p, "PartitionKey": "pk"} for p in payloads]
     )
     records = aws.stream_records()[-len(payloads) :]
+    return lambda_event(records, "shardId-000000000000")
+
+
+def lambda_event(records, shard_id):
+    """Kinesis records as Lambda's event source mapping delivers them from ``shard_id``."""
     return {
         "Records": [
             {
@@ -53,7 +58,7 @@ def through_stream(aws, payloads: list[bytes]) -> dict:
                 },
                 "eventSource": "aws:kinesis",
                 "eventVersion": "1.0",
-                "eventID": f"shardId-000000000000:{r['SequenceNumber']}",
+                "eventID": f"{shard_id}:{r['SequenceNumber']}",
                 "eventName": "aws:kinesis:record",
                 "invokeIdentityArn": "arn:aws:iam::123456789012:role/consumer",
                 "awsRegion": "us-east-1",
@@ -331,26 +336,6 @@ def publish_version(aws, version, body, sequencer):
                 "progress": progress,
             },
         )
-
-
-def lambda_event(records, shard_id):
-    return {
-        "Records": [
-            {
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": r["PartitionKey"],
-                    "sequenceNumber": r["SequenceNumber"],
-                    "data": base64.b64encode(r["Data"]).decode(),
-                    "approximateArrivalTimestamp": r["ApproximateArrivalTimestamp"].timestamp(),
-                },
-                "eventSource": "aws:kinesis",
-                "eventID": f"{shard_id}:{r['SequenceNumber']}",
-                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/ops",
-            }
-            for r in records
-        ]
-    }
 
 
 @pytest.mark.parametrize("order", [1, -1])
