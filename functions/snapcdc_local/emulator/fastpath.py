@@ -84,7 +84,11 @@ class FastPath:
         # timestamp and blob parsers are set, when made), so one per protocol serves every call.
         parser = self._protocol_parsers.get(protocol)
         if parser is None:
-            parser = self._protocol_parsers[protocol] = self._parsers.create_parser(protocol)
+            if protocol == "json":
+                parser = prepared_requests.plain_json_parser()
+            else:
+                parser = self._parsers.create_parser(protocol)
+            self._protocol_parsers[protocol] = parser
         return parser
 
     def before_call(self, model: Any, params: dict[str, Any], **_: Any) -> Any:

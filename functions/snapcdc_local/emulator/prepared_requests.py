@@ -37,11 +37,13 @@ CONVERTING_TYPES = frozenset({"blob", "timestamp", "float", "double"})
 
 
 @cache
-def converting_members(operation: Any) -> tuple[bytes, ...]:
-    """``b'"Name"'`` for every member of the operation's input whose value moto's parser
-    converts (at any depth): a body mentioning none of them parses to its ``json.loads``."""
+def converting_members(shape: Any) -> tuple[bytes, ...] | None:
+    """``b'"Name"'`` for every member of ``shape`` (an operation's input or output) whose value
+    a parser converts, at any depth: a JSON body mentioning none of them parses to its
+    ``json.loads``. ``None`` if a member is serialised under another name (then it is not so)."""
     names: set[str] = set()
     seen: set[str] = set()
+    renamed: list[str] = []
 
     def converts(shape: Any) -> bool:
         # A value of this shape is converted itself (a blob, or a list or map of blobs), as
@@ -62,12 +64,16 @@ def converting_members(operation: Any) -> tuple[bytes, ...]:
         elif kind == "structure" and shape.name not in seen:
             seen.add(shape.name)  # AttributeValue holds itself (M, L)
             for member, member_shape in shape.members.items():
+                if member_shape.serialization.get("name", member) != member:
+                    renamed.append(member)
                 if converts(member_shape):
-                    names.add(member_shape.serialization.get("name", member))
+                    names.add(member)
                 visit(member_shape)
 
-    if operation.input_shape is not None:
-        visit(operation.input_shape)
+    if shape is not None:
+        visit(shape)
+    if renamed:
+        return None
     return tuple(f'"{name}"'.encode() for name in sorted(names))
 
 
@@ -98,7 +104,8 @@ def prepared(handler_class: type, model: Any, params: dict[str, Any]) -> Any:
     match = handler.region_regex.search(url)
     if match is None:
         return None
-    if any(name in raw for name in converting_members(model)):
+    converting = converting_members(model.input_shape)
+    if converting is None or any(name in raw for name in converting):
         return None
     text = raw.decode("utf-8")
     parsed_url = urlparse(url)
@@ -131,3 +138,25 @@ def prepared(handler_class: type, model: Any, params: dict[str, Any]) -> Any:
         region=handler.region,
     )
     return handler
+
+
+def plain_json_parser() -> Any:
+    """botocore's JSON response parser, taking a body that holds no value its output shape
+    converts (:func:`converting_members`) as ``json.loads`` gives it, top-level members not in
+    the shape left out as botocore leaves them out: botocore walks every attribute of every item
+    of a Scan page to copy it unchanged (its ``_handle_structure``, ``_handle_map``)."""
+    from botocore.parsers import JSONParser
+
+    class PlainJSONParser(JSONParser):
+        def _handle_json_body(self, raw_body: Any, shape: Any) -> Any:
+            converting = converting_members(shape) if shape is not None else None
+            if converting is None or shape.type_name != "structure" or shape.is_document_type:
+                return super()._handle_json_body(raw_body, shape)
+            raw = raw_body.encode() if isinstance(raw_body, str) else raw_body
+            if any(name in raw for name in converting):
+                return super()._handle_json_body(raw_body, shape)
+            parsed = self._parse_body_as_json(raw_body)
+            members = shape.members
+            return {k: v for k, v in parsed.items() if k in members and v is not None}
+
+    return PlainJSONParser()
