@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from boto3.dynamodb.types import TypeSerializer
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from snapcdc.aws.dynamo import _to_dynamo, from_item, to_item, to_value
+from snapcdc.aws.dynamo import _from_dynamo, _to_dynamo, from_item, from_value, to_item, to_value
 
 scalars = st.one_of(
     st.none(),
@@ -31,6 +31,13 @@ values = st.recursive(
 @given(value=values)
 def test_a_value_is_written_as_boto3_writes_it(value):
     assert to_value(value) == TypeSerializer().serialize(_to_dynamo(value))
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=values)
+def test_a_value_is_read_as_boto3_reads_it(value):
+    written = TypeSerializer().serialize(_to_dynamo(value))
+    assert from_value(written) == _from_dynamo(TypeDeserializer().deserialize(written))
 
 
 @settings(max_examples=100, deadline=None)

@@ -41,7 +41,22 @@ def to_value(value: Any) -> dict[str, Any]:
 
 
 def from_item(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _from_dynamo(_DESERIALIZER.deserialize(v)) for k, v in item.items()}
+    return {k: from_value(v) for k, v in item.items()}
+
+
+def from_value(value: dict[str, Any]) -> Any:
+    """One attribute value read back: the kinds :func:`to_value` writes itself are read here,
+    the rest by boto3's ``TypeDeserializer`` (numbers made int or float)."""
+    if len(value) == 1:
+        if "S" in value:
+            return value["S"]
+        if "NULL" in value:
+            return None
+        if "BOOL" in value:
+            return value["BOOL"]
+        if "M" in value:
+            return {k: from_value(v) for k, v in value["M"].items()}
+    return _from_dynamo(_DESERIALIZER.deserialize(value))
 
 
 def _to_dynamo(value: Any) -> Any:
