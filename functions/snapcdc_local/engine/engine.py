@@ -64,7 +64,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from sqlglot import exp
 
 from snapcdc_local.engine import arrow_reader as engine_arrow
 from snapcdc_local.engine import duckdb_reader
@@ -77,7 +76,8 @@ from snapcdc_local.engine.catalog import (
     mapping_resolver,
     stat_file,
 )
-from snapcdc_local.engine.ddl import CreateDatabase, DdlError, DropTable, ExternalTable, parse_ddl
+from snapcdc_local.engine.compiled import Compiled, StatementCache
+from snapcdc_local.engine.definitions import CreateDatabase, DropTable, ExternalTable
 from snapcdc_local.engine.errors import EngineError, duckdb_message, read_error
 from snapcdc_local.engine.result_csv import parse_athena_csv, read_athena_csv
 from snapcdc_local.engine.storage import (
@@ -91,12 +91,6 @@ from snapcdc_local.engine.storage import (
     literal,
     path_view,
     storage_name,
-)
-from snapcdc_local.engine.transpile import (
-    names_path_column,
-    parse_statement,
-    table_references,
-    to_duckdb,
 )
 
 # The engine's API, importable from here whichever module defines it.
@@ -114,6 +108,23 @@ __all__ = [
     "read_athena_csv",
     "table_references",
 ]
+
+# Statements compiled by engines that keep no cache on disk, shared by them all.
+_STATEMENTS = StatementCache()
+
+
+def parse_statement(sql: str) -> Any:
+    """:func:`snapcdc_local.engine.transpile.parse_statement` (sqlglot loaded on first use)."""
+    from snapcdc_local.engine import transpile
+
+    return transpile.parse_statement(sql)
+
+
+def table_references(query: Any, database: str) -> list[Key]:
+    """:func:`snapcdc_local.engine.transpile.table_references` (sqlglot loaded on first use)."""
+    from snapcdc_local.engine import transpile
+
+    return transpile.table_references(query, database)
 
 
 @dataclass
@@ -154,6 +165,8 @@ class AthenaEngine:
     between queries (least recently used ones are dropped and re-read when needed).
     ``prefetched`` holds files already being read (:class:`engine_arrow.Prefetch`): a table
     reading the same files takes those rows instead of reading the files again.
+    ``statement_cache`` is a directory where compiled statements are kept between processes
+    (:mod:`snapcdc_local.engine.compiled`; default: in this process only).
 
     The engine may be shared between threads, as concurrent Step Functions executions share
     Athena: each statement runs on a DuckDB cursor of its own, catalog changes are serialized,
@@ -173,8 +186,12 @@ class AthenaEngine:
         max_cached_tables: int = 8,
         threads: int | None = None,
         prefetched: engine_arrow.Prefetch | None = None,
+        statement_cache: str | os.PathLike[str] | None = None,
     ):
         self._resolve = resolve_location or file_resolver
+        self._statements = (
+            StatementCache(statement_cache) if statement_cache is not None else _STATEMENTS
+        )
         self._prefetched = prefetched
         self._max_cached = max(1, max_cached_tables)
         self._state = threading.Lock()  # guards _catalog, _loaded, _pins, _table_locks
@@ -199,17 +216,13 @@ class AthenaEngine:
         output_path: str | os.PathLike[str] | None = None,
     ) -> QueryResult:
         """Run one statement; write the result CSV to ``output_path`` when given."""
-        statement = parse_statement(sql)
         database = (database or DEFAULT_DATABASE).lower()
+        compiled = self._statements.compile(sql, database)
         out = Path(output_path) if output_path is not None else None
-        if isinstance(statement, exp.Query):
-            return self._query(statement, database, out)
-        try:
-            ddl = parse_ddl(statement)
-        except DdlError as exc:
-            raise EngineError(str(exc)) from None
+        if compiled.ddl is None:
+            return self._query(compiled, database, out)
         with self._state:
-            self._ddl(ddl, database)
+            self._ddl(compiled.ddl, database)
         if out is not None:
             # Athena writes a (here empty) text result for DDL too.
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -249,11 +262,13 @@ class AthenaEngine:
 
     # -- queries --------------------------------------------------------------------------------
 
-    def _query(self, query: exp.Query, database: str, out: Path | None) -> QueryResult:
+    def _query(self, query: Compiled, database: str, out: Path | None) -> QueryResult:
         with self._state:
             self._catalog.require_database(database)
-            tables = self._catalog.lookup(table_references(query, database))
-        sql = to_duckdb(query, database, with_path_column=names_path_column(query))
+            tables = self._catalog.lookup(list(query.tables))
+        if query.sql is None:
+            raise EngineError(query.sql_error or "NOT_SUPPORTED")
+        sql = query.sql
         with self._state:
             for key in tables:
                 self._pins[key] = self._pins.get(key, 0) + 1
