@@ -78,14 +78,14 @@ def test_console_script_diffs_and_writes_ops(pair, tmp_path):
 
 
 def test_diff_starts_without_the_aws_libraries(pair):
-    """``snapcdc diff`` touches no AWS API: importing boto3, moto or Powertools (the other
+    """``snapcdc diff`` touches no AWS API: importing boto3, botocore, moto or Powertools (the other
     commands' start-up) would cost it a good part of its run on a small pair."""
     old, new = pair
     probe = (
         "import sys\n"
         "from snapcdc_local.cli.main import main\n"
         f"assert main(['diff', {str(old)!r}, {str(new)!r}]) == 0\n"
-        "heavy = ('boto3', 'moto', 'aws_lambda_powertools', 'pyarrow.compute')\n"
+        "heavy = ('boto3', 'botocore', 'moto', 'aws_lambda_powertools', 'pyarrow.compute')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m in heavy))\n"
     )
     proc = subprocess.run(
