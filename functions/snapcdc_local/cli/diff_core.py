@@ -204,20 +204,23 @@ def _run_ops(
         raise CliError(str(exc)) from None
     counts = count_leading_in(_chunks(result_csv), queries.OPS)
     if out is not None:
-        _write_plain_csv(result_csv, schema, Path(out))
+        _write_plain_csv(engine, result_csv, schema, Path(out))
     return counts
 
 
-def _write_plain_csv(result_csv: Path, schema: TableSchema, target: Path) -> None:
-    """Athena's result CSV (every value quoted) rewritten as plain CSV by DuckDB, no Python loop
-    over the rows (there can be millions)."""
+def _write_plain_csv(
+    engine: AthenaEngine, result_csv: Path, schema: TableSchema, target: Path
+) -> None:
+    """Athena's result CSV (every value quoted) rewritten as plain CSV by the engine's DuckDB
+    (a database of its own would cost another ~20 ms to start), no Python loop over the rows
+    (there can be millions)."""
     if target.parent and not target.parent.exists():
         raise CliError(f"cannot write {target}: directory {target.parent} does not exist")
     # read under positional names: a user's column may be called op too
     names = ["op", *schema.columns]
     columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(names))) + "}"
     body = result_csv.parent / "ops_body.csv"
-    con = duckdb.connect()
+    con = engine.local_cursor()
     try:
         con.execute(
             f"COPY (SELECT * FROM read_csv('{_sql_text(str(result_csv))}', "
