@@ -270,3 +270,27 @@ def test_gzip_header_longer_than_the_probe_is_read_whole(tmp_path, small_blocks,
     path = write(tmp_path / "a.csv.gz", header + "\n1,a\n2,b\n")
     monkeypatch.setattr(AthenaEngine, "_read_files", None)
     assert read([path], arrow=True, header=True) == [("1", "a", None, None), ("2", "b", None, None)]
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        b"1,Z\xfcrich\n",  # Latin-1, not UTF-8
+        b"1,\xe2\x80\n",  # a 3-byte character cut short mid-file
+        b"1,x\xf0\x9f\x98",  # a 4-byte character cut by the end of the file
+    ],
+)
+def test_gzip_bad_utf8_past_the_first_blocks_takes_the_general_reader(tmp_path, tail, small_blocks):
+    body = "".join(f"{i},v{i}é\n" for i in range(200)).encode()
+    path = write(tmp_path / "a.csv.gz", body + tail)
+    assert engine_arrow.read_file(str(path), "gzip", CsvFormat(), 0) is None
+    assert outcome(path, arrow=True) == outcome(path, arrow=False)
+
+
+def test_characters_cut_by_a_block_end_are_told_apart():
+    for char in ("é", "—", "😀"):
+        data = char.encode()
+        for cut in range(1, len(data)):
+            assert engine_arrow._whole_characters(b"ab" + data[:cut]) == 2
+        assert engine_arrow._whole_characters(b"ab" + data) == 2 + len(data)
+    assert engine_arrow._whole_characters(b"abc") == 3
