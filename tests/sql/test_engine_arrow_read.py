@@ -18,6 +18,7 @@ import pytest
 from snapcdc_local.engine import arrow_reader as engine_arrow
 from snapcdc_local.engine.engine import AthenaEngine, EngineError, mapping_resolver
 from snapcdc_local.engine.opencsv import NO_ESCAPE, CsvFormat
+from snapcdc_local.engine.text_blocks import whole_characters
 
 pytest.importorskip("pyarrow")
 
@@ -291,6 +292,6 @@ def test_characters_cut_by_a_block_end_are_told_apart():
     for char in ("é", "—", "😀"):
         data = char.encode()
         for cut in range(1, len(data)):
-            assert engine_arrow._whole_characters(b"ab" + data[:cut]) == 2
-        assert engine_arrow._whole_characters(b"ab" + data) == 2 + len(data)
-    assert engine_arrow._whole_characters(b"abc") == 3
+            assert whole_characters(b"ab" + data[:cut]) == 2
+        assert whole_characters(b"ab" + data) == 2 + len(data)
+    assert whole_characters(b"abc") == 3

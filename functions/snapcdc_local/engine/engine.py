@@ -236,7 +236,8 @@ class AthenaEngine:
         """A cursor on the engine's DuckDB for work on local files that is not Athena's, such as
         rewriting a result file (the caller closes it). Not for the tables: their rows are only
         registered on the cursors of the queries that read them."""
-        return self._con.cursor()
+        with self._state:
+            return self._con.cursor()
 
     def tables(self) -> dict[Key, ExternalTable]:
         """The external tables defined so far, by ``(database, table)``."""
