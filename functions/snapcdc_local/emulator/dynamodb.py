@@ -11,10 +11,12 @@ item dicts without a lock and updates items in place, so a ``Query`` or ``Scan``
 response built from its items) running beside a write failed with "dictionary changed size
 during iteration", where DynamoDB serves reads and writes concurrently.
 
-**Item reads are fast.** moto builds every response with a generic, shape-driven serializer that
-walks each attribute of each item; a ``Scan`` of 100,000 target rows spends minutes there (moto
-5.2.5). DynamoDB answers in JSON and moto's results for item reads are already DynamoDB JSON, so
-for ``Scan``, ``Query``, ``GetItem`` and ``BatchGetItem`` the result is written with
+**Item reads and writes answer fast.** moto builds every response with a generic, shape-driven
+serializer that walks each attribute of each item; a ``Scan`` of 100,000 target rows spends
+minutes there (moto 5.2.5), and each of the consumer's ``PutItem`` ~10% of its time. DynamoDB
+answers in JSON and moto's results for item reads and writes (items, ``Attributes``,
+``ConsumedCapacity``) are already DynamoDB JSON, so for ``Scan``, ``Query``, ``GetItem``,
+``BatchGetItem``, ``PutItem``, ``UpdateItem`` and ``DeleteItem`` the result is written with
 ``json.dumps`` instead. Anything ``json`` cannot write as is (binary values) goes the generic
 way, so the bytes on the wire do not change, only the time it takes.
 
@@ -29,10 +31,12 @@ An expression that fails to parse is never cached: it fails again, with the same
 its ``ExclusiveStartKey``; moto (5.2) sorts all of a table's items with its ``DynamoType``
 comparisons on every page, then walks them from the first, comparing each with the start key,
 until it passes it: O(items) slow comparisons per page, O(items x pages) per Scan (a read-back of
-100,000 target rows, 26 pages, spent ~150 s there). :func:`_fast_scan_pages` sorts by the same
-keys (the keys' ``cast_value``, which is what ``DynamoType`` compares) natively, and finds the
-first item after the start key by bisection; moto's own ``scan`` then runs on the items from
-there, so segments, filters, limits, page sizes and ``LastEvaluatedKey`` stay moto's.
+100,000 target rows, 26 pages, spent ~150 s there), and deep-copies every item it returns.
+:func:`_fast_scan_pages` sorts by the same keys (the keys' ``cast_value``, which is what
+``DynamoType`` compares) natively, once until the next write, finds the first item after the
+start key by bisection, and walks the page as moto's loop does (segments, limits, the 1 MB page,
+``LastEvaluatedKey``, then the filter and the projection) without the copies. Index scans and
+legacy ``ScanFilter`` go to moto's own ``scan``.
 
 **Item sizes are limited as DynamoDB limits them.** DynamoDB refuses an item over 400 KB
 (409,600 bytes, attribute names and values counted as its item-size page says) with a
@@ -50,6 +54,7 @@ https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCal
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 import threading
 from collections import OrderedDict
@@ -60,7 +65,9 @@ from unittest import mock
 
 from snapcdc_local.emulator.locking import serialized
 
-FAST_OPERATIONS = frozenset({"Scan", "Query", "GetItem", "BatchGetItem"})
+FAST_OPERATIONS = frozenset(
+    {"Scan", "Query", "GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem"}
+)
 # The backend methods that write items (each checks its conditions before it writes).
 WRITE_METHODS = (
     "put_item",
@@ -85,7 +92,16 @@ def installed() -> Iterator[None]:
     from moto.dynamodb.responses import DynamoHandler
 
     lock = threading.RLock()
-    writes = {name: getattr(DynamoDBBackend, name) for name in WRITE_METHODS}
+    counter = [0]  # writes so far: a Scan's sort order is kept until the next one
+
+    def counted(method: Any) -> Any:
+        def write(*args: Any, **kwargs: Any) -> Any:
+            counter[0] += 1  # under the lock (serialized below)
+            return method(*args, **kwargs)
+
+        return write
+
+    writes = {name: counted(getattr(DynamoDBBackend, name)) for name in WRITE_METHODS}
     requests = {"call_action": DynamoHandler.call_action}
     with (
         serialized(DynamoDBBackend, writes, lock),
@@ -93,56 +109,101 @@ def installed() -> Iterator[None]:
         _fast_reads(),
         _item_size_limit(),
         _parse_cache(),
-        _fast_scan_pages(),
+        _fast_scan_pages(counter),
     ):
         yield
 
 
 @contextmanager
-def _fast_scan_pages() -> Iterator[None]:
+def _fast_scan_pages(writes: list[int]) -> Iterator[None]:
+    """moto's ``Table.scan`` for a table's own items (no index, no legacy ``ScanFilter``): the
+    same pages, from a sort kept until the next write (``writes[0]`` counts them) and a start
+    found by bisection; each item measured once and not copied (moto deep-copies every item it
+    returns: nothing changes them here, the request holds the DynamoDB lock while its response
+    is built from them as new dicts)."""
     from moto.dynamodb.models.dynamo_type import DynamoType
-    from moto.dynamodb.models.table import Table
+    from moto.dynamodb.models.table import RESULT_SIZE_LIMIT, Table
 
     scan = Table.scan
+    sorts: dict[int, tuple[int, Any, list[Any], list[Any]]] = {}
 
     def key_attrs(table: Any) -> list[str]:
         return [a for a in (table.hash_key_attr, table.range_key_attr) if a]
 
-    def fast_scan(
-        self: Any, filters: Any, limit: Any, exclusive_start_key: Any, *args: Any, **kwargs: Any
-    ) -> Any:
-        index_name = kwargs.get("index_name", args[1] if len(args) > 1 else None)
-        attrs = key_attrs(self)
-        if (
-            index_name
-            or not exclusive_start_key
-            or any(a not in exclusive_start_key for a in attrs)
-        ):
-            return scan(self, filters, limit, exclusive_start_key, *args, **kwargs)
-        ordered = sorted_items(self)
-        keys = [tuple(item.attrs[a].cast_value for a in attrs) for item in ordered]
-        start = tuple(DynamoType(exclusive_start_key[a]).cast_value for a in attrs)
-        rest = ordered[bisect.bisect_right(keys, start) :]
-        # moto's scan from the first item after the start key, as if it were a first page
-        # (the whole request holds the DynamoDB lock: nothing else sees the table meanwhile).
-        self.all_items = lambda: rest
-        try:
-            return scan(self, filters, limit, None, *args, **kwargs)
-        finally:
-            del self.all_items
-
-    def sorted_items(table: Any) -> list[Any]:
+    def sorted_items(table: Any) -> tuple[list[Any], list[Any]]:
+        cached = sorts.get(id(table))
+        if cached is not None and cached[0] == writes[0] and cached[1] is table:
+            return cached[2], cached[3]
         attrs = key_attrs(table)
         if table.range_key_attr:
             items = [item for hash_set in table.items.values() for item in hash_set.values()]
         else:
             items = list(table.items.values())
         items.sort(key=lambda item: tuple(item.attrs[a].cast_value for a in attrs))
-        return items
+        keys = [tuple(item.attrs[a].cast_value for a in attrs) for item in items]
+        sorts.clear()  # one table's order at a time: a Scan reads one table page after page
+        sorts[id(table)] = (writes[0], table, items, keys)
+        return items, keys
+
+    def fast_scan(
+        self: Any,
+        filters: Any,
+        limit: Any,
+        exclusive_start_key: Any,
+        filter_expression: Any = None,
+        index_name: Any = None,
+        consistent_read: bool = False,
+        projection_expression: Any = None,
+        segments: Any = (None, None),
+    ) -> Any:
+        attrs = key_attrs(self)
+        if (
+            index_name
+            or filters
+            or (exclusive_start_key and any(a not in exclusive_start_key for a in attrs))
+        ):
+            return scan(
+                self,
+                filters,
+                limit,
+                exclusive_start_key,
+                filter_expression,
+                index_name,
+                consistent_read,
+                projection_expression,
+                segments=segments,
+            )
+        ordered, keys = sorted_items(self)
+        start = 0
+        if exclusive_start_key:
+            first = tuple(DynamoType(exclusive_start_key[a]).cast_value for a in attrs)
+            start = bisect.bisect_right(keys, first)
+        results: list[Any] = []
+        result_size = scanned_count = 0
+        last_evaluated_key = None
+        for item in itertools.islice(ordered, start, None):
+            if not item.is_within_segment(segments):
+                continue
+            size = item.size()
+            if len(results) == limit or result_size + size > RESULT_SIZE_LIMIT:
+                last_evaluated_key = self._get_last_evaluated_key(results[-1], None)
+                break
+            results.append(item)
+            result_size += size
+            scanned_count += 1
+        # As moto: the filter after the page is read, then the projection (new items).
+        if filter_expression is not None:
+            results = [item for item in results if filter_expression.expr(item)]
+        if projection_expression:
+            results = [r.project(projection_expression) for r in results]
+        return results, scanned_count, last_evaluated_key
+
+    def all_items(table: Any) -> list[Any]:
+        return list(sorted_items(table)[0])
 
     with (
         mock.patch.object(Table, "scan", fast_scan),
-        mock.patch.object(Table, "all_items", sorted_items),
+        mock.patch.object(Table, "all_items", all_items),
     ):
         yield
 
@@ -197,20 +258,33 @@ def _item_size_limit() -> Iterator[None]:
     from snapcdc.model.limits import DYNAMODB_ITEM_BYTES, item_size
 
     put_item = Table.put_item
+    measured = threading.local()
 
     def limited_put_item(self: Any, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        if item_size(item_attrs) > DYNAMODB_ITEM_BYTES:
+        if not _surely_within(item_attrs, DYNAMODB_ITEM_BYTES) and (
+            item_size(item_attrs) > DYNAMODB_ITEM_BYTES
+        ):
             raise ItemSizeTooLarge
-        return put_item(self, item_attrs, *args, **kwargs)
+        measured.whole = True  # the item moto builds now is within the limit, every part of it
+        try:
+            return put_item(self, item_attrs, *args, **kwargs)
+        finally:
+            measured.whole = False
 
     def set_within_limit(self: Any, key: str, value: Any) -> None:
-        # moto's LimitedSizeDict.__setitem__ (it guards UpdateItem), at DynamoDB's limit.
-        def size(v: Any) -> int:
-            return v.size() if type(v) is dynamo_type.DynamoType else dynamo_type.bytesize(str(v))
+        # moto's LimitedSizeDict.__setitem__ (it guards UpdateItem), at DynamoDB's limit. It
+        # measures the whole item at every attribute set (O(n^2) per item built): a PutItem's
+        # item, measured whole above, skips it.
+        if not getattr(measured, "whole", False):
 
-        current = sum(size(v) for v in [*self.keys(), *self.values()])
-        if current + dynamo_type.bytesize(key) + size(value) > DYNAMODB_ITEM_BYTES:
-            raise ItemSizeTooLarge
+            def size(v: Any) -> int:
+                if type(v) is dynamo_type.DynamoType:
+                    return v.size()
+                return dynamo_type.bytesize(str(v))
+
+            current = sum(size(v) for v in [*self.keys(), *self.values()])
+            if current + dynamo_type.bytesize(key) + size(value) > DYNAMODB_ITEM_BYTES:
+                raise ItemSizeTooLarge
         dict.__setitem__(self, key, value)
 
     with (
@@ -218,6 +292,23 @@ def _item_size_limit() -> Iterator[None]:
         mock.patch.object(dynamo_type.LimitedSizeDict, "__setitem__", set_within_limit),
     ):
         yield
+
+
+def _surely_within(item: dict[str, Any], limit: int) -> bool:
+    """Whether the item's DynamoDB JSON is at most ``limit`` characters, which bounds its size
+    as DynamoDB counts it from above (every name and value appears in it, quoted, with more
+    around each: a type tag per value, more than the 1 byte per map or list element counted;
+    a number's digits are at least its counted bytes; non-ASCII is escaped to at least as many
+    characters as its UTF-8 bytes; a blob's base64 is longer than its bytes). ``json.dumps``
+    runs in C, the exact count in Python: most items are far under the limit.
+
+    >>> _surely_within({"pk": {"S": "é" * 10}}, 100), _surely_within({"pk": {"S": "x"}}, 10)
+    (True, False)
+    """
+    try:
+        return len(json.dumps(item)) <= limit
+    except (TypeError, ValueError):  # raw bytes (a blob moto decoded): count exactly
+        return False
 
 
 @contextmanager

@@ -34,6 +34,8 @@ from contextlib import contextmanager
 from typing import Any
 from unittest import mock
 
+from snapcdc_local.emulator import prepared_requests
+
 HOOK_ID = "snapcdc-emulated-fast-path"
 FAST_SERVICES = frozenset({"dynamodb", "kinesis", "lambda"})
 SLOW_OPERATIONS = frozenset({("kinesis", "PutRecord")})
@@ -64,7 +66,8 @@ class _Routes:
 
 
 class FastPath:
-    """The ``before-call`` handler; ``calls`` counts the calls it answered."""
+    """The ``before-call`` handler; ``calls`` counts the calls it answered, ``prepared`` those
+    of them answered by a handler set up without werkzeug (:mod:`.prepared_requests`)."""
 
     def __init__(self) -> None:
         from botocore.parsers import ResponseParserFactory
@@ -72,7 +75,21 @@ class FastPath:
         self.hook_id = f"{HOOK_ID}-{id(self)}"  # emulators may nest: one hook each
         self._routes: dict[str, _Routes] = {}
         self._parsers = ResponseParserFactory()
+        self._protocol_parsers: dict[str, Any] = {}
         self.calls = 0
+        self.prepared = 0
+
+    def _parser(self, protocol: str) -> Any:
+        # botocore makes a parser per response; a parser keeps nothing of a parse (only its
+        # timestamp and blob parsers are set, when made), so one per protocol serves every call.
+        parser = self._protocol_parsers.get(protocol)
+        if parser is None:
+            if protocol == "json":
+                parser = prepared_requests.plain_json_parser()
+            else:
+                parser = self._parsers.create_parser(protocol)
+            self._protocol_parsers[protocol] = parser
+        return parser
 
     def before_call(self, model: Any, params: dict[str, Any], **_: Any) -> Any:
         service = model.service_model.service_name
@@ -85,20 +102,35 @@ class FastPath:
         if method is None:
             return None
         self.calls += 1
-        status, headers, body = self._dispatch(method, params)
+        status, headers, body = self._dispatch(model, method, params)
         return self._parse(model, status, headers, body, params["url"])
 
-    @staticmethod
-    def _dispatch(method: Any, params: dict[str, Any]) -> tuple[int, dict[str, Any], Any]:
-        # As moto's BotocoreStubber.process_request does once it has found ``method``.
+    def _dispatch(
+        self, model: Any, method: Any, params: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], Any]:
+        # As moto's BotocoreStubber.process_request does once it has found ``method``; for a
+        # JSON request to a response class, without the werkzeug round trip (prepared_requests).
         from moto.core.exceptions import HTTPException
         from moto.core.request import Request
+        from moto.core.responses import BaseResponse
 
-        body = params.get("body")
-        if isinstance(body, dict):  # botocore leaves an empty body as {} for some protocols
-            body = b""
-        request = Request.from_primitives(params["method"], params["url"], params["headers"], body)
+        handler_class = getattr(method, "__self__", None)
         try:
+            if (
+                isinstance(handler_class, type)
+                and issubclass(handler_class, BaseResponse)
+                and getattr(method, "__func__", None) is BaseResponse.dispatch.__func__
+            ):
+                handler = prepared_requests.prepared(handler_class, model, params)
+                if handler is not None:
+                    self.prepared += 1
+                    return handler.call_action()
+            body = params.get("body")
+            if isinstance(body, dict):  # botocore leaves an empty body as {} for some protocols
+                body = b""
+            request = Request.from_primitives(
+                params["method"], params["url"], params["headers"], body
+            )
             return method(request, request.raw_url, request.headers)
         except HTTPException as exc:
             return exc.code, exc.get_headers(), exc.get_body()
@@ -113,7 +145,7 @@ class FastPath:
         response_dict = convert_to_response_dict(http, model)
         service_model = model.service_model
         protocol = getattr(service_model, "resolved_protocol", None) or service_model.protocol
-        parser = self._parsers.create_parser(protocol)
+        parser = self._parser(protocol)
         parsed = parser.parse(response_dict, model.output_shape)
         if http.status_code >= 300:
             Endpoint._add_modeled_error_fields(None, response_dict, parsed, model, parser)  # type: ignore[arg-type]
