@@ -11,6 +11,9 @@ rounds interleave the tools so that other load on the machine falls on all of th
 - ``zcat OLD.gz & zcat NEW.gz`` (two parallel processes): the time the gzip files take to read;
 - ``snapcdc diff OLD.gz NEW.gz --key id --out ops.csv`` (issue 12's budget: at most 1.5 s);
 - ``snapcdc diff OLD.csv NEW.csv --key id --out ops.csv`` on the plain pair;
+- ``snapcdc diff`` on the gzip pair with an empty cache of compiled SQL (its first run for a
+  table's shape: the other runs share ``--workdir``/cache, warmed by one untimed run, as a
+  second diff of the same table finds it; see ``SNAPCDC_CACHE_DIR`` in the README);
 - with ``--baseline DIR``, ``snapcdc diff`` on the gzip pair with ``PYTHONPATH=DIR`` (another
   checkout's ``functions/``, e.g. ``git archive main functions sql | tar -x -C /tmp/base``),
   for a before/after under the same load;
@@ -31,6 +34,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,17 +138,26 @@ def main(argv: list[str] | None = None) -> int:
     zcat = Runs("2 parallel zcat (gzip pair)")
     gz = Runs("snapcdc diff (gzip pair)")
     plain = Runs("snapcdc diff (plain pair)")
+    cold = Runs("snapcdc diff, cold cache (gzip pair)")
     csv_diff = Runs("csv-diff (plain pair)")
     baseline = Runs("baseline snapcdc diff (gzip pair)")
     snapcdc = snapcdc_command()
     csv_diff_exe = shutil.which("csv-diff", path=str(Path(sys.executable).parent)) or "csv-diff"
     zcat_pair = f"zcat '{files['old_gz']}' > /dev/null & zcat '{files['new_gz']}' > /dev/null; wait"
+    gz_argv = [*snapcdc, "diff", str(files["old_gz"]), str(files["new_gz"]), "--key", "id"]
+    cache = args.workdir / "cache"
+    warm = {**os.environ, "SNAPCDC_CACHE_DIR": str(cache)}
+    subprocess.run([*gz_argv, "--out", str(out)], env=warm, capture_output=True, check=True)
     for round_ in range(args.runs):
         timed(zcat, [zcat_pair], shell=True)
         for runs, old, new in ((gz, "old_gz", "new_gz"), (plain, "old_csv", "new_csv")):
             argv_ = [*snapcdc, "diff", str(files[old]), str(files[new]), "--key", "id"]
-            counts = snapcdc_counts(timed(runs, [*argv_, "--out", str(out)]))
+            counts = snapcdc_counts(timed(runs, [*argv_, "--out", str(out)], env=warm))
             assert counts == expected, f"{runs.label}: {counts} != {expected}"
+        with tempfile.TemporaryDirectory(prefix="snapcdc-cold-") as empty:
+            env = {**os.environ, "SNAPCDC_CACHE_DIR": empty}
+            counts = snapcdc_counts(timed(cold, [*gz_argv, "--out", str(out)], env=env))
+            assert counts == expected, f"{cold.label}: {counts} != {expected}"
         if args.baseline:
             env = {**os.environ, "PYTHONPATH": str(args.baseline.resolve())}
             argv_ = [*snapcdc, "diff", str(files["old_gz"]), str(files["new_gz"]), "--key", "id"]
@@ -155,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             counts = csv_diff_counts(timed(csv_diff, cmd))
             assert counts == expected, f"csv-diff: {counts} != {expected}"
     print(f"load average after:  {load()}")
-    for runs in (zcat, gz, plain, csv_diff, *([baseline] if args.baseline else [])):
+    for runs in (zcat, gz, plain, cold, csv_diff, *([baseline] if args.baseline else [])):
         print(runs)
     print(f"snapcdc diff (gzip) / 2 parallel zcat: {gz.median / zcat.median:.2f}x (medians)")
     ratio = csv_diff.median / plain.median if csv_diff.walls else float("nan")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from snapcdc_local.cli.diff import cache_dir
 from snapcdc_local.cli.main import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,6 +21,14 @@ REFERENCE = ["--no-header", "--columns", "PK,COL_1,COL_2,COL_3", "--delimiter", 
 def write(path: Path, text: str) -> Path:
     raw = text.encode()
     path.write_bytes(gzip.compress(raw) if path.name.endswith(".gz") else raw)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's own cache of compiled SQL (not the user's), inherited by subprocesses."""
+    path = tmp_path / "cache"
+    monkeypatch.setenv("SNAPCDC_CACHE_DIR", str(path))
     return path
 
 
@@ -69,14 +78,14 @@ def test_console_script_diffs_and_writes_ops(pair, tmp_path):
 
 
 def test_diff_starts_without_the_aws_libraries(pair):
-    """``snapcdc diff`` touches no AWS API: importing boto3, moto or Powertools (the other
+    """``snapcdc diff`` touches no AWS API: importing boto3, botocore, moto or Powertools (the other
     commands' start-up) would cost it a good part of its run on a small pair."""
     old, new = pair
     probe = (
         "import sys\n"
         "from snapcdc_local.cli.main import main\n"
         f"assert main(['diff', {str(old)!r}, {str(new)!r}]) == 0\n"
-        "heavy = ('boto3', 'moto', 'aws_lambda_powertools', 'pyarrow.compute')\n"
+        "heavy = ('boto3', 'botocore', 'moto', 'aws_lambda_powertools', 'pyarrow.compute')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m in heavy))\n"
     )
     proc = subprocess.run(
@@ -84,6 +93,38 @@ def test_diff_starts_without_the_aws_libraries(pair):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "[]"
+
+
+def test_a_second_diff_of_the_same_shape_compiles_nothing(pair, tmp_path, cache, monkeypatch):
+    """The statements of a table's diff are the same every run: the second run takes them
+    from the cache, without importing sqlglot or compiling a template, and agrees."""
+    old, new = pair
+    probe = (
+        "import sys, jinja2\n"
+        "compiled = []\n"
+        "jinja2.Environment._compile = lambda self, *a, real=jinja2.Environment._compile: "
+        "compiled.append(1) or real(self, *a)\n"
+        "from snapcdc_local.cli.main import main\n"
+        f"assert main(['diff', {str(old)!r}, {str(new)!r}, '--out', {str(tmp_path / 'o.csv')!r}])"
+        " == 0\n"
+        "print('sqlglot' in sys.modules, len(compiled))\n"
+    )
+    runs = []
+    for _ in range(2):
+        proc = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=False
+        )
+        assert proc.returncode == 0, proc.stderr
+        runs.append((proc.stdout.splitlines(), (tmp_path / "o.csv").read_text()))
+    (first, first_ops), (second, second_ops) = runs
+    assert first[:-1] == second[:-1] and first_ops == second_ops
+    assert first[-1].split()[0] == "True" and int(first[-1].split()[1]) > 0
+    assert second[-1] == "False 0"
+    assert list((cache / "engine").rglob("*.json")) and list((cache / "jinja").iterdir())
+    # an empty SNAPCDC_CACHE_DIR turns the cache off
+    monkeypatch.setenv("SNAPCDC_CACHE_DIR", "")
+    assert main(["diff", str(old), str(new)]) == 0
+    assert cache_dir() is None
 
 
 def test_diff_reads_each_file_once_while_it_plans(pair, monkeypatch):

@@ -408,3 +408,24 @@ def test_prefetched_reads_are_taken_only_for_the_same_files_read_the_same_way(
         assert len(engine.execute("SELECT k FROM d.c").rows) == 3
         assert reads[-1] == (False, comma)  # changed since: read again
     prefetch.close()
+
+
+def test_statements_running_at_once_share_duckdbs_threads(files):
+    """DuckDB's thread pool is one for the database: a statement alone gets every core, two at
+    once half each (more threads than cores only costs the parallel operators' merging)."""
+    with AthenaEngine(files[0], threads=4) as engine:
+
+        def threads_seen() -> int:
+            ((value,),) = engine.execute("SELECT current_setting('threads')").rows
+            return int(value)
+
+        assert threads_seen() == 4
+        with engine._state:
+            engine._running += 1  # another statement is running
+        assert threads_seen() == 2
+        with engine._state:
+            engine._running += 2
+        assert threads_seen() == 1
+        with engine._state:
+            engine._running -= 3
+        assert threads_seen() == 4

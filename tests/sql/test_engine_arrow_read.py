@@ -18,6 +18,7 @@ import pytest
 from snapcdc_local.engine import arrow_reader as engine_arrow
 from snapcdc_local.engine.engine import AthenaEngine, EngineError, mapping_resolver
 from snapcdc_local.engine.opencsv import NO_ESCAPE, CsvFormat
+from snapcdc_local.engine.text_blocks import whole_characters
 
 pytest.importorskip("pyarrow")
 
@@ -198,3 +199,99 @@ def test_switching_readers_when_a_file_changes(tmp_path):
             stamp = time.time_ns() + 1_000_000_000 * (i + 1)
             os.utime(path, ns=(stamp, stamp))
             assert engine.execute("SELECT * FROM d.t").rows == rows
+
+
+def outcome(path: Path, arrow: bool) -> list | str:
+    """The rows, or the error reading them."""
+    try:
+        return read([path], arrow=arrow)
+    except EngineError as exc:
+        return str(exc)
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """gzip files streamed in blocks of a few lines, so small files cross block boundaries."""
+    monkeypatch.setattr(engine_arrow, "GZIP_PROBE_BYTES", 64)
+    monkeypatch.setattr(engine_arrow, "BLOCK_SIZE", 128)
+
+
+@pytest.mark.parametrize("header", [False, True])
+def test_gzip_streamed_in_blocks_gives_the_general_readers_rows(
+    tmp_path, header, small_blocks, monkeypatch
+):
+    rng = random.Random(f"blocks{header}")
+    lines = random_plain_lines(rng, 4, 500)
+    text = ("h1,h2,h3,h4\n" if header else "") + "\n".join(lines) + "\n"
+    path = write(tmp_path / "a.csv.gz", text)
+    expected = read([path], arrow=False, header=header)
+    read_whole = engine_arrow._contents
+    monkeypatch.setattr(engine_arrow, "_contents", None)  # streamed, never read whole
+    monkeypatch.setattr(AthenaEngine, "_read_files", None)  # and by pyarrow
+    assert read([path], arrow=True, header=header) == expected
+    assert len(expected) == 500
+    monkeypatch.setattr(engine_arrow, "_contents", read_whole)
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        '1,say "hi"\n',  # a quote
+        "1,back\\slash\n",  # the escape character
+        "1,x\r\n",  # a carriage return
+        "1,x\x00y\n",  # NUL
+        "\n2,y\n",  # a blank line
+        "1,x,y,z,w,v\n",  # more fields than the first row (pyarrow refuses)
+    ],
+)
+def test_gzip_special_bytes_past_the_first_blocks_take_the_general_reader(
+    tmp_path, tail, small_blocks
+):
+    body = "".join(f"{i},v{i}\n" for i in range(200))
+    path = write(tmp_path / "a.csv.gz", body + tail + "3,z\n")
+    fmt = CsvFormat(",", '"', "\\")
+    assert engine_arrow.read_file(str(path), "gzip", fmt, 0) is None
+    assert outcome(path, arrow=True) == outcome(path, arrow=False)
+
+
+def test_gzip_damaged_past_the_first_blocks_fails_as_the_general_reader_fails(
+    tmp_path, small_blocks
+):
+    data = gzip.compress("".join(f"{i},v{i}\n" for i in range(2000)).encode())
+    path = tmp_path / "a.csv.gz"
+    path.write_bytes(data[: len(data) // 2])  # truncated
+    assert engine_arrow.read_file(str(path), "gzip", CsvFormat(), 0) is None
+    failed = outcome(path, arrow=True)
+    assert isinstance(failed, str) and "a.csv.gz" in failed
+    assert failed == outcome(path, arrow=False)
+
+
+def test_gzip_header_longer_than_the_probe_is_read_whole(tmp_path, small_blocks, monkeypatch):
+    header = ",".join(f"column_{i}" for i in range(40))  # longer than the 64-byte probe
+    path = write(tmp_path / "a.csv.gz", header + "\n1,a\n2,b\n")
+    monkeypatch.setattr(AthenaEngine, "_read_files", None)
+    assert read([path], arrow=True, header=True) == [("1", "a", None, None), ("2", "b", None, None)]
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        b"1,Z\xfcrich\n",  # Latin-1, not UTF-8
+        b"1,\xe2\x80\n",  # a 3-byte character cut short mid-file
+        b"1,x\xf0\x9f\x98",  # a 4-byte character cut by the end of the file
+    ],
+)
+def test_gzip_bad_utf8_past_the_first_blocks_takes_the_general_reader(tmp_path, tail, small_blocks):
+    body = "".join(f"{i},v{i}é\n" for i in range(200)).encode()
+    path = write(tmp_path / "a.csv.gz", body + tail)
+    assert engine_arrow.read_file(str(path), "gzip", CsvFormat(), 0) is None
+    assert outcome(path, arrow=True) == outcome(path, arrow=False)
+
+
+def test_characters_cut_by_a_block_end_are_told_apart():
+    for char in ("é", "—", "😀"):
+        data = char.encode()
+        for cut in range(1, len(data)):
+            assert whole_characters(b"ab" + data[:cut]) == 2
+        assert whole_characters(b"ab" + data) == 2 + len(data)
+    assert whole_characters(b"abc") == 3

@@ -20,8 +20,6 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from snapcdc.model.errors import ResultFormatError
 from snapcdc.model.s3paths import object_uri
 
@@ -104,6 +102,9 @@ def iter_records(
 
     One ranged GET from the cursor, streamed; nothing before ``start`` is read again.
     """
+    # imported here: snapcdc diff counts result files without botocore (~10 ms at start-up)
+    from botocore.exceptions import ClientError
+
     bucket, key = object_uri(uri)
     try:
         body = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-")["Body"]

@@ -15,8 +15,6 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from snapcdc.model.contract import ContractError, ExportRef, TableConfig, TableSchema
 
 HEADER_RANGE_BYTES = 64 * 1024
@@ -25,6 +23,8 @@ MAX_HEADER_BYTES = 1024 * 1024
 
 def read_table_config(s3: Any, bucket: str, ref: ExportRef) -> TableConfig:
     """The table's ``_table.json``, or the defaults (header row, ``,``) when there is none."""
+    from botocore.exceptions import ClientError  # here: snapcdc diff runs without botocore
+
     try:
         body = s3.get_object(Bucket=bucket, Key=ref.config_key)["Body"].read()
     except ClientError as exc:
@@ -44,6 +44,8 @@ def read_header(s3: Any, bucket: str, key: str, config: TableConfig) -> list[str
 
 
 def _gunzipped_ranges(s3: Any, bucket: str, key: str) -> Iterator[bytes]:
+    from botocore.exceptions import ClientError  # here: snapcdc diff runs without botocore
+
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     start = 0
     while True:

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from snapcdc.model.contract import TableSchema
 
 GZIP_MAGIC = b"\x1f\x8b"
+CACHE_ENV = "SNAPCDC_CACHE_DIR"
 
 
 @dataclass
@@ -129,6 +130,17 @@ def _stage(stage: Path, role: str, path: Path, table: str) -> Export:
     except OSError:
         shutil.copyfile(path, staged)
     return Export(role, path, staged)
+
+
+def cache_dir() -> Path | None:
+    """Where compiled SQL is kept between runs (the same statements come back every run):
+    ``$SNAPCDC_CACHE_DIR``, else ``snapcdc`` in the user's cache directory (XDG); ``None``, no
+    cache, when ``SNAPCDC_CACHE_DIR`` is set empty."""
+    configured = os.environ.get(CACHE_ENV)
+    if configured is not None:
+        return Path(configured) if configured else None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "snapcdc"
 
 
 def _path(value: str | os.PathLike[str] | None) -> Path | None:

@@ -14,15 +14,17 @@ import shutil
 import zlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import jinja2
 
 from snapcdc.aws.result_files import count_leading_in
 from snapcdc.model.contract import ContractError, TableConfig, TableSchema
 from snapcdc.model.errors import ExportCheckFailed, ResultFormatError
-from snapcdc.sql import queries
+from snapcdc.sql import queries, render
 from snapcdc.steps.check import evaluate_records
 from snapcdc.steps.plan import (
     Version,
@@ -31,14 +33,18 @@ from snapcdc.steps.plan import (
     version_schema,
     version_statements,
 )
-from snapcdc_local.cli.diff import Export
+from snapcdc_local.cli.diff import Export, cache_dir
 from snapcdc_local.cli.main import CliError
 from snapcdc_local.engine.arrow_reader import Prefetch
 from snapcdc_local.engine.engine import AthenaEngine, EngineError
 
 DATABASE = "snapcdc_diff"
+PlannedStatement = tuple[str, str, str]  # (name, kind, sql), as version_statements gives them
 BUCKET = "s3://snapcdc-local"
 READ_BYTES = 1 << 20
+# A header row is read in blocks this small: inflating a whole READ_BYTES block for it would
+# cost more than the rest of the planning.
+HEADER_READ_BYTES = 1 << 16
 
 
 def diff_staged(
@@ -49,25 +55,14 @@ def diff_staged(
     prefetch: Prefetch | None = None,
 ) -> dict[str, Any]:
     """The diff of two staged files: counts, schemas and row counts (DiffResult's fields)."""
-    with AthenaEngine(_resolver_for(stage), prefetched=prefetch) as engine:
-        old_version = _version(sides[0], config)
-        # NEW keeps OLD's key when it still has those columns, as a next version would
-        new_version = _version(sides[1], config, old_version.schema.key)
-        # Planned before anything runs: a changed key fails before any file is read.
-        old_plan = [
-            s for s in version_statements(DATABASE, old_version, size_limits=False) if s[1] != "ops"
-        ]
-        try:
-            new_plan = version_statements(DATABASE, new_version, old_version, size_limits=False)
-        except ContractError as exc:
-            raise CliError(f"OLD and NEW cannot be compared: {exc}") from None
-        for side, plan, version in zip(
-            sides, (old_plan, new_plan), (old_version, new_version), strict=True
-        ):
-            try:
-                check_statement_sizes(plan, str(side), version.schema)
-            except ContractError as exc:
-                raise CliError(str(exc)) from None
+    cache = cache_dir()
+    with AthenaEngine(
+        _resolver_for(stage),
+        prefetched=prefetch,
+        statement_cache=cache / "engine" if cache is not None else None,
+    ) as engine:
+        with _templates_cached(cache):
+            old_version, new_version, old_plan, new_plan = _plan(sides, config)
         checked = next(i for i, (_, kind, _) in enumerate(new_plan) if kind == "check")
         for _, kind, sql in old_plan + new_plan[:checked]:
             if kind == "ddl":
@@ -91,6 +86,58 @@ def diff_staged(
     }
 
 
+def _plan(
+    sides: Sequence[Export], config: TableConfig
+) -> tuple[Version, Version, list[PlannedStatement], list[PlannedStatement]]:
+    """Plan's versions and statements: OLD as a first load (without its ops), NEW as the delta
+    against OLD. Planned before anything runs: a changed key fails before any file is read."""
+    old_version = _version(sides[0], config)
+    # NEW keeps OLD's key when it still has those columns, as a next version would
+    new_version = _version(sides[1], config, old_version.schema.key)
+    old_plan = [
+        s for s in version_statements(DATABASE, old_version, size_limits=False) if s[1] != "ops"
+    ]
+    try:
+        new_plan = version_statements(DATABASE, new_version, old_version, size_limits=False)
+    except ContractError as exc:
+        raise CliError(f"OLD and NEW cannot be compared: {exc}") from None
+    for side, plan, version in zip(
+        sides, (old_plan, new_plan), (old_version, new_version), strict=True
+    ):
+        try:
+            check_statement_sizes(plan, str(side), version.schema)
+        except ContractError as exc:
+            raise CliError(str(exc)) from None
+    return old_version, new_version, old_plan, new_plan
+
+
+class _TemplateCache(jinja2.FileSystemBytecodeCache):
+    """Jinja's compiled templates on disk; one that cannot be written is compiled next time."""
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        with suppress(OSError):
+            super().dump_bytecode(bucket)
+
+
+@contextmanager
+def _templates_cached(cache: Path | None) -> Iterator[None]:
+    """Plan's templates loaded through a cache of their compiled code in ``cache``: compiling
+    them costs more than reading both header rows. Jinja checks each template's source against
+    the cached code. Only while diff plans: the environment is the process's (render's)."""
+    environment = render.environment()
+    previous = environment.bytecode_cache
+    if cache is not None:
+        try:
+            (cache / "jinja").mkdir(parents=True, exist_ok=True, mode=0o700)
+            environment.bytecode_cache = _TemplateCache(str(cache / "jinja"))
+        except OSError:
+            pass
+    try:
+        yield
+    finally:
+        environment.bytecode_cache = previous
+
+
 def _resolver_for(stage: Path):
     """Each side's location holds exactly its staged file (looked up when a query runs)."""
 
@@ -101,11 +148,11 @@ def _resolver_for(stage: Path):
     return resolve
 
 
-def _chunks(path: Path) -> Iterator[bytes]:
+def _chunks(path: Path, size: int = READ_BYTES) -> Iterator[bytes]:
     """The file's bytes, gunzipped if it is gzip, as they are read."""
     opener = gzip.open if path.name.endswith(".gz") else open
     with opener(path, "rb") as fh:
-        while chunk := fh.read(READ_BYTES):
+        while chunk := fh.read(size):
             yield chunk
 
 
@@ -116,7 +163,8 @@ def _version(
 
     def header_of(_: str) -> list[str]:
         try:
-            return header_fields(_chunks(side.staged), config, side.path.name)
+            chunks = _chunks(side.staged, HEADER_READ_BYTES)
+            return header_fields(chunks, config, side.path.name)
         except (OSError, EOFError, zlib.error) as exc:
             raise CliError(f"cannot read {side}: {_reason(exc)}") from None
 
@@ -160,20 +208,23 @@ def _run_ops(
         raise CliError(str(exc)) from None
     counts = count_leading_in(_chunks(result_csv), queries.OPS)
     if out is not None:
-        _write_plain_csv(result_csv, schema, Path(out))
+        _write_plain_csv(engine, result_csv, schema, Path(out))
     return counts
 
 
-def _write_plain_csv(result_csv: Path, schema: TableSchema, target: Path) -> None:
-    """Athena's result CSV (every value quoted) rewritten as plain CSV by DuckDB, no Python loop
-    over the rows (there can be millions)."""
+def _write_plain_csv(
+    engine: AthenaEngine, result_csv: Path, schema: TableSchema, target: Path
+) -> None:
+    """Athena's result CSV (every value quoted) rewritten as plain CSV by the engine's DuckDB
+    (a database of its own would cost another ~20 ms to start), no Python loop over the rows
+    (there can be millions)."""
     if target.parent and not target.parent.exists():
         raise CliError(f"cannot write {target}: directory {target.parent} does not exist")
     # read under positional names: a user's column may be called op too
     names = ["op", *schema.columns]
     columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(names))) + "}"
     body = result_csv.parent / "ops_body.csv"
-    con = duckdb.connect()
+    con = engine.local_cursor()
     try:
         con.execute(
             f"COPY (SELECT * FROM read_csv('{_sql_text(str(result_csv))}', "

@@ -26,6 +26,7 @@ True
 
 from __future__ import annotations
 
+import io
 import mmap
 import os
 from collections.abc import Sequence
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from snapcdc_local.engine.opencsv import CsvFormat, compression
+from snapcdc_local.engine.text_blocks import CheckedBlocks
 
 try:  # in the `local` extra; without it every file takes the general reader
     import pyarrow as pa
@@ -52,8 +54,10 @@ if TYPE_CHECKING:
 __all__ = ["CsvFormat", "Prefetch", "available", "read_file", "read_plain"]
 
 UTF8_BOM = b"\xef\xbb\xbf"
-# pyarrow parses a file in blocks of this many bytes, one block per task.
-BLOCK_SIZE = 1 << 24
+# pyarrow parses a file in blocks of this many bytes, one block per task. Blocks that stay in
+# the CPU's cache parse faster: on a million-row export (120 MB) 0.34 CPU-s with 1 MiB blocks
+# against 0.40-0.48 with 16 MiB ones, and 20% fewer page faults.
+BLOCK_SIZE = 1 << 20
 # How much of a gzip file is inflated first, to turn away quoted exports cheaply.
 GZIP_PROBE_BYTES = 1 << 20
 
@@ -127,6 +131,10 @@ def read_file(
     if pa is None or len(separator) != 1 or separator in b"\r\n":
         return None
     special = {c.encode("utf-8") for c in (fmt.quote, fmt.escape, "\r", "\0")}
+    if compression == "gzip" and all(len(s) == 1 for s in special):
+        streamed = _read_gzip(path, fmt.separator, special, header_lines)
+        if streamed is not _TOO_LONG:
+            return streamed
     contents = _contents(path, compression, special)
     if contents is None:
         return None
@@ -136,12 +144,60 @@ def read_file(
     start = _after_lines(text, header_lines)
     if start >= len(text):
         return pa.table({})  # no rows: empty, or header lines only
-    first_line_end = text.find(b"\n", start)
-    fields = text[start : None if first_line_end < 0 else first_line_end].count(separator) + 1
+    fields = _fields(text, start, separator)
     table = _parse(buffer.slice(start), fmt.separator, fields)
     if table is None or _has_blank_lines(table, len(text) - start, text[-1:] == b"\n"):
         return None
     return table
+
+
+_TOO_LONG = object()  # the header lines or the first row do not fit in the probe
+
+
+def _read_gzip(
+    path: str, separator: str, special: set[bytes], header_lines: int
+) -> pyarrow.Table | None | object:
+    """A gzip file's rows, inflated block by block as pyarrow parses them.
+
+    Inflating the whole file first would put all of its text in fresh memory the parse then
+    reads back: measured on a million-row export, 42,000 page faults and ~0.1 CPU-s more per
+    file than inflating MiB blocks, which the allocator recycles while they are still in the
+    CPU's cache. Each block is searched for the bytes only the general reader handles as it
+    passes (the first one stops the read). ``_TOO_LONG`` when the header lines and the first
+    row are not all in the first MiB (the caller then reads the whole file).
+    """
+    try:
+        if os.path.getsize(path) == 0:
+            return None  # not a gzip file: the general reader decides what it holds
+        with _gzip.open(path, "rb") as fh:
+            try:
+                head = fh.read(GZIP_PROBE_BYTES)
+            except Exception:  # not gzip, or damaged: the general reader reports it
+                return None
+            if _needs_general_reader(head, special):
+                return None
+            whole = len(head) < GZIP_PROBE_BYTES  # the probe holds the whole file
+            start = _after_lines(head, header_lines)
+            if not whole and head.find(b"\n", start) < 0:
+                return _TOO_LONG
+            if start >= len(head):
+                return pa.table({})  # no rows: empty, or header lines only
+            blocks = CheckedBlocks(fh, head[start:], special, BLOCK_SIZE)
+            fields = _fields(head, start, separator.encode("utf-8"))
+            table = _parse(blocks, separator, fields, check_utf8=False)  # blocks checks it
+    except OSError:
+        return None
+    if blocks.refused or table is None:
+        return None
+    if _has_blank_lines(table, blocks.size, blocks.last_byte == b"\n"):
+        return None
+    return table
+
+
+def _fields(text: bytes | mmap.mmap, start: int, separator: bytes) -> int:
+    """The number of fields of the line starting at ``start``."""
+    end = text.find(b"\n", start)
+    return text[start : None if end < 0 else end].count(separator) + 1
 
 
 class Prefetch:
@@ -203,8 +259,9 @@ def _contents(
 
     A plain file is memory-mapped rather than read: both views share the page cache, and the
     copy a read would make costs as much as pyarrow's parse of a third of the file. A gzip
-    file's first MiB is inflated first: a quoted export shows a quote there, and is then left
-    to the general reader without being inflated twice.
+    file (only read whole when :func:`_read_gzip` cannot stream it) has its first MiB inflated
+    first: a quoted export shows a quote there, and is then left to the general reader without
+    being inflated twice.
     """
     try:
         if compression == "none":
@@ -237,16 +294,20 @@ def _after_lines(data: bytes | mmap.mmap, count: int) -> int:
     return offset
 
 
-def _parse(body: pyarrow.Buffer, separator: str, fields: int) -> pyarrow.Table | None:
-    """Split ``body`` into ``fields`` string columns; ``None`` unless every line has them all.
+def _parse(
+    body: pyarrow.Buffer | io.RawIOBase, separator: str, fields: int, check_utf8: bool = True
+) -> pyarrow.Table | None:
+    """Split ``body`` (a buffer, or a stream of blocks) into ``fields`` string columns;
+    ``None`` unless every line has them all.
 
     Blank lines are skipped here (pyarrow would make them rows of ``''``; the SerDe makes them
     rows of NULLs): :func:`_has_blank_lines` then tells whether there were any.
     """
     names = [f"c{i}" for i in range(fields)]
     try:
+        source = pa.BufferReader(body) if isinstance(body, pa.Buffer) else body
         return pa_csv.read_csv(
-            pa.BufferReader(body),
+            source,
             read_options=pa_csv.ReadOptions(
                 column_names=names, use_threads=True, block_size=BLOCK_SIZE
             ),
@@ -262,7 +323,7 @@ def _parse(body: pyarrow.Buffer, separator: str, fields: int) -> pyarrow.Table |
                 column_types=dict.fromkeys(names, pa.string()),
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
-                check_utf8=True,
+                check_utf8=check_utf8,
             ),
             memory_pool=_POOL,
         )

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from snapcdc.model.s3paths import is_hidden
-from snapcdc_local.engine.ddl import CreateDatabase, DropTable, ExternalTable
+from snapcdc_local.engine.definitions import CreateDatabase, DropTable, ExternalTable
 from snapcdc_local.engine.errors import EngineError
 from snapcdc_local.engine.storage import DEFAULT_DATABASE, STORAGE_SCHEMA, Key
 

@@ -12,12 +12,14 @@ changes how files are read) raises :class:`DdlError` instead of being half under
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import sqlglot
 from sqlglot import exp
 
+# The statements' values live in definitions, which needs no sqlglot; re-exported here.
+from snapcdc_local.engine.definitions import CreateDatabase, DdlError, DropTable, ExternalTable
 from snapcdc_local.engine.opencsv import NO_ESCAPE, CsvFormat
+
+__all__ = ["CreateDatabase", "DdlError", "DropTable", "ExternalTable", "parse_ddl"]
 
 OPEN_CSV_SERDE = "org.apache.hadoop.hive.serde2.OpenCSVSerde"
 # Trino: an absent escapeChar, or an explicit '"', means backslash when reading.
@@ -27,36 +29,6 @@ SERDE_DEFAULTS = {"separatorChar": ",", "quoteChar": '"', "escapeChar": DEFAULT_
 # that would change what is read (skip.footer.line.count, projections, encodings) is refused.
 HEADER_PROPERTY = "skip.header.line.count"
 DESCRIPTIVE_PROPERTIES = {"classification", "comment", "has_encrypted_data", "typeofdata"}
-
-
-class DdlError(ValueError):
-    """A statement the engine does not support; the message is Athena-like."""
-
-
-@dataclass(frozen=True)
-class CreateDatabase:
-    database: str
-    if_not_exists: bool
-
-
-@dataclass(frozen=True)
-class DropTable:
-    database: str | None
-    table: str
-    if_exists: bool
-
-
-@dataclass(frozen=True)
-class ExternalTable:
-    """A ``CREATE EXTERNAL TABLE``: names lowercased as Glue stores them."""
-
-    database: str | None
-    table: str
-    columns: tuple[str, ...]
-    location: str
-    csv: CsvFormat
-    header_lines: int
-    if_not_exists: bool
 
 
 def parse_ddl(statement: exp.Expression | str) -> CreateDatabase | DropTable | ExternalTable:

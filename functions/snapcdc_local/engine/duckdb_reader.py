@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from snapcdc_local.engine.ddl import ExternalTable
+from snapcdc_local.engine.definitions import ExternalTable
 from snapcdc_local.engine.opencsv import (
     NO_ESCAPE,
     compression,

@@ -8,7 +8,7 @@ import os
 
 import duckdb
 
-from snapcdc_local.engine.ddl import ExternalTable
+from snapcdc_local.engine.definitions import ExternalTable
 
 
 class EngineError(RuntimeError):
