@@ -32,8 +32,12 @@ $(CHECKOV_STAMP):
 checkov: $(CHECKOV_STAMP)
 	$(CHECKOV_VENV)/bin/checkov -f cfn.yaml --framework cloudformation --quiet --compact --skip-download
 
+# One pytest worker per core (pytest-xdist; how files are dealt out: addopts in pyproject).
+# A plain `pytest tests/...` runs in one process: no worker start-up for a single file.
+PYTEST_WORKERS ?= auto
+
 test: lint checkov
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
 
 demo: install
 	$(BIN)/snapcdc local run data --history last
