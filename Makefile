@@ -3,10 +3,13 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# checkov pins an old boto3, so it gets its own venv (installed once, ~15 s, by make install).
+CHECKOV_VENV  := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: install test lint checkov lambda package demo clean
+.PHONY: install test lint checkov pytest lambda package demo clean
 
-install: $(STAMP)
+install: $(STAMP) $(CHECKOV_STAMP)
 
 # Reinstall only when the project's dependency list changes.
 $(STAMP): pyproject.toml
@@ -20,10 +23,6 @@ lint: install
 	$(BIN)/ruff format --check functions tests scripts
 	$(BIN)/cfn-lint cfn.yaml
 
-# checkov pins an old boto3, so it gets its own venv (installed once, ~15 s).
-CHECKOV_VENV  := .venv-checkov
-CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
-
 $(CHECKOV_STAMP):
 	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov>=3.2,<4'
@@ -32,8 +31,18 @@ $(CHECKOV_STAMP):
 checkov: $(CHECKOV_STAMP)
 	$(CHECKOV_VENV)/bin/checkov -f cfn.yaml --framework cloudformation --quiet --compact --skip-download
 
-test: lint checkov
-	$(BIN)/pytest -q
+# One pytest worker per core (pytest-xdist; how files are dealt out: addopts in pyproject).
+# A plain `pytest tests/...` runs in one process: no worker start-up for a single file.
+PYTEST_WORKERS ?= auto
+
+pytest: install
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
+
+# The linters' ~10 s run beside pytest's start-up. Output is synced per line, so their few lines
+# come out whole among pytest's progress lines and pytest's summary stays last; any failure fails
+# the target, after all three have run (--keep-going: one run reports every failure).
+test: install
+	@$(MAKE) --no-print-directory --keep-going -j3 --output-sync=line lint checkov pytest
 
 demo: install
 	$(BIN)/snapcdc local run data --history last
