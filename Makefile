@@ -44,7 +44,7 @@ pytest: install
 test: install
 	@$(MAKE) --no-print-directory --keep-going -j3 --output-sync=line lint checkov pytest
 
-demo: install
+demo: $(STAMP)
 	$(BIN)/snapcdc local run data --history last
 
 # The Lambda artifact: functions/snapcdc as it is (SQL templates inside), arm64 wheels.

@@ -5,12 +5,27 @@ named ``conftest`` to look for doctests; with two test folders given on the comm
 (``pytest tests/local tests/stack``) the second import then clashes with the first ("import
 file mismatch"). Conftest files hold fixtures, not doctests, so they are left out of doctest
 collection.
+
+``snapcdc diff`` keeps compiled statements in ``$SNAPCDC_CACHE_DIR`` (else the user's cache
+folder): a test run gets a folder of its own, so it neither writes into the home directory nor
+depends on what an earlier run left there.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+
 import pytest
 from _pytest.doctest import DoctestModule
+
+
+def pytest_configure(config):
+    if "SNAPCDC_CACHE_DIR" not in os.environ:
+        folder = tempfile.mkdtemp(prefix="snapcdc-test-cache-")
+        os.environ["SNAPCDC_CACHE_DIR"] = folder
+        config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
 @pytest.hookimpl(wrapper=True)
