@@ -204,3 +204,26 @@ def test_timeout_seconds_ends_the_execution_timed_out(sfn):
     arn = described["executionArn"]
     statuses = [e["detail"]["status"] for e in events_of(sfn, arn)]
     assert sorted(statuses) == ["RUNNING", "TIMED_OUT"]
+
+
+def test_a_definition_is_parsed_once_and_every_execution_gets_its_own_program():
+    from moto.stepfunctions.parser.asl.parse.asl_parser import (
+        AmazonStateLanguageParser,
+        ASLParserException,
+    )
+
+    from snapcdc_local.emulator import asl_cache
+
+    definition = json.dumps(
+        {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": {"a": 1}, "End": True}}}
+    )
+    with asl_cache.installed() as cache:
+        first, tree = AmazonStateLanguageParser.parse(definition)
+        second, again = AmazonStateLanguageParser.parse(definition)
+        assert list(cache) == [definition]
+        assert first is not second and tree is again  # components copied, the tree shared
+        assert type(first) is type(second)
+        for _ in range(2):  # a bad definition fails every time and is never cached
+            with pytest.raises(ASLParserException):
+                AmazonStateLanguageParser.parse('{"StartAt": ')
+        assert list(cache) == [definition]

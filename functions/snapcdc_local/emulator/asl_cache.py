@@ -1,0 +1,51 @@
+"""Each state machine definition parsed once, not once per execution.
+
+moto's Step Functions interpreter (LocalStack's, with an ANTLR grammar in pure Python) parses a
+state machine's definition when it is created (to validate it) and again at the start of every
+execution, ~0.09 s of CPU for ``state_machine.asl.json`` each time: a test suite that runs a few
+hundred executions spends tens of seconds there. While :func:`installed` is active,
+``AmazonStateLanguageParser.parse`` answers a definition it parsed before from a cache, with a
+deep copy of the evaluation components (~0.007 s), so that every execution still gets a program
+of its own, as a fresh parse would give it (components are not shared between executions). A
+definition that fails to parse is never cached: it fails again, with the same error. The parse
+tree (second item) is shared: its callers only read it.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from unittest import mock
+
+CACHE_SIZE = 16
+
+
+@contextmanager
+def installed(size: int = CACHE_SIZE) -> Iterator[OrderedDict[str, Any]]:
+    """While the block runs, parses come from the cache; yields it (tests look into it)."""
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    parse = AmazonStateLanguageParser.parse
+    cache: OrderedDict[str, tuple[Any, Any]] = OrderedDict()
+    lock = threading.Lock()
+
+    def cached_parse(definition: str) -> tuple[Any, Any]:
+        with lock:
+            hit = cache.get(definition)
+            if hit is not None:
+                cache.move_to_end(definition)
+        if hit is None:
+            hit = parse(definition)  # raises for a bad definition: nothing is cached
+            with lock:
+                cache[definition] = hit
+                if len(cache) > size:
+                    cache.popitem(last=False)
+        program, tree = hit
+        return copy.deepcopy(program), tree
+
+    with mock.patch.object(AmazonStateLanguageParser, "parse", staticmethod(cached_parse)):
+        yield cache
