@@ -14,8 +14,7 @@ tree (second item) is shared: its callers only read it.
 from __future__ import annotations
 
 import copy
-import threading
-from collections import OrderedDict
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -25,27 +24,17 @@ CACHE_SIZE = 16
 
 
 @contextmanager
-def installed(size: int = CACHE_SIZE) -> Iterator[OrderedDict[str, Any]]:
-    """While the block runs, parses come from the cache; yields it (tests look into it)."""
+def installed(size: int = CACHE_SIZE) -> Iterator[Any]:
+    """While the block runs, parses come from the cache; yields the cached parse (its
+    ``cache_info()`` tells the hits; ``functools.lru_cache`` keeps nothing for a call that
+    raises, and is thread-safe)."""
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
-    parse = AmazonStateLanguageParser.parse
-    cache: OrderedDict[str, tuple[Any, Any]] = OrderedDict()
-    lock = threading.Lock()
+    parsed = functools.lru_cache(maxsize=size)(AmazonStateLanguageParser.parse)
 
     def cached_parse(definition: str) -> tuple[Any, Any]:
-        with lock:
-            hit = cache.get(definition)
-            if hit is not None:
-                cache.move_to_end(definition)
-        if hit is None:
-            hit = parse(definition)  # raises for a bad definition: nothing is cached
-            with lock:
-                cache[definition] = hit
-                if len(cache) > size:
-                    cache.popitem(last=False)
-        program, tree = hit
+        program, tree = parsed(definition)
         return copy.deepcopy(program), tree
 
     with mock.patch.object(AmazonStateLanguageParser, "parse", staticmethod(cached_parse)):
-        yield cache
+        yield parsed
