@@ -261,9 +261,7 @@ def _item_size_limit() -> Iterator[None]:
     measured = threading.local()
 
     def limited_put_item(self: Any, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        if not _surely_within(item_attrs, DYNAMODB_ITEM_BYTES) and (
-            item_size(item_attrs) > DYNAMODB_ITEM_BYTES
-        ):
+        if item_size(item_attrs) > DYNAMODB_ITEM_BYTES:
             raise ItemSizeTooLarge
         measured.whole = True  # the item moto builds now is within the limit, every part of it
         try:
@@ -292,23 +290,6 @@ def _item_size_limit() -> Iterator[None]:
         mock.patch.object(dynamo_type.LimitedSizeDict, "__setitem__", set_within_limit),
     ):
         yield
-
-
-def _surely_within(item: dict[str, Any], limit: int) -> bool:
-    """Whether the item's DynamoDB JSON is at most ``limit`` characters, which bounds its size
-    as DynamoDB counts it from above (every name and value appears in it, quoted, with more
-    around each: a type tag per value, more than the 1 byte per map or list element counted;
-    a number's digits are at least its counted bytes; non-ASCII is escaped to at least as many
-    characters as its UTF-8 bytes; a blob's base64 is longer than its bytes). ``json.dumps``
-    runs in C, the exact count in Python: most items are far under the limit.
-
-    >>> _surely_within({"pk": {"S": "é" * 10}}, 100), _surely_within({"pk": {"S": "x"}}, 10)
-    (True, False)
-    """
-    try:
-        return len(json.dumps(item)) <= limit
-    except (TypeError, ValueError):  # raw bytes (a blob moto decoded): count exactly
-        return False
 
 
 @contextmanager
