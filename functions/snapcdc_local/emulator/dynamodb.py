@@ -125,25 +125,26 @@ def _fast_scan_pages(writes: list[int]) -> Iterator[None]:
     from moto.dynamodb.models.table import RESULT_SIZE_LIMIT, Table
 
     scan = Table.scan
-    sorts: dict[int, tuple[int, Any, list[Any], list[Any]]] = {}
+    # One table's order at a time (a Scan reads one table page after page): the write count it
+    # was taken at, the table, its items in key order and their keys.
+    last: list[tuple[int, Any, list[Any], list[Any]]] = []
 
     def key_attrs(table: Any) -> list[str]:
         return [a for a in (table.hash_key_attr, table.range_key_attr) if a]
 
     def sorted_items(table: Any) -> tuple[list[Any], list[Any]]:
-        cached = sorts.get(id(table))
-        if cached is not None and cached[0] == writes[0] and cached[1] is table:
-            return cached[2], cached[3]
+        if last and last[0][0] == writes[0] and last[0][1] is table:
+            return last[0][2], last[0][3]
         attrs = key_attrs(table)
         if table.range_key_attr:
             items = [item for hash_set in table.items.values() for item in hash_set.values()]
         else:
             items = list(table.items.values())
-        items.sort(key=lambda item: tuple(item.attrs[a].cast_value for a in attrs))
-        keys = [tuple(item.attrs[a].cast_value for a in attrs) for item in items]
-        sorts.clear()  # one table's order at a time: a Scan reads one table page after page
-        sorts[id(table)] = (writes[0], table, items, keys)
-        return items, keys
+        # keys are unique within a table: the sort never compares two items
+        keyed = sorted((tuple(item.attrs[a].cast_value for a in attrs), item) for item in items)
+        ordered, keys = [item for _, item in keyed], [key for key, _ in keyed]
+        last[:] = [(writes[0], table, ordered, keys)]
+        return ordered, keys
 
     def fast_scan(
         self: Any,

@@ -144,8 +144,7 @@ class FastPath:
         http = AWSResponse(url, status, headers, MockRawResponse(body or b""))
         response_dict = convert_to_response_dict(http, model)
         service_model = model.service_model
-        protocol = getattr(service_model, "resolved_protocol", None) or service_model.protocol
-        parser = self._parser(protocol)
+        parser = self._parser(prepared_requests.protocol_of(service_model))
         parsed = parser.parse(response_dict, model.output_shape)
         if http.status_code >= 300:
             Endpoint._add_modeled_error_fields(None, response_dict, parsed, model, parser)  # type: ignore[arg-type]

@@ -13,10 +13,11 @@ serialised them as JSON.
 request -- the same URL parts, headers, region, partition, access key, account, the account
 marked as visited -- and as parameters the body's ``json.loads``, which is what moto's parser
 makes of a JSON body except where the input shape converts a value: blobs are base64-decoded,
-timestamps parsed, floats made ``float``. :func:`converting_members` lists, per operation, the
-member names whose shapes convert; a body holding any of them as a JSON string ``"Name"`` goes
-the usual way (every such key reads so in the raw bytes; quotes inside a string are escaped, so
-only a whole string value of that name can be a false alarm, and that costs nothing but speed).
+timestamps parsed, floats made ``float``. :func:`converting_members` lists, per input or output
+shape, the member names whose shapes convert; a body holding any of them as a JSON string
+``"Name"`` goes the usual way (every such key reads so in the raw bytes; quotes inside a string
+are escaped, so only a whole string value of that name can be a false alarm, and that costs
+nothing but speed).
 ``None`` means "do it the usual way": a request that is not JSON, not for a region in the URL,
 compressed, or mentioning a converting member.
 
@@ -34,6 +35,11 @@ from urllib.parse import urlparse
 
 JSON_PROTOCOLS = frozenset({"json"})
 CONVERTING_TYPES = frozenset({"blob", "timestamp", "float", "double"})
+
+
+def protocol_of(service_model: Any) -> str:
+    """The wire protocol botocore speaks to the service (the resolved one, where it has one)."""
+    return getattr(service_model, "resolved_protocol", None) or service_model.protocol
 
 
 @cache
@@ -85,28 +91,25 @@ def prepared(handler_class: type, model: Any, params: dict[str, Any]) -> Any:
     from werkzeug.datastructures import Headers
     from werkzeug.http import http_date
 
-    service_model = model.service_model
-    if (getattr(service_model, "resolved_protocol", None) or service_model.protocol) not in (
-        JSON_PROTOCOLS
-    ):
+    if protocol_of(model.service_model) not in JSON_PROTOCOLS:
         return None
     body = params.get("body")
     if not isinstance(body, bytes | str):
         return None
     raw = body.encode() if isinstance(body, str) else body
+    converting = converting_members(model.input_shape)
+    if converting is None or any(name in raw for name in converting):
+        return None
+    url = params["url"]
+    match = handler_class.region_regex.search(url)
+    if match is None:
+        return None
     headers = Headers(
         [(k, v.decode() if isinstance(v, bytes) else v) for k, v in params["headers"].items()]
     )
     if headers.get("Content-Encoding"):
         return None
-    url = params["url"]
     handler = handler_class()
-    match = handler.region_regex.search(url)
-    if match is None:
-        return None
-    converting = converting_members(model.input_shape)
-    if converting is None or any(name in raw for name in converting):
-        return None
     text = raw.decode("utf-8")
     parsed_url = urlparse(url)
     # What BaseResponse.setup_class sets, for a JSON request that botocore made.
