@@ -24,12 +24,12 @@ True
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import importlib.util
 import json
 import os
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,30 +69,25 @@ class StatementCache:
 
     def __init__(self, directory: str | os.PathLike[str] | None = None):
         self._directory = Path(directory) / _fingerprint() if directory is not None else None
-        self._memory: OrderedDict[tuple[str, str], Compiled] = OrderedDict()
-        self._lock = threading.Lock()
+        # in memory: lru_cache is thread-safe and keeps nothing for a compile that raises
+        self._cached = functools.lru_cache(maxsize=MEMORY_ENTRIES)(self._load_or_compile)
 
     def compile(self, sql: str, database: str) -> Compiled:
         """What ``sql`` compiles to with ``database`` as the current database (EngineError if
         it does not parse or is not a statement the engine runs)."""
-        key = (database, sql)
-        with self._lock:
-            found = self._memory.get(key)
-            if found is not None:
-                self._memory.move_to_end(key)
-        if found is None:
-            found = self._load(key)
-            if found is None:
-                found = _compile(sql, database)
-                self._store(key, found)
-            with self._lock:
-                self._memory[key] = found
-                while len(self._memory) > MEMORY_ENTRIES:
-                    self._memory.popitem(last=False)
+        found = self._cached(database, sql)
         if isinstance(found.ddl, ExternalTable):
             # a new definition each time it is run, as when it was parsed: the engine tells a
             # re-created table from the one whose rows it holds by identity
             return dataclasses.replace(found, ddl=dataclasses.replace(found.ddl))
+        return found
+
+    def _load_or_compile(self, database: str, sql: str) -> Compiled:
+        key = (database, sql)
+        found = self._load(key)
+        if found is None:
+            found = _compile(sql, database)
+            self._store(key, found)
         return found
 
     # -- disk ------------------------------------------------------------------------------------
