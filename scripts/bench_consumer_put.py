@@ -32,7 +32,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "functions"))
 
-CONDITION_TABLE = "bench-target"
+TARGET_TABLE = "bench-target"
 
 
 def ops(count: int, round_no: int) -> list[dict[str, Any]]:
@@ -56,7 +56,7 @@ def cpu_per_op(batch: list[dict[str, Any]]) -> float:
 
     started = time.process_time()
     for op in batch:
-        apply_op(CONDITION_TABLE, op)
+        apply_op(TARGET_TABLE, op)
     return (time.process_time() - started) / len(batch) * 1e6
 
 
@@ -90,7 +90,7 @@ def main() -> int:
         stack.enter_context(fastpath.installed(boto3._get_default_session()))
         clients.reset_clients()
         clients.client("dynamodb").create_table(
-            TableName=CONDITION_TABLE,
+            TableName=TARGET_TABLE,
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
