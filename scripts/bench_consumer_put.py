@@ -286,9 +286,10 @@ def main() -> int:
     )
     if in_worker is not None:
         print(
-            f"applied from a worker process ({args.threads} threads), answered here: wall "
-            f"{in_worker['wall']:.0f} us per op; CPU per op {in_worker['parent']:.0f} us here "
-            f"(moto), {in_worker['worker']:.0f} us in the worker (botocore)"
+            f"applied from a worker process ({args.threads} thread{'s' * (args.threads != 1)}), "
+            f"answered here: wall {in_worker['wall']:.0f} us per op; "
+            f"CPU per op {in_worker['parent']:.0f} us here (moto), "
+            f"{in_worker['worker']:.0f} us in the worker (botocore)"
         )
     return 0
 
