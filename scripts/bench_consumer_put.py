@@ -128,8 +128,8 @@ def split_round(fast: Any, batch: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def worker(conn: Any, count: int, round_no: int, threads: int) -> None:
-    """The worker process: apply ``count`` ops, every call answered through ``conn``."""
-    os.environ.update(CREDENTIALS)
+    """The worker process: apply ``count`` ops, every call answered through ``conn`` (the
+    credentials are main's: a spawned process inherits its environment)."""
     import boto3
 
     from snapcdc.aws import clients

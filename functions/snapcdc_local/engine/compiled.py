@@ -54,10 +54,6 @@ class Compiled:
     tables: tuple[Key, ...] = ()  # the (database, table) names a query reads
     sql_error: str | None = None  # why the query cannot be transpiled (raised on use)
 
-    @property
-    def is_query(self) -> bool:
-        return self.ddl is None
-
 
 class StatementCache:
     """``compile(sql, database)`` with results kept in memory and, with ``directory``, on disk.
