@@ -1,21 +1,32 @@
 # Two commands set everything up on a fresh machine: `make demo` and `make test`.
+# Every environment installs exactly what a lock file says (uv.lock, tools/checkov/uv.lock,
+# tools/uv-requirements.txt); `make lock` re-locks them (see the README, "Upgrading").
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# checkov pins an old boto3, so it gets its own venv (installed once, ~15 s, by make install).
+# uv, the installer, pinned by hash in a venv of its own.
+UV_VENV := .venv-uv
+UV      := $(UV_VENV)/bin/uv
+# checkov pins an older boto3, so it gets its own venv, locked by tools/checkov/uv.lock.
 CHECKOV_VENV  := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+# Use the machine's Python (never download one); installs come from the lock, not the ranges.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
 
-.PHONY: install test lint checkov pytest lambda package demo clean
+.PHONY: install test test-latest lint checkov pytest lambda package demo lock clean
 
 install: $(STAMP) $(CHECKOV_STAMP)
 
-# Reinstall only when the project's dependency list changes.
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(UV): tools/uv-requirements.txt
+	test -x $(UV_VENV)/bin/python || $(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/python -m pip install --quiet --require-hashes --no-deps -r tools/uv-requirements.txt
+	touch $(UV)
+
+# Reinstall only when the lock changes. --locked: fail if uv.lock no longer matches pyproject.toml.
+$(STAMP): uv.lock pyproject.toml $(UV)
+	$(UV) sync --quiet --locked --extra dev
 	touch $(STAMP)
 
 lint: install
@@ -23,9 +34,8 @@ lint: install
 	$(BIN)/ruff format --check functions tests scripts
 	$(BIN)/cfn-lint cfn.yaml
 
-$(CHECKOV_STAMP):
-	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov>=3.2,<4'
+$(CHECKOV_STAMP): tools/checkov/uv.lock tools/checkov/pyproject.toml $(UV)
+	UV_PROJECT_ENVIRONMENT=$(abspath $(CHECKOV_VENV)) $(UV) sync --quiet --locked --project tools/checkov
 	touch $(CHECKOV_STAMP)
 
 checkov: $(CHECKOV_STAMP)
@@ -47,9 +57,10 @@ test: install
 demo: $(STAMP)
 	$(BIN)/snapcdc local run data --history last
 
-# The Lambda artifact: functions/snapcdc as it is (SQL templates inside), arm64 wheels.
-lambda: install
-	$(BIN)/python scripts/build_lambda.py build/lambda
+# The Lambda artifact: functions/snapcdc as it is (SQL templates inside), arm64 wheels of the
+# locked runtime dependencies. Needs only uv, not the dev install.
+lambda: $(UV)
+	UV=$(UV) $(PYTHON) scripts/build_lambda.py build/lambda
 
 # Upload the artifact and the state machine definition; deploy build/packaged.yaml.
 S3_PREFIX ?= snapcdc
@@ -58,5 +69,23 @@ package: lambda
 	aws cloudformation package --template-file cfn.yaml --s3-bucket $(S3_BUCKET) \
 		--s3-prefix $(S3_PREFIX) --output-template-file build/packaged.yaml
 
+# Re-lock every environment from the ranges in pyproject.toml (newest allowed releases), then
+# prove it: make test && make demo. UPGRADE="--upgrade-package NAME" re-locks one package.
+UPGRADE ?= --upgrade
+lock: $(UV)
+	$(UV) lock $(UPGRADE)
+	$(UV) lock $(UPGRADE) --project tools/checkov
+	@echo "uv.lock and tools/checkov/uv.lock re-locked; run make test && make demo before committing"
+
+# The newest releases the ranges allow, in a throwaway venv, without touching the lock: drift
+# is seen here before a user sees it. Prints the versions it ran with.
+LATEST_VENV ?= build/venv-latest
+test-latest: $(UV)
+	rm -rf $(LATEST_VENV)
+	$(UV) venv --quiet $(LATEST_VENV)
+	VIRTUAL_ENV=$(abspath $(LATEST_VENV)) $(UV) pip install --quiet --upgrade -e '.[dev]'
+	@$(LATEST_VENV)/bin/python -c "import importlib.metadata as m; print('newest releases:', ', '.join(f'{p} {m.version(p)}' for p in ('boto3', 'botocore', 'moto', 'duckdb', 'sqlglot', 'awscli', 'pyathena')))"
+	$(LATEST_VENV)/bin/pytest -q -n $(PYTEST_WORKERS) -p no:cacheprovider
+
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) build dist .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) $(UV_VENV) build dist .pytest_cache .ruff_cache

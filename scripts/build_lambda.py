@@ -6,7 +6,9 @@ Layout of ``build/lambda`` (the ``Code`` path in cfn.yaml)::
     snapcdc/sql/templates/   the Athena templates (the top-level sql/, linked into the package)
     jinja2/ markupsafe/ aws_lambda_powertools/ ...   arm64 / CPython 3.12 wheels
 
-boto3 is not bundled: the Lambda Python runtime provides it.
+The dependencies are the ones uv.lock pins (``uv export``), as arm64 / CPython 3.12 wheels,
+without byte code (the runtime compiles for its own Python) or console scripts. boto3 is not
+bundled: the Lambda Python runtime provides it.
 
 Usage: python scripts/build_lambda.py [OUT_DIR] [--skip-deps]
 """
@@ -14,6 +16,7 @@ Usage: python scripts/build_lambda.py [OUT_DIR] [--skip-deps]
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -21,37 +24,54 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "functions" / "snapcdc"
-# What the handlers import beyond the standard library and boto3 (ranges as in pyproject.toml).
-RUNTIME_DEPENDENCIES = [
-    "jinja2>=3.1,<4",
-    "markupsafe>=2.1,<4",
-    "aws-lambda-powertools>=3.0,<4",
-    # aggregated Kinesis records; aws-kinesis-agg imports six without declaring it
-    "aws-kinesis-agg>=1.2.3,<1.3",
-    "six>=1.16,<2",
-    "protobuf>=4.21,<8",
-]
+# The Lambda runtime provides boto3 (and botocore, s3transfer): pruned from what is bundled.
+RUNTIME_PROVIDED = ("boto3",)
 # Byte code is the interpreter's cache, not source; symlinks (sql/templates) are copied as files.
 BYTECODE = shutil.ignore_patterns("__pycache__", "*.pyc")
+
+
+def uv() -> str:
+    """The uv that `make` installed (UV), else one on PATH."""
+    found = os.environ.get("UV") or shutil.which("uv")
+    if not found:
+        raise SystemExit("uv not found: run `make lambda` (it installs uv), or set UV=/path/to/uv")
+    return found
 
 
 def copy_sources(out: Path) -> None:
     shutil.copytree(PACKAGE, out / "snapcdc", ignore=BYTECODE)
 
 
+def locked_requirements() -> str:
+    """The handlers' dependencies exactly as uv.lock pins them (with hashes), less what the
+    runtime provides: the lock is the one list of versions for every environment."""
+    prune = [arg for name in RUNTIME_PROVIDED for arg in ("--prune", name)]
+    return subprocess.run(
+        [uv(), "export", "--frozen", "--no-dev", "--no-emit-project", *prune,
+         "--format", "requirements-txt", "--no-header", "--project", str(REPO)],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+
+
 def install_dependencies(out: Path) -> None:
+    requirements = out.parent / f"{out.name}-requirements.txt"
+    requirements.write_text(locked_requirements())
     subprocess.run(
         [
-            sys.executable, "-m", "pip", "install", "--quiet",
-            "--platform", "manylinux2014_aarch64",
-            "--implementation", "cp",
+            uv(), "pip", "install", "--quiet",
+            "--python-platform", "aarch64-manylinux2014",
             "--python-version", "3.12",
-            "--only-binary=:all:",
+            "--only-binary", ":all:",
+            "--no-deps", "--require-hashes",
             "--target", str(out),
-            *RUNTIME_DEPENDENCIES,
+            "-r", str(requirements),
         ],
         check=True,
     )  # fmt: skip
+    # Console scripts (jmespath's bin/jp.py) are not importable code: nothing in Lambda runs them.
+    shutil.rmtree(out / "bin", ignore_errors=True)
+    for cache in out.rglob("__pycache__"):
+        shutil.rmtree(cache)
 
 
 def build(out: Path, with_dependencies: bool = True) -> Path:
