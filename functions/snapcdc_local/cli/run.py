@@ -23,6 +23,7 @@ from snapcdc_local.cli.run_driver import DEFAULT_TEMPLATE, RunOptions, run_pipel
 from snapcdc_local.cli.run_output import ConsoleWriter, Printer, lambda_output, write_report
 from snapcdc_local.cli.run_progress import NoProgress, progress_display
 from snapcdc_local.cli.run_uploads import plan_uploads
+from snapcdc_local.cli.serve import add_serve_parser, serve_command
 
 # -- the command -------------------------------------------------------------------------------
 
@@ -83,6 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--lambda-log", type=Path, metavar="FILE", help="append the functions' log output to FILE"
     )
     run.add_argument("--timeout", type=float, default=1800.0, help=argparse.SUPPRESS)
+    add_serve_parser(sub)
 
 
 def parse_parameters(items: list[str]) -> dict[str, str]:
@@ -150,6 +152,8 @@ def run_command(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.local_command == "run":
         return run_command(args)
+    if args.local_command == "serve":
+        return serve_command(args)
     raise CliError(f"unknown local subcommand {args.local_command!r}")
 
 

@@ -135,6 +135,8 @@ class Stack:
     template: dict[str, Any]
     resources: dict[str, Resource] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
+    status: str = ""
+    status_reason: str = ""
 
     def of_type(self, resource_type: str) -> list[Resource]:
         return [r for r in self.resources.values() if r.type == resource_type]
@@ -181,14 +183,22 @@ def deploy(
         )
     except Exception as exc:
         raise DeployError(f"CreateStack {stack_name} failed: {exc}") from exc
+    stack = describe(stack_name, region, template)
+    if stack.status != "CREATE_COMPLETE":
+        raise DeployError(f"stack {stack_name} is {stack.status}: {stack.status_reason}")
+    return stack
+
+
+def describe(stack_name: str, region: str, template: dict[str, Any]) -> Stack:
+    """The deployed stack ``stack_name`` (of ``template``): resources, outputs, status."""
+    cfn = boto3.client("cloudformation", region_name=region)
     description = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
-    if description["StackStatus"] != "CREATE_COMPLETE":
-        raise DeployError(
-            f"stack {stack_name} is {description['StackStatus']}: "
-            f"{description.get('StackStatusReason', '')}"
-        )
     account_id = description["StackId"].split(":")[4]
     stack = Stack(name=stack_name, region=region, account_id=account_id, template=template)
+    stack.status = description["StackStatus"]
+    stack.status_reason = description.get("StackStatusReason", "")
+    if stack.status != "CREATE_COMPLETE" and not stack.status.startswith("UPDATE_"):
+        return stack
     for item in cfn.describe_stack_resources(StackName=stack_name)["StackResources"]:
         if "LogicalResourceId" in item:  # moto lists skipped resources without one
             stack.resources[item["LogicalResourceId"]] = Resource(
@@ -206,6 +216,18 @@ def deploy(
         o["OutputKey"]: o.get("OutputValue", "") for o in description.get("Outputs", [])
     }
     return stack
+
+
+def live_stacks(account_id: str, region: str) -> list[tuple[str, dict[str, Any]]]:
+    """Name and template of every stack CloudFormation has finished creating or updating."""
+    from moto.cloudformation.models import cloudformation_backends
+
+    backend = cloudformation_backends[account_id][region]
+    return [
+        (s.name, s.template_dict)
+        for s in list(backend.stacks.values())
+        if s.status in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
+    ]
 
 
 def _conditional_off(template: dict[str, Any], stack: Stack) -> set[str]:

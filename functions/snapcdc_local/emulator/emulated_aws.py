@@ -63,6 +63,7 @@ from snapcdc_local.emulator.athena import START_WAIT_SECONDS, AthenaBridge, Engi
 from snapcdc_local.emulator.eventbridge import EventBridgeBridge
 from snapcdc_local.emulator.iam_actions import Where
 from snapcdc_local.emulator.kinesis_poller import KinesisPoller
+from snapcdc_local.emulator.lambda_code import DeployedCode
 from snapcdc_local.emulator.lambdas import LambdaRuntime
 from snapcdc_local.emulator.s3files import S3Files
 
@@ -90,7 +91,7 @@ class Emulator:
 
     def __init__(
         self,
-        template: Path,
+        template: Path | None,
         *,
         parameters: dict[str, str] | None = None,
         stack_name: str = "snapcdc",
@@ -100,8 +101,9 @@ class Emulator:
         athena_start_wait: float = START_WAIT_SECONDS,
         poll_kinesis_in_background: bool = True,
         lambda_code: Path | None = None,
+        deployed_code: bool = False,
     ) -> None:
-        self.template_path = Path(template)
+        self.template_path = Path(template) if template is not None else None
         self.parameters = dict(parameters or {})
         self.stack_name = stack_name
         self.region = region
@@ -110,6 +112,7 @@ class Emulator:
         self.athena_start_wait = athena_start_wait
         self.poll_kinesis_in_background = poll_kinesis_in_background
         self.lambda_code = lambda_code
+        self.deployed_code = deployed_code
         self._exit = ExitStack()
         self.stack: cfn.Stack
         self.lambdas: LambdaRuntime
@@ -136,13 +139,19 @@ class Emulator:
         from moto import mock_aws
 
         enter = self._exit.enter_context
-        # Lambdas write their environment into os.environ; give it back afterwards.
+        # Lambdas write their environment into os.environ; give it back afterwards. The
+        # emulation's own clients are answered in process: an endpoint the caller's environment
+        # names (AWS_ENDPOINT_URL, a profile's endpoint_url) is not for them.
         enter(mock.patch.dict(os.environ, {"AWS_DEFAULT_REGION": self.region}))
+        for name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL")]:
+            del os.environ[name]
+        os.environ["AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"] = "true"
         enter(mock_aws(config=MOTO_CONFIG))
         # moto starts a new default session; every one would read botocore's service models
         # from disk again (a third of a deploy's time): they are the same files, read once.
         boto3._get_default_session()._session.register_component("data_loader", _loader())
         account_id = boto3.client("sts", region_name=self.region).get_caller_identity()["Account"]
+        self.account_id = account_id
         scratch = Path(enter(tempfile.TemporaryDirectory(prefix="snapcdc-emulator-")))
         # First, so that every client the stack's code creates from now on is checked.
         self.iam = enter(
@@ -158,7 +167,8 @@ class Emulator:
         enter(stepfunctions.installed(on_status_change=self.events.put_event))
         enter(kinesis.installed())
         enter(dynamodb.installed())
-        self.lambdas = enter(LambdaRuntime().installed())
+        deployed = DeployedCode(scratch / "lambda") if self.deployed_code else None
+        self.lambdas = enter(LambdaRuntime(deployed).installed())
         enter(self.events.installed())
         files = S3Files(scratch / "s3", self.region)
         self.athena = enter(
@@ -173,26 +183,52 @@ class Emulator:
             ).installed()
         )
 
-        template = cfn.load_template(self.template_path)
-        self.client("s3").create_bucket(Bucket=ARTIFACTS_BUCKET)
-        packaged = cfn.package(
-            template, self.template_path.parent, ARTIFACTS_BUCKET, self.region, self.lambda_code
-        )
-        self.stack = cfn.deploy(packaged, self.stack_name, self.region, self.parameters)
-        cfn.apply_bucket_notifications(self.stack)
-
         self.kinesis = KinesisPoller(self.region)
-        self.kinesis.discover()
-        for mapping in self.kinesis.mappings.values():
+        if self.template_path is not None:
+            template = cfn.load_template(self.template_path)
+            self.client("s3").create_bucket(Bucket=ARTIFACTS_BUCKET)
+            packaged = cfn.package(
+                template, self.template_path.parent, ARTIFACTS_BUCKET, self.region, self.lambda_code
+            )
+            self.stack = cfn.deploy(packaged, self.stack_name, self.region, self.parameters)
+            cfn.apply_bucket_notifications(self.stack)
+            self.kinesis.discover()
+            for mapping in self.kinesis.mappings.values():
+                try:
+                    iam.check_event_source_mapping(
+                        self.iam, mapping.role_arn, mapping.function_arn, mapping.stream_arn
+                    )
+                except ValueError as exc:
+                    raise cfn.DeployError(f"CreateEventSourceMapping failed: {exc}") from None
+        if self.poll_kinesis_in_background:
+            self.kinesis.start()
+            self._exit.callback(self.kinesis.stop)
+
+    def stacks_changed(self) -> list[str]:
+        """Apply to the stacks as they are now what CloudFormation would have done with them
+        (called after a stack was created, updated or deleted from outside, through the served
+        endpoint): bucket notifications set, event source mappings polled or forgotten.
+
+        Returns one line per thing that could not be done: a resource the emulation cannot
+        create, an event source mapping Lambda would have refused (its role cannot read the
+        stream; such a mapping is not polled).
+        """
+        refused = []
+        for name, template in cfn.live_stacks(self.account_id, self.region):
+            try:
+                cfn.apply_bucket_notifications(cfn.describe(name, self.region, template))
+            except cfn.DeployError as exc:
+                refused.append(f"stack {name}: {exc}")
+        for uuid in self.kinesis.discover():
+            mapping = self.kinesis.mappings[uuid]
             try:
                 iam.check_event_source_mapping(
                     self.iam, mapping.role_arn, mapping.function_arn, mapping.stream_arn
                 )
             except ValueError as exc:
-                raise cfn.DeployError(f"CreateEventSourceMapping failed: {exc}") from None
-        if self.poll_kinesis_in_background:
-            self.kinesis.start()
-            self._exit.callback(self.kinesis.stop)
+                self.kinesis.forget(uuid)
+                refused.append(f"event source mapping {uuid} not started: {exc}")
+        return refused
 
     def _query_workgroup(self, query_id: str) -> str | None:
         execution = self.athena.executions.get(query_id)

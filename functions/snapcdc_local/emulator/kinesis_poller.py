@@ -125,20 +125,38 @@ class KinesisPoller:
 
     # -- mappings ------------------------------------------------------------------------
 
-    def discover(self) -> None:
-        """Pick up the Kinesis mappings moto holds (call after the stack is deployed)."""
+    def discover(self) -> list[str]:
+        """Pick up the Kinesis mappings moto holds (call after a stack is deployed, updated or
+        deleted): new ones are polled from their starting position, gone ones are forgotten.
+        Returns the UUIDs of the new ones."""
+        found: dict[str, dict[str, Any]] = {}
         for page in self._lambda.get_paginator("list_event_source_mappings").paginate():
             for esm in page["EventSourceMappings"]:
-                if ":kinesis:" not in esm["EventSourceArn"] or esm["UUID"] in self.mappings:
+                if ":kinesis:" not in esm["EventSourceArn"]:
                     continue
                 if esm.get("State", "Enabled") not in ("Enabled", "Creating", "Enabling"):
+                    continue
+                found[esm["UUID"]] = esm
+        added = []
+        with self._pass_lock:
+            for uuid in [u for u in self.mappings if u not in found]:
+                del self.mappings[uuid]
+            for uuid, esm in found.items():
+                if uuid in self.mappings:
                     continue
                 role = self._lambda.get_function_configuration(FunctionName=esm["FunctionArn"])[
                     "Role"
                 ]
                 mapping = Mapping(config=esm, role_arn=role)
                 self._init_shards(mapping)
-                self.mappings[esm["UUID"]] = mapping
+                self.mappings[uuid] = mapping
+                added.append(uuid)
+        return added
+
+    def forget(self, uuid: str) -> None:
+        """Stop polling one mapping (Lambda refused to create it)."""
+        with self._pass_lock:
+            self.mappings.pop(uuid, None)
 
     def _init_shards(self, mapping: Mapping) -> None:
         position = mapping.setting("StartingPosition", "TRIM_HORIZON")

@@ -35,6 +35,7 @@ from typing import Any
 from unittest import mock
 
 from snapcdc_local.emulator import iam
+from snapcdc_local.emulator.lambda_code import DeployedCode
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,10 @@ class LambdaRuntime:
     # Modules that held handlers in any runtime of this process (dropped on the next install).
     _handler_modules: set[str] = set()
 
-    def __init__(self) -> None:
+    def __init__(self, deployed: DeployedCode | None = None) -> None:
+        # None: handlers come from this process's snapcdc package (the code ``local run``
+        # uploads); else from each function's deployment package (see .lambda_code).
+        self.deployed = deployed
         self.invocations: list[Invocation] = []
         self.overrides: dict[str, Callable[[Any, LambdaContext, Callable], Any]] = {}
         self._env_lock = threading.Lock()
@@ -128,8 +132,12 @@ class LambdaRuntime:
             return payload
 
         drop_artifact_modules(LambdaRuntime._handler_modules)
-        with mock.patch.object(LambdaSimpleBackend, "invoke", invoke):
-            yield self
+        try:
+            with mock.patch.object(LambdaSimpleBackend, "invoke", invoke):
+                yield self
+        finally:
+            if self.deployed:
+                self.deployed.close()
 
     # -- invocation --------------------------------------------------------------------------
 
@@ -168,7 +176,11 @@ class LambdaRuntime:
     def _run(self, fn: Any, event: Any, context: LambdaContext) -> tuple[bytes, bool]:
         try:
             self.apply_environment(fn)
-            handler = resolve_handler(fn.handler)
+            handler = (
+                self.deployed.handler(fn.code_bytes, fn.handler)
+                if self.deployed
+                else resolve_handler(fn.handler)
+            )
             override = self.overrides.get(fn.function_name)
             # The handler's AWS calls are made with the function's execution role:
             # https://docs.aws.amazon.com/lambda/latest/dg/lambda-intro-execution-role.html
