@@ -14,6 +14,8 @@ skipped and every ``!Ref`` to them resolves to nothing. Three gaps matter here:
 - ``AWS::Lambda::Permission`` is created (the statement joins the function's policy) but has
   no physical ID, so the stack's resource list misses it; :func:`installed` gives it the
   statement's ``Sid``, as CloudFormation gives it an ID.
+- Executing a change set updates the stack's resources only; :func:`installed` also gives the
+  stack the change set's template, outputs and parameters, as CloudFormation does.
 - Queue policies and alarms have no model either; they are created through moto's API from
   their properties (moto stores them; neither changes how the pipeline runs). Bucket policies
   are recorded but not applied (see :class:`S3BucketPolicy`).
@@ -327,6 +329,21 @@ def _create_permission(
     return permission
 
 
+def _apply_change_set(change_set: Any, original: Any) -> None:
+    """What executing a change set does to its stack besides the resources: moto's
+    ``ChangeSet.apply`` (5.2.5) leaves the stack's template, outputs and parameters as they were
+    (a stack created by a change set has no outputs at all). The stored parameters are the
+    resolved ones (defaults included), the form a later change set's are compared in to tell
+    "no changes"."""
+    original(change_set)
+    stack = change_set.stack
+    stack.template = change_set.template
+    stack._parse_template()
+    stack.description = stack.template_dict.get("Description")
+    stack.output_map = stack._create_output_map()
+    stack.parameters = dict(stack.stack_parameters)
+
+
 def refresh_model_registry() -> None:
     """moto caches its type -> model map; rebuild it so the models above are found."""
     from moto.cloudformation import parsing
@@ -339,11 +356,16 @@ def refresh_model_registry() -> None:
 def installed() -> Iterator[None]:
     """Make moto's CloudFormation create what it otherwise skips, while the block runs."""
     from moto.awslambda.models import Permission
+    from moto.cloudformation.models import ChangeSet
     from moto.stepfunctions.models import StateMachine
 
     refresh_model_registry()
     original_attribute = StateMachine.get_cfn_attribute
+    original_apply = ChangeSet.apply
     with (
+        mock.patch.object(
+            ChangeSet, "apply", lambda self: _apply_change_set(self, original_apply)
+        ),
         mock.patch.object(
             Permission, "create_from_cloudformation_json", classmethod(_create_permission)
         ),

@@ -27,6 +27,7 @@ call that may change state runs alone (a writer's lock), while reads (``Get*``, 
 from __future__ import annotations
 
 import contextvars
+import copy
 import functools
 import ipaddress
 import logging
@@ -187,9 +188,12 @@ class Replayer:
     @functools.cache  # noqa: B019 - one replayer per process; the models never change
     def model(self, name: str) -> ServiceModel | None:
         try:
-            return ServiceModel(self.loader.load_service_model(name, "service-2"), name)
+            loaded = self.loader.load_service_model(name, "service-2")
         except Exception:  # no such service in this botocore
             return None
+        # A copy: creating a client edits the loaded model in place (S3's requestUri loses
+        # its {Bucket} label), and requests are matched against the model as published.
+        return ServiceModel(copy.deepcopy(loaded), name)
 
     def models_for(self, signing_name: str) -> list[ServiceModel]:
         names = SIGNING_NAMES.get(signing_name, (signing_name,))

@@ -42,6 +42,8 @@ class _Handler(BaseHTTPRequestHandler):
                 body=self._body(),
             )
             host = self.headers.get("Host", "%s:%s" % self.server.server_address[:2])
+            if self.log_requests:
+                print(repr(self.requestline), request.headers, len(request.body), file=sys.stderr)
             status, headers, body = self.answer(request, f"http://{host}{self.path}")
         except BadRequest as exc:
             status, headers, body = error_answer("rest-xml", exc.code, exc.message, exc.status)
