@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import snapcdc
-from snapcdc.model.contract import ContractError, TableConfig, parse_export_key
 from snapcdc.model.events import parse_key_parts
 from snapcdc_local.cli.main import CliError
 from snapcdc_local.cli.run_progress import Figures, NoProgress, Watcher, stage_seconds
@@ -21,6 +20,7 @@ from snapcdc_local.cli.run_uploads import (
     TERMINAL,
     Upload,
     is_export,
+    is_part,
     plan_uploads,
     resume_line,
 )
@@ -87,22 +87,7 @@ class LocalRun:
         return sum(page["Count"] for page in pages)
 
     def is_part(self, key: str) -> bool:
-        """Whether ``key`` is one part of a multi-part version, by its table's ``_table.json``
-        in DATA_DIR (the rule the pipeline applies, ``snapcdc.model.manifest.completion``); a key or
-        configuration the pipeline would refuse is followed as an upload, to show why."""
-        from snapcdc.model.manifest import completion
-
-        try:
-            ref = parse_export_key(key)
-            config_file = self.data_dir / ref.config_key
-            config = (
-                TableConfig.from_json(config_file.read_bytes())
-                if config_file.is_file()
-                else TableConfig()
-            )
-            return completion(config, ref) == "part"
-        except ContractError:
-            return False
+        return is_part(self.data_dir, key)
 
     def put(self, key: str) -> Upload | None:
         """Upload one file; exports and manifests become an :class:`Upload` to follow,

@@ -50,6 +50,26 @@ def is_export(key: str) -> bool:
     return key.endswith(EXPORT_SUFFIX) or key.rsplit("/", 1)[-1] == MANIFEST_FILE
 
 
+def is_part(data_dir: Path, key: str) -> bool:
+    """Whether ``key`` is one part of a multi-part version, by its table's ``_table.json`` in
+    ``data_dir`` (the rule the pipeline applies, ``snapcdc.model.manifest.completion``); a key
+    or configuration the pipeline would refuse is followed as an upload, to show why."""
+    from snapcdc.model.contract import ContractError, TableConfig, parse_export_key
+    from snapcdc.model.manifest import completion
+
+    try:
+        ref = parse_export_key(key)
+        config_file = data_dir / ref.config_key
+        config = (
+            TableConfig.from_json(config_file.read_bytes())
+            if config_file.is_file()
+            else TableConfig()
+        )
+        return completion(config, ref) == "part"
+    except ContractError:
+        return False
+
+
 def read_sequence(sequence: Path, data_dir: Path) -> list[str]:
     """Keys listed in a sequence file; every one must be a file under ``data_dir``.
 

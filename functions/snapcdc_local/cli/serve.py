@@ -8,6 +8,7 @@ import argparse
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from snapcdc_local.cli.main import CliError
@@ -26,6 +27,9 @@ account's administrator), Lambda functions run the code that was deployed (the u
 deployment package), Step Functions execute the state machine, S3 events reach the stack's
 EventBridge rules, the Kinesis event source mapping is polled, Athena runs on DuckDB (json and
 rest-json protocols alike).
+
+The Lambda functions' log output goes to --lambda-log FILE (default: discarded), as it would
+go to CloudWatch Logs rather than to this terminal.
 
 It binds to 127.0.0.1 unless --host says otherwise; --port 0 takes a free port. Requests that
 may change state run one at a time; a malformed or unsigned request gets an AWS-shaped error.
@@ -55,9 +59,16 @@ def add_serve_parser(sub: Any) -> None:
     serve.add_argument(
         "--log-requests", action="store_true", help="print one line per request on stderr"
     )
+    serve.add_argument(
+        "--lambda-log",
+        type=Path,
+        metavar="FILE",
+        help="append the functions' log output to FILE (default: discarded)",
+    )
 
 
 def serve_command(args: argparse.Namespace) -> int:
+    from snapcdc_local.cli.run_output import lambda_output
     from snapcdc_local.emulator import Emulator
     from snapcdc_local.emulator.emulated_aws import _loader
     from snapcdc_local.endpoint.replay import Replayer
@@ -68,7 +79,11 @@ def serve_command(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    with Emulator(None, region=args.region, deployed_code=True) as aws:
+    out = sys.stdout  # the functions' output is redirected; this command's own is not
+    with (
+        lambda_output(args.lambda_log),
+        Emulator(None, region=args.region, deployed_code=True) as aws,
+    ):
         replayer = Replayer(
             aws.iam,
             loader=_loader(),
@@ -89,6 +104,7 @@ def serve_command(args: argparse.Namespace) -> int:
             f"serving the embedded AWS emulation at {endpoint.url}: "
             f"AWS_ENDPOINT_URL={endpoint.url} AWS_DEFAULT_REGION={args.region} "
             "(any access key and secret); Ctrl-C stops it",
+            file=out,
             flush=True,
         )
         try:
@@ -96,7 +112,7 @@ def serve_command(args: argparse.Namespace) -> int:
                 pass
         finally:
             endpoint.stop()
-    print("stopped", flush=True)
+    print("stopped", file=out, flush=True)
     return 0
 
 

@@ -363,9 +363,7 @@ def installed() -> Iterator[None]:
     original_attribute = StateMachine.get_cfn_attribute
     original_apply = ChangeSet.apply
     with (
-        mock.patch.object(
-            ChangeSet, "apply", lambda self: _apply_change_set(self, original_apply)
-        ),
+        mock.patch.object(ChangeSet, "apply", lambda self: _apply_change_set(self, original_apply)),
         mock.patch.object(
             Permission, "create_from_cloudformation_json", classmethod(_create_permission)
         ),

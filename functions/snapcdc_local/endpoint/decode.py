@@ -12,8 +12,8 @@ through a client of the same protocol sends what the caller sent.
 
 >>> match_template("/{Bucket}/{Key+}", "/b/a%20b/c.csv.gz")
 {'Bucket': 'b', 'Key': 'a b/c.csv.gz'}
->>> decode_aws_chunked(b"3;chunk-signature=x\\r\\nabc\\r\\n0\\r\\nx-amz-checksum-crc32:AAAA\\r\\n\\r\\n")
-(b'abc', {'x-amz-checksum-crc32': 'AAAA'})
+>>> decode_aws_chunked(b"3;chunk-signature=x\\r\\nabc\\r\\n0\\r\\nx-amz-trailer-a:b\\r\\n\\r\\n")
+(b'abc', {'x-amz-trailer-a': 'b'})
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ SIGNING_NAMES: dict[str, tuple[str, ...]] = {
 }
 _CREDENTIAL = re.compile(r"^([^/\s,]+)/(\d{8})/([^/\s,]+)/([^/\s,]+)/aws4_request$")
 _LABEL = re.compile(r"(\{[^}]+\})")
+Literals = tuple[tuple[str, str | None], ...]  # a requestUri's query: name and value (or None)
 
 
 class BadRequest(Exception):
@@ -98,9 +99,7 @@ def credential_scope(request: Request) -> Scope:
                 f"Authorization uses {algorithm or 'no algorithm'}; this endpoint accepts "
                 "AWS Signature Version 4 (AWS4-HMAC-SHA256)",
             )
-        fields = dict(
-            part.strip().partition("=")[::2] for part in rest.split(",") if "=" in part
-        )
+        fields = dict(part.strip().partition("=")[::2] for part in rest.split(",") if "=" in part)
         credential = fields.get("Credential", "")
     else:
         credential = request.query_value("X-Amz-Credential") or ""
@@ -205,7 +204,7 @@ def _by_prefix(
 
 
 @functools.cache
-def _compiled(request_uri: str) -> tuple[re.Pattern[str], tuple[str, ...], tuple[tuple[str, str | None], ...]]:  # fmt: skip
+def _compiled(request_uri: str) -> tuple[re.Pattern[str], tuple[str, ...], Literals]:
     path, _, query = request_uri.partition("?")
     pattern, labels = "", []
     for piece in _LABEL.split(path):
@@ -356,7 +355,8 @@ def _query_value(
         out = {}
         for name, member in shape.members.items():
             wire = member.serialization.get("name", name)
-            value = _query_value(parser, member, f"{prefix}.{wire}" if prefix else wire, form, prefixes)
+            name_here = f"{prefix}.{wire}" if prefix else wire
+            value = _query_value(parser, member, name_here, form, prefixes)
             if value is not None:
                 out[name] = value
         return out

@@ -207,7 +207,9 @@ class Replayer:
             session = botocore.session.get_session()
             loader = self.loader if native else _ProtocolLoader(self.loader, service, protocol)
             session.register_component("data_loader", loader)
-            session.register("before-parameter-build", self.authorizer.before_parameter_build, HOOK_ID)
+            session.register(
+                "before-parameter-build", self.authorizer.before_parameter_build, HOOK_ID
+            )
             session.register("after-call", _keep_answer)
             self._sessions[key] = session
         return self._sessions[key]
@@ -306,10 +308,10 @@ class Replayer:
                     return error_answer(call.protocol, code, " ".join(str(exc).split()), 400)
                 except UnmappedCall as exc:
                     return _denied(call, str(exc))
-            if box and call.service == "cloudformation" and name in STACK_CHANGES:
-                if box[-1].status_code < 300 and self.stacks_changed:
-                    for line in self.stacks_changed():
-                        self.say(line)
+            changed = call.service == "cloudformation" and name in STACK_CHANGES
+            if changed and box and box[-1].status_code < 300 and self.stacks_changed:
+                for line in self.stacks_changed():
+                    self.say(line)
         except Exception as exc:  # the emulation broke on this call: say so, keep serving
             if box:  # answered, but this botocore could not read the answer: the caller may
                 return _raw_answer(box[-1], call.operation.http.get("method") == "HEAD")
@@ -356,7 +358,8 @@ def _client_error_answer(call: Call, exc: ClientError) -> Answer:
 
 def _denied(call: Call, message: str) -> Answer:
     code = iam.ACCESS_DENIED_CODE.get(call.service, "AccessDeniedException")
-    return error_answer(call.protocol, code, message, iam.ACCESS_DENIED_STATUS.get(call.service, 400))
+    status = iam.ACCESS_DENIED_STATUS.get(call.service, 400)
+    return error_answer(call.protocol, code, message, status)
 
 
 def principal_of(access_key: str) -> iam.Principal | None:
@@ -409,6 +412,6 @@ def adjust(call: Call) -> None:
         # The SDK URL-encodes CopySource itself; it arrives encoded.
         if isinstance(params.get("CopySource"), str):
             params["CopySource"] = unquote(params["CopySource"])
-    if call.service == "cloudformation" and call.operation.name in TEMPLATE_URL_OPERATIONS:
-        if isinstance(params.get("TemplateURL"), str):
-            params["TemplateURL"] = path_style_template_url(params["TemplateURL"])
+    template_url = call.operation.name in TEMPLATE_URL_OPERATIONS
+    if call.service == "cloudformation" and template_url and "TemplateURL" in params:
+        params["TemplateURL"] = path_style_template_url(params["TemplateURL"])

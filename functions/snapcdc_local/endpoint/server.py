@@ -8,6 +8,7 @@ AWS-shaped error and the server keeps serving.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -41,9 +42,7 @@ class _Handler(BaseHTTPRequestHandler):
                 headers=self._headers(),
                 body=self._body(),
             )
-            host = self.headers.get("Host", "%s:%s" % self.server.server_address[:2])
-            if self.log_requests:
-                print(repr(self.requestline), request.headers, len(request.body), file=sys.stderr)
+            host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
             status, headers, body = self.answer(request, f"http://{host}{self.path}")
         except BadRequest as exc:
             status, headers, body = error_answer("rest-xml", exc.code, exc.message, exc.status)
@@ -119,10 +118,8 @@ class _Handler(BaseHTTPRequestHandler):
         status, headers, body = error_answer(
             "rest-xml", "BadRequest", message or "malformed HTTP request", code
         )
-        try:
+        with contextlib.suppress(OSError):
             self._send(status, headers, body)
-        except OSError:
-            pass
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base signature
         return  # one line per request only when asked (log_requests)
