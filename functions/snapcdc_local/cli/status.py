@@ -27,9 +27,9 @@ Show where each table of a deployed stack stands, from its registry table: the t
 (the last applied version and its rows); its last versions with their status and counts;
 versions HELD and waiting for snapcdc approve / reject; versions that diverged (publishing
 began, then they failed: the next version reconverges the table); SUCCEEDED versions whose ops
-the consumer has not all applied (yet, or past the maximum record age: AppliedCheck's flag). TENANT/TABLE shows one table. The stack is found where
-boto3's configuration says: AWS (AWS_PROFILE, AWS_REGION), or snapcdc local serve
-(AWS_ENDPOINT_URL).
+the consumer has not all applied (yet, or past the stream's maximum record age, as AppliedCheck
+flags them). TENANT/TABLE shows one table. The stack is found where boto3's configuration says:
+AWS (AWS_PROFILE, AWS_REGION), or snapcdc local serve (AWS_ENDPOINT_URL).
 
 Exit status 0; 1 with one line when the stack cannot be read or TENANT/TABLE has no records.
 
