@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import importlib
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -280,6 +281,7 @@ def run_pipeline(
     except DeployError as exc:
         raise CliError(str(exc)) from None
     lap("deploy")
+    _note_fast_paths_off()
     try:
         if emulator_hook:
             emulator_hook(aws)
@@ -304,6 +306,16 @@ def run_pipeline(
         return result
     finally:
         aws.__exit__(None, None, None)
+
+
+def _note_fast_paths_off() -> None:
+    """One line per fast path that stepped aside (moto is not what it expects): the run is
+    slower, and the user should know why."""
+    from snapcdc_local.emulator import fast_paths
+
+    for name, why in sorted(fast_paths.stepped_aside.items()):
+        print(f"note: the emulation's fast path {name} is off ({why}); slower, same results",
+              file=sys.stderr)  # fmt: skip
 
 
 def redrive_failed_batches(aws: Any) -> list[Any]:

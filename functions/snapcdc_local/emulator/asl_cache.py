@@ -20,16 +20,25 @@ from contextlib import contextmanager
 from typing import Any
 from unittest import mock
 
+from snapcdc_local.emulator import fast_paths
+
 CACHE_SIZE = 16
+# What the cache replaces, as it is (.fast_paths).
+PARSE_NEEDS = (
+    "moto.stepfunctions.parser.asl.parse.asl_parser:AmazonStateLanguageParser.parse(definition)"
+)
 
 
 @contextmanager
 def installed(size: int = CACHE_SIZE) -> Iterator[Any]:
     """While the block runs, parses come from the cache; yields the cached parse (its
     ``cache_info()`` tells the hits; ``functools.lru_cache`` keeps nothing for a call that
-    raises, and is thread-safe)."""
+    raises, and is thread-safe), or ``None`` where the cache steps aside."""
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
+    if not fast_paths.usable("asl-cache", PARSE_NEEDS):
+        yield None
+        return
     parsed = functools.lru_cache(maxsize=size)(AmazonStateLanguageParser.parse)
 
     def cached_parse(definition: str) -> tuple[Any, Any]:

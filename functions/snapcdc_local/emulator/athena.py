@@ -1,8 +1,9 @@
-"""Athena's query API in moto, answered by the embedded DuckDB engine.
+"""Athena's query API, answered by the embedded DuckDB engine.
 
-moto's Athena accepts ``StartQueryExecution`` but runs nothing: every query succeeds at once
-with no rows and zero statistics. :class:`AthenaBridge` replaces the query calls of moto's
-Athena API (and only those) while installed:
+moto's Athena accepts ``StartQueryExecution`` but runs nothing (every query succeeds at once
+with no rows), and routes only one of Athena's two wire protocols. :class:`AthenaBridge` runs
+the queries, and with its workgroups (:mod:`.athena_workgroups`) answers Athena's API through
+the front of :mod:`.athena_api` while installed:
 
 - ``StartQueryExecution`` checks the workgroup and output location like Athena, queues the
   query and runs it on the engine in a worker thread, with the database from
@@ -21,8 +22,7 @@ Athena API (and only those) while installed:
 - ``StopQueryExecution`` cancels a query that has not started.
 
 Successful DDL is mirrored into moto's Glue catalog (databases, tables with their columns and
-location) since in AWS Athena DDL is Glue catalog DDL. Workgroups and everything else stay
-moto's.
+location) since in AWS Athena DDL is Glue catalog DDL.
 
 >>> statement_type("DROP TABLE IF EXISTS `d`.`t`")
 ('DDL', 'DROP_TABLE')
@@ -30,7 +30,6 @@ moto's.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import tempfile
@@ -43,7 +42,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
-from unittest import mock
 
 import boto3
 from sqlglot import exp
@@ -52,6 +50,7 @@ from snapcdc.aws.result_files import read_all
 from snapcdc.model.s3paths import split_s3_uri
 from snapcdc_local.emulator import iam
 from snapcdc_local.emulator.athena_access import catalog_requirements, output_requirements
+from snapcdc_local.emulator.athena_api import AthenaApi
 from snapcdc_local.emulator.athena_executions import (
     AthenaRequestError,
     QueryExecution,
@@ -61,6 +60,7 @@ from snapcdc_local.emulator.athena_executions import (
     encode_token,
     mirror_ddl,
 )
+from snapcdc_local.emulator.athena_workgroups import Workgroups
 from snapcdc_local.emulator.iam_actions import Where
 from snapcdc_local.engine.engine import EngineError, parse_statement
 
@@ -145,6 +145,8 @@ class AthenaBridge:
         # account's active-query quota is reached (TooManyRequestsException), see
         # https://docs.aws.amazon.com/athena/latest/ug/service-limits.html
         self.throttle_starts = 0
+        self.workgroups = Workgroups()
+        self.api: AthenaApi | None = None
 
     @property
     def engine(self) -> EngineLike:
@@ -163,60 +165,32 @@ class AthenaBridge:
     # -- moto hook -----------------------------------------------------------------------
 
     @contextmanager
-    def installed(self) -> Iterator[AthenaBridge]:
-        from moto.athena.responses import AthenaResponse
-
-        bridge = self
-
-        def api(
-            method: Callable[[AthenaBridge, dict[str, Any]], dict[str, Any]],
-        ) -> Callable[[Any], Any]:
-            def handle(response: Any) -> Any:
-                params = json.loads(response.body or "{}")
-                try:
-                    return json.dumps(method(bridge, params), default=str)
-                except AthenaRequestError as exc:
-                    return json.dumps({"__type": exc.code, "Message": str(exc)}), {"status": 400}
-
-            return handle
-
-        with (
-            mock.patch.object(
-                AthenaResponse, "start_query_execution", api(AthenaBridge.start_query_execution)
-            ),
-            mock.patch.object(
-                AthenaResponse, "get_query_execution", api(AthenaBridge.get_query_execution)
-            ),
-            mock.patch.object(
-                AthenaResponse,
-                "batch_get_query_execution",
-                api(AthenaBridge.batch_get_query_execution),
-                create=True,
-            ),
-            mock.patch.object(
-                AthenaResponse, "get_query_results", api(AthenaBridge.get_query_results)
-            ),
-            mock.patch.object(
-                AthenaResponse, "stop_query_execution", api(AthenaBridge.stop_query_execution)
-            ),
-            mock.patch.object(
-                AthenaResponse, "list_query_executions", api(AthenaBridge.list_query_executions)
-            ),
-        ):
+    def installed(self, session: Any) -> Iterator[AthenaBridge]:
+        """Athena's API answered by this bridge and its workgroups, in either wire protocol
+        (:mod:`.athena_api`), for clients created from ``session`` and a served endpoint."""
+        api = AthenaApi(
+            {
+                "StartQueryExecution": self.start_query_execution,
+                "GetQueryExecution": self.get_query_execution,
+                "BatchGetQueryExecution": self.batch_get_query_execution,
+                "GetQueryResults": self.get_query_results,
+                "StopQueryExecution": self.stop_query_execution,
+                "ListQueryExecutions": self.list_query_executions,
+                "CreateWorkGroup": self.workgroups.create_work_group,
+                "GetWorkGroup": self.workgroups.get_work_group,
+                "ListWorkGroups": self.workgroups.list_work_groups,
+                "UpdateWorkGroup": self.workgroups.update_work_group,
+                "DeleteWorkGroup": self.workgroups.delete_work_group,
+            }
+        )
+        with api.installed(session):
+            self.api = api
             try:
                 yield self
             finally:
                 self.close()
 
     # -- API -----------------------------------------------------------------------------
-
-    def _workgroup(self, name: str) -> Any:
-        from moto.athena.models import athena_backends
-
-        workgroup = athena_backends[self.account_id][self.region].work_groups.get(name)
-        if workgroup is None:
-            raise AthenaRequestError(f"WorkGroup {name} is not found.")
-        return workgroup
 
     def start_query_execution(self, params: dict[str, Any]) -> dict[str, Any]:
         with self._engine_lock:
@@ -242,7 +216,7 @@ class AthenaBridge:
         if params.get("ExecutionParameters"):
             raise AthenaRequestError("ExecutionParameters are not supported by the embedded engine")
         workgroup_name = params.get("WorkGroup") or "primary"
-        config = self._workgroup(workgroup_name).configuration or {}
+        config = self.workgroups.configuration(workgroup_name)
         wg_output = (config.get("ResultConfiguration") or {}).get("OutputLocation")
         request_output = (params.get("ResultConfiguration") or {}).get("OutputLocation")
         enforce = config.get("EnforceWorkGroupConfiguration", True)

@@ -59,10 +59,11 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 from unittest import mock
 
+from snapcdc_local.emulator import fast_paths
 from snapcdc_local.emulator.locking import serialized
 
 FAST_OPERATIONS = frozenset(
@@ -103,15 +104,39 @@ def installed() -> Iterator[None]:
 
     writes = {name: counted(getattr(DynamoDBBackend, name)) for name in WRITE_METHODS}
     requests = {"call_action": DynamoHandler.call_action}
+
+    def optional(name: str, needs: tuple[str, ...], part: Any) -> Any:
+        return part if fast_paths.usable(name, *needs) else nullcontext()
+
     with (
         serialized(DynamoDBBackend, writes, lock),
         serialized(DynamoHandler, requests, lock),
-        _fast_reads(),
         _item_size_limit(),
-        _parse_cache(),
-        _fast_scan_pages(counter),
+        optional("dynamodb-json", FAST_READS_NEED, _fast_reads()),
+        optional("condition-cache", PARSE_CACHE_NEEDS, _parse_cache()),
+        optional("scan-pages", SCAN_PAGES_NEED, _fast_scan_pages(counter)),
     ):
         yield
+
+
+# What each fast path relies on (.fast_paths): moto's methods it replaces or calls, as they are.
+FAST_READS_NEED = (
+    "moto.core.responses:BaseResponse.serialized(self, action_result)",
+    "moto.core.responses:ActionResult",
+    "moto.dynamodb.responses:DynamoResult",
+)
+PARSE_CACHE_NEEDS = (
+    "moto.dynamodb.comparisons:ConditionExpressionParser.parse(self)",
+    "moto.dynamodb.comparisons:ConditionExpressionParser.__init__(self, condition_expression, "
+    "expression_attribute_names, expression_attribute_values)",
+)
+SCAN_PAGES_NEED = (
+    "moto.dynamodb.models.table:Table.scan(self, filters, limit, exclusive_start_key, "
+    "filter_expression, index_name, consistent_read, projection_expression, segments)",
+    "moto.dynamodb.models.table:Table.all_items(self)",
+    "moto.dynamodb.models.table:RESULT_SIZE_LIMIT",
+    "moto.dynamodb.models.dynamo_type:DynamoType.cast_value",
+)
 
 
 @contextmanager
@@ -302,11 +327,14 @@ def _fast_reads() -> Iterator[None]:
 
     def serialized(self: Any, action_result: Any) -> Any:
         result = getattr(action_result, "result", None)
-        if (
-            type(action_result) in (ActionResult, DynamoResult)
-            and isinstance(result, dict)
-            and self._get_action() in FAST_OPERATIONS
-        ):
+        if type(action_result) not in (ActionResult, DynamoResult) or not isinstance(result, dict):
+            return original(self, action_result)
+        try:
+            action = self._get_action()
+        except Exception as exc:  # moto finds its action another way now: serialize as it does
+            fast_paths.step_aside("dynamodb-json", f"the action of a response: {exc!r}")
+            action = None
+        if action in FAST_OPERATIONS and "dynamodb-json" not in fast_paths.stepped_aside:
             try:
                 body = json.dumps(drop_none(result), separators=(",", ":"))
             except (TypeError, ValueError):

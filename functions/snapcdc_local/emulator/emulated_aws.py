@@ -69,15 +69,28 @@ from snapcdc_local.emulator.s3files import S3Files
 
 log = logging.getLogger(__name__)
 
-MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+MOTO_CONFIG = {
+    "stepfunctions": {"execute_state_machine": True},
+    "lambda": {"use_docker": False},
+    # moto's "core" defaults, but Athena passed through moto's stubber: the emulation's own
+    # front answers it first (.athena_api), so moto must not act on the same request.
+    # (moto replaces the whole "core" section with this one: every key is given.)
+    "core": {
+        "mock_credentials": True,
+        "passthrough": {"urls": [], "services": ["athena"]},
+        "reset_boto3_session": True,
+        "service_whitelist": None,
+    },
+}
 ARTIFACTS_BUCKET = "snapcdc-local-artifacts"
 
 
 @functools.cache
 def _loader() -> Any:
+    # As a session makes it: AWS_DATA_PATH's models first (a test gives Athena either protocol).
     from botocore.loaders import create_loader
 
-    return create_loader()
+    return create_loader(os.environ.get("AWS_DATA_PATH"))
 
 
 def default_engine_factory(resolve_location: Callable[[str], list[str]]) -> EngineLike:
@@ -180,7 +193,7 @@ class Emulator:
                 self.athena_workers,
                 authorizer=self.iam,
                 start_wait=self.athena_start_wait,
-            ).installed()
+            ).installed(boto3._get_default_session())
         )
 
         self.kinesis = KinesisPoller(self.region)

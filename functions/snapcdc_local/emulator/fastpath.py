@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from typing import Any
 from unittest import mock
 
-from snapcdc_local.emulator import prepared_requests
+from snapcdc_local.emulator import fast_paths, prepared_requests
 
 HOOK_ID = "snapcdc-emulated-fast-path"
 FAST_SERVICES = frozenset({"dynamodb", "kinesis", "lambda"})
@@ -78,13 +78,16 @@ class FastPath:
         self._protocol_parsers: dict[str, Any] = {}
         self.calls = 0
         self.prepared = 0
+        # Each part steps aside on its own (.fast_paths): set by installed() after its probe.
+        self.use_prepared = False
+        self.use_plain_json = False
 
     def _parser(self, protocol: str) -> Any:
         # botocore makes a parser per response; a parser keeps nothing of a parse (only its
         # timestamp and blob parsers are set, when made), so one per protocol serves every call.
         parser = self._protocol_parsers.get(protocol)
         if parser is None:
-            if protocol == "json":
+            if protocol == "json" and self.use_plain_json:
                 parser = prepared_requests.plain_json_parser()
             else:
                 parser = self._parsers.create_parser(protocol)
@@ -117,7 +120,8 @@ class FastPath:
         handler_class = getattr(method, "__self__", None)
         try:
             if (
-                isinstance(handler_class, type)
+                self.use_prepared
+                and isinstance(handler_class, type)
                 and issubclass(handler_class, BaseResponse)
                 and getattr(method, "__func__", None) is BaseResponse.dispatch.__func__
             ):
@@ -171,31 +175,123 @@ def _retried(code: str | None, status: int) -> bool:
     )
 
 
+# What each part relies on, beyond what moto's own stubber uses too (.fast_paths).
+DISPATCH_NEEDS = (
+    "moto.backends:get_backend",
+    "moto.core.request:Request.from_primitives",
+    "moto.core.responses:BaseResponse.dispatch",
+    "moto.core.exceptions:HTTPException",
+    "moto.core.botocore_stubber:MockRawResponse",
+    "botocore.endpoint:convert_to_response_dict",
+    "botocore.endpoint:Endpoint._add_modeled_error_fields",
+)
+PREPARED_NEEDS = (
+    "moto.core.responses:BaseResponse.call_action",
+    "moto.core.responses:BaseResponse.get_current_account",
+    "moto.core.responses:BaseResponse.get_access_key",
+    "moto.iam.models:mark_account_as_visited",
+    "moto.utilities.utils:get_partition",
+)
+PLAIN_JSON_NEEDS = (
+    "botocore.parsers:JSONParser._handle_json_body",
+    "botocore.parsers:JSONParser._parse_body_as_json",
+)
+
+
 @contextmanager
 def installed(session: Any) -> Iterator[FastPath]:
     """Answer the fast services' calls of clients created from ``session`` while the block runs
-    (clients made before are not affected, as with :meth:`.iam.Authorizer.installed`)."""
+    (clients made before are not affected, as with :meth:`.iam.Authorizer.installed`). Each
+    part is used only if wanted and if moto is as it expects (:mod:`.fast_paths`); the dispatch
+    itself is probed first, then the prepared handler and the plain JSON parse on top of it."""
     from moto.core import responses
-    from moto.core.utils import method_names_from_class
 
     fast = FastPath()
-    names: dict[type, list[str]] = {}
-
-    def cached_method_names(clazz: Any) -> list[str]:
-        # moto lists a response class's methods with inspect.getmembers on every call.
-        found = names.get(clazz)
-        if found is None:
-            found = names[clazz] = method_names_from_class(clazz)
-        return found
-
+    if not fast_paths.usable("dispatch", *DISPATCH_NEEDS):
+        yield fast
+        return
     session.events.register_last("before-call", fast.before_call, fast.hook_id)
     _ACTIVE.add(fast.hook_id)
     try:
-        with mock.patch.object(responses, "method_names_from_class", cached_method_names):
+        with _method_names_cached(responses):
+            if fast_paths.probe("dispatch", lambda: _agrees(session, fast, "calls")):
+                if fast_paths.usable("prepared", *PREPARED_NEEDS):
+                    fast.use_prepared = True
+                    fast.use_prepared = fast_paths.probe(
+                        "prepared", lambda: _agrees(session, fast, "prepared")
+                    )
+                if fast_paths.usable("json-parse", *PLAIN_JSON_NEEDS):
+                    fast.use_plain_json = True
+                    fast._protocol_parsers.clear()
+                    fast.use_plain_json = fast_paths.probe(
+                        "json-parse", lambda: _agrees(session, fast, "calls")
+                    )
+                    fast._protocol_parsers.clear()
+            else:
+                session.events.unregister("before-call", unique_id=fast.hook_id)
             yield fast
     finally:
         _ACTIVE.discard(fast.hook_id)
         session.events.unregister("before-call", unique_id=fast.hook_id)
+
+
+@contextmanager
+def _method_names_cached(responses: Any) -> Iterator[None]:
+    """moto lists a response class's methods with ``inspect.getmembers`` on every call: kept
+    per class (only where moto still has that function)."""
+    if fast_paths.missing("moto.core.responses:method_names_from_class") is not None:
+        yield
+        return
+    original = responses.method_names_from_class
+    names: dict[type, list[str]] = {}
+
+    def cached_method_names(clazz: Any) -> list[str]:
+        found = names.get(clazz)
+        if found is None:
+            found = names[clazz] = original(clazz)
+        return found
+
+    with mock.patch.object(responses, "method_names_from_class", cached_method_names):
+        yield
+
+
+# The probe: calls that change nothing, answered both ways, must agree (ResponseMetadata aside).
+PROBE_CALLS = (
+    ("dynamodb", "list_tables", {}),
+    ("dynamodb", "describe_table", {"TableName": "snapcdc-fast-path-probe"}),
+    ("kinesis", "list_streams", {}),
+    ("lambda", "list_functions", {}),
+)
+
+
+def _agrees(session: Any, fast: FastPath, counter: str) -> str | None:
+    """``None`` if the probe calls answer alike through ``fast`` and through moto's stubber
+    (``counter``, an attribute of ``fast``, must count the fast answers: the part probed took
+    them)."""
+    from botocore.exceptions import ClientError
+
+    def outcome(client: Any, operation: str, params: dict[str, Any]) -> Any:
+        try:
+            answer = getattr(client, operation)(**params)
+        except ClientError as exc:  # a modelled error is an answer too; anything else raises
+            answer = {"Error": exc.response.get("Error")}
+        answer.pop("ResponseMetadata", None)
+        return answer
+
+    for service, operation, params in PROBE_CALLS:
+        client = session.client(service, region_name="us-east-1")
+        before = fast.calls
+        fast_answer = outcome(client, operation, params)
+        if fast.calls == before:
+            return f"{service}:{operation} did not take the fast path"
+        slow_answer = outcome(
+            on_slow_path(session.client(service, region_name="us-east-1")), operation, params
+        )
+        if fast_answer != slow_answer:
+            return (
+                f"{service}:{operation} answered {fast_answer!r}, moto's own path {slow_answer!r}"
+            )
+    return None
 
 
 _ACTIVE: set[str] = set()

@@ -64,8 +64,13 @@ def _get_records(
     records = [shard.records[k] for k in chosen]
     if not records:
         return [], int(last_sequence_id), 0
-    behind = shard.records[keys[-1]].created_at - records[-1].created_at
+    behind = _epoch(shard.records[keys[-1]].created_at) - _epoch(records[-1].created_at)
     return records, chosen[-1], int(behind * 1000)
+
+
+def _epoch(created_at: Any) -> float:
+    # moto 5.2.5 keeps a record's arrival as epoch seconds, 5.2.6 as a datetime
+    return created_at.timestamp() if hasattr(created_at, "timestamp") else float(created_at)
 
 
 def _min_sequence(shard: Any) -> int:
@@ -172,8 +177,10 @@ def _throughput(shard: Any) -> ShardThroughput:
     return bucket
 
 
-def _record_size(partition_key: str, data: str) -> int:
-    return len(base64.b64decode(data or "")) + len(partition_key.encode())
+def _record_size(partition_key: str, data: str | bytes) -> int:
+    # moto 5.2.5 hands the backend a record's data as the request's base64 text, 5.2.6 as bytes
+    raw = data if isinstance(data, bytes) else base64.b64decode(data or "")
+    return len(raw) + len(partition_key.encode())
 
 
 def _validate_request(records: list[dict[str, Any]], single: bool = False) -> None:
