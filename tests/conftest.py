@@ -9,13 +9,21 @@ collection.
 ``snapcdc diff`` keeps compiled statements in ``$SNAPCDC_CACHE_DIR`` (else the user's cache
 folder): a test run gets a folder of its own, so it neither writes into the home directory nor
 depends on what an earlier run left there.
+
+``served``: ``snapcdc local serve`` started in a process of its own for one test module (see
+:class:`Served`), for the tests that drive it as a user does (the AWS CLI, boto3, pyathena).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 from _pytest.doctest import DoctestModule
@@ -34,3 +42,79 @@ def pytest_collect_file(file_path, parent):
     if file_path.name != "conftest.py":
         return collectors
     return [c for c in collectors if not isinstance(c, DoctestModule)]
+
+
+# -- a served endpoint ------------------------------------------------------------------------
+
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+REGION = "us-east-1"
+
+
+class Served:
+    """``snapcdc local serve --port 0`` running in a process of its own, as a user starts it."""
+
+    def __init__(self, log: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        self.log = log
+        self._log_file = log.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "snapcdc_local", "local", "serve", "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=self._log_file,
+            env=env,
+        )
+        # The first line says where it listens (and only comes once it does).
+        self.first_line = self.process.stdout.readline().decode()
+        found = re.search(r"AWS_ENDPOINT_URL=(\S+)", self.first_line)
+        if not found:
+            self.stop()
+            raise RuntimeError(f"snapcdc local serve did not start: {self.log.read_text()[-2000:]}")
+        self.url = found.group(1)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """An environment for a client of the endpoint: the variables a user sets, and nothing
+        from this machine's own AWS configuration."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(CREDENTIALS)
+        env.update(
+            AWS_ENDPOINT_URL=self.url,
+            AWS_DEFAULT_REGION=REGION,
+            AWS_CONFIG_FILE=os.devnull,
+            AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        )
+        env.update(extra)
+        return env
+
+    def client(self, service: str, **credentials: str):
+        import boto3
+
+        return boto3.Session(
+            aws_access_key_id=credentials.get("key", "test"),
+            aws_secret_access_key=credentials.get("secret", "test"),
+            aws_session_token=credentials.get("token"),
+            region_name=REGION,
+        ).client(service, endpoint_url=self.url)
+
+    def stop(self) -> int:
+        """SIGTERM, as a service manager stops it; the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log_file.close()
+        return self.process.returncode
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A served emulation (an empty account) for one test module; stopped with SIGTERM."""
+    endpoint = Served(tmp_path_factory.mktemp("served") / "serve.log")
+    try:
+        yield endpoint
+    finally:
+        status = endpoint.stop()
+        log = endpoint.log.read_text()[-3000:]
+        assert status == 0, f"snapcdc local serve exited {status}: {log}"

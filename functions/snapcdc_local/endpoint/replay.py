@@ -38,8 +38,9 @@ from urllib.parse import unquote, urlsplit
 
 import botocore.session
 from botocore.config import Config
-from botocore.exceptions import ClientError, ParamValidationError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from botocore.model import ServiceModel
+from botocore.validate import validate_parameters
 
 from snapcdc_local.emulator import iam
 from snapcdc_local.emulator.iam_actions import UnmappedCall
@@ -273,15 +274,34 @@ class Replayer:
             return error_answer(protocol, exc.code, str(exc), exc.status)
 
     def _athena(self, request: Request, url: str, principal: iam.Principal | None) -> Answer:
-        target = request.headers.get("x-amz-target", "")
-        operation = target.rpartition(".")[2] or request.path.rstrip("/").rpartition("/")[2]
-        write = not (is_read_only(operation) or (not target and request.method == "GET"))
-        headers = dict(request.headers)
+        """An Athena request, to the emulation's Athena front as it arrived (json or rest-json),
+        once the caller's role may make it."""
+        from snapcdc_local.emulator.athena_api import decode
+        from snapcdc_local.emulator.athena_executions import AthenaRequestError
+
+        protocol = "json" if "x-amz-target" in request.headers else "rest-json"
+        try:
+            operation, params, protocol = decode(request.method, url, request.headers, request.body)
+        except AthenaRequestError:
+            operation, params = "", {}  # the front answers it, in its words
+        model = self.model("athena")
+        if operation and model is not None and operation in model.operation_names:
+            try:
+                with iam.acting(principal):
+                    self.authorizer.before_parameter_build(
+                        params=params, model=model.operation_model(operation)
+                    )
+            except ClientError as exc:
+                error = exc.response["Error"]
+                return error_answer(protocol, error["Code"], error["Message"], 400)
+            except UnmappedCall as exc:
+                return error_answer(protocol, "AccessDeniedException", str(exc), 400)
+        write = not is_read_only(operation)
         self.lock.acquire(write)
         try:
             with iam.acting(principal):
                 status, answer_headers, body = self.athena(  # type: ignore[misc]
-                    request.method, url, headers, request.body
+                    request.method, url, dict(request.headers), request.body
                 )
         finally:
             self.lock.release(write)
@@ -293,6 +313,13 @@ class Replayer:
         write = not is_read_only(name)
         box: list[Any] = []
         token = _ANSWERED.set(box)
+        try:
+            # First: botocore resolves the endpoint from some parameters before it validates.
+            validate_parameters(
+                call.params, client.meta.service_model.operation_model(name).input_shape
+            )
+        except ParamValidationError as exc:
+            return _invalid(call, exc)
         self.lock.acquire(write)
         try:
             with iam.acting(principal):
@@ -301,13 +328,12 @@ class Replayer:
                 except ClientError as exc:
                     if not box:  # refused before a request was made (emulated IAM)
                         return _client_error_answer(call, exc)
-                except ParamValidationError as exc:
-                    code = "ValidationError" if call.protocol == "query" else "ValidationException"
-                    if call.service == "s3":
-                        code = "InvalidArgument"
-                    return error_answer(call.protocol, code, " ".join(str(exc).split()), 400)
                 except UnmappedCall as exc:
                     return _denied(call, str(exc))
+                except BotoCoreError as exc:
+                    if not box:  # the request could not be made of these parameters
+                        return _invalid(call, exc)
+                    raise
             changed = call.service == "cloudformation" and name in STACK_CHANGES
             if changed and box and box[-1].status_code < 300 and self.stacks_changed:
                 for line in self.stacks_changed():
@@ -346,6 +372,13 @@ def _raw_answer(http: Any, head: bool) -> Answer:
     length = http.headers.get("content-length") if head else None
     headers.append(("Content-Length", str(length if length is not None else len(body))))
     return http.status_code, headers, body
+
+
+def _invalid(call: Call, exc: Exception) -> Answer:
+    code = "ValidationError" if call.protocol == "query" else "ValidationException"
+    if call.service == "s3":
+        code = "InvalidArgument"
+    return error_answer(call.protocol, code, " ".join(str(exc).split()), 400)
 
 
 def _client_error_answer(call: Call, exc: ClientError) -> Answer:

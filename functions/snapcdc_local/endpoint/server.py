@@ -115,6 +115,7 @@ class _Handler(BaseHTTPRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """A request line or header the HTTP parser refused, answered in AWS's shape."""
         self.close_connection = True
+        self.request_version = "HTTP/1.1"  # unparsed, it would be HTTP/0.9: no status line
         status, headers, body = error_answer(
             "rest-xml", "BadRequest", message or "malformed HTTP request", code
         )
