@@ -15,7 +15,9 @@ skipped and every ``!Ref`` to them resolves to nothing. Three gaps matter here:
   no physical ID, so the stack's resource list misses it; :func:`installed` gives it the
   statement's ``Sid``, as CloudFormation gives it an ID.
 - Executing a change set updates the stack's resources only; :func:`installed` also gives the
-  stack the change set's template, outputs and parameters, as CloudFormation does.
+  stack the change set's template, outputs and parameters, as CloudFormation does. An update
+  modifies every resource whose resolved properties change (:func:`_resource_diff`), not only
+  those whose declaration did or that name a changed parameter directly.
 - Queue policies and alarms have no model either; they are created through moto's API from
   their properties (moto stores them; neither changes how the pipeline runs). Bucket policies
   are recorded but not applied (see :class:`S3BucketPolicy`).
@@ -75,8 +77,12 @@ class _ApiBacked:
         raise NotImplementedError
 
     @classmethod
-    def delete(cls, physical_id: str, region: str) -> None:
+    def remove(cls, physical_id: str, region: str) -> None:
         """Undo :meth:`create`; nothing by default (policies and alarms are overwritten)."""
+
+    def delete(self, account_id: str, region: str) -> None:
+        """What moto calls when the stack is deleted (with the account, not the resource)."""
+        self.remove(self.physical_id, region)
 
     @staticmethod
     def cloudformation_name_type() -> str:
@@ -107,7 +113,7 @@ class _ApiBacked:
         account_id: str,
         region_name: str,
     ) -> _ApiBacked:
-        cls.delete(original_resource.physical_id, region_name)
+        cls.remove(original_resource.physical_id, region_name)
         return cls.create_from_cloudformation_json(
             new_resource_name, cloudformation_json, account_id, region_name
         )
@@ -116,7 +122,7 @@ class _ApiBacked:
     def delete_from_cloudformation_json(  # type: ignore[misc]
         cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
     ) -> None:
-        cls.delete(resource_name, region_name)
+        cls.remove(resource_name, region_name)
 
     def is_created(self) -> bool:
         return True
@@ -162,8 +168,10 @@ class AthenaWorkGroup(_ApiBacked, CloudFormationModel):
         return name
 
     @classmethod
-    def delete(cls, physical_id: str, region: str) -> None:
-        _client("athena", region).delete_work_group(WorkGroup=physical_id)
+    def remove(cls, physical_id: str, region: str) -> None:
+        _client("athena", region).delete_work_group(
+            WorkGroup=physical_id, RecursiveDeleteOption=True
+        )
 
 
 class GlueDatabase(_ApiBacked, CloudFormationModel):
@@ -182,7 +190,7 @@ class GlueDatabase(_ApiBacked, CloudFormationModel):
         return database_input["Name"]
 
     @classmethod
-    def delete(cls, physical_id: str, region: str) -> None:
+    def remove(cls, physical_id: str, region: str) -> None:
         _client("glue", region).delete_database(Name=physical_id)
 
 
@@ -242,6 +250,27 @@ class CloudWatchAlarm(_ApiBacked, CloudFormationModel):
             args["Threshold"] = float(args["Threshold"])
         _client("cloudwatch", region).put_metric_alarm(**args)
         return args["AlarmName"]
+
+    @classmethod
+    def remove(cls, physical_id: str, region: str) -> None:
+        _client("cloudwatch", region).delete_alarms(AlarmNames=[physical_id])
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+    ) -> CloudWatchAlarm:
+        """In place, under its name: a change of actions, threshold or metric does not replace
+        an alarm (AlarmName alone does)."""
+        props = dict(cloudformation_json.get("Properties") or {})
+        props.setdefault("AlarmName", original_resource.physical_id)
+        if props["AlarmName"] != original_resource.physical_id:
+            cls.remove(original_resource.physical_id, region_name)
+        return cls(cls.create(new_resource_name, props, region_name))
 
 
 def state_machine_definition(props: dict[str, Any], read_s3: Any) -> str:
@@ -344,6 +373,71 @@ def _apply_change_set(change_set: Any, original: Any) -> None:
     stack.parameters = dict(stack.stack_parameters)
 
 
+def references(node: Any) -> set[str]:
+    """The parameters, resources and conditions a piece of template names.
+
+    >>> sorted(references({"Fn::If": ["C", {"Ref": "P"}, {"Fn::GetAtt": ["R", "Arn"]}],
+    ...                    "S": {"Fn::Sub": "${Q}-${T.Name}"}}))
+    ['C', 'P', 'Q', 'R', 'T']
+    """
+    found: set[str] = set()
+    if isinstance(node, list):
+        for item in node:
+            found |= references(item)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("Ref", "Condition") and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                found.add(value[0] if isinstance(value, list) else str(value).split(".")[0])
+            elif key == "Fn::If" and isinstance(value, list) and value:
+                found.add(str(value[0]))
+                found |= references(value[1:])
+            elif key == "Fn::Sub":
+                text, names = (value, {}) if isinstance(value, str) else (value[0], value[1])
+                found |= {m.split(".")[0] for m in SUBSTITUTION_RE.findall(text)} - set(names)
+                found |= references(names)
+            else:
+                found |= references(value)
+    return found
+
+
+def _resource_diff(
+    resource_map: Any, template: dict[str, Any], parameters: dict[str, Any] | None = None
+) -> dict[str, list[str]]:
+    """Which resources an update adds, modifies and removes, as CloudFormation decides it:
+    besides resources whose declaration changed, those whose resolved properties change, because
+    they name a parameter whose value changed, a condition that depends on one, or a resource
+    that is added, removed or modified. (moto's own diff, 5.2.5, sees only direct references to
+    parameters, compared with the values given at creation rather than the resolved ones.)"""
+    old, new = resource_map._resource_json_map, template.get("Resources") or {}
+    actions = {
+        "Add": [n for n in new if n not in old],
+        "Modify": [n for n in new if n in old and new[n] != old[n]],
+        "Remove": [n for n in old if n not in new],
+    }
+    if parameters is None:
+        return actions
+    declared = template.get("Parameters") or {}
+    previous = resource_map.resolved_parameters
+
+    def value(values: dict[str, Any], name: str) -> str:
+        return str(values.get(name, declared[name].get("Default")))
+
+    touched = {n for n in declared if value(parameters, n) != value(previous, n)}
+    touched |= {*actions["Add"], *actions["Modify"], *actions["Remove"]}
+    grown = True
+    while grown:  # what depends on something changed has changed too
+        grown = False
+        for name, body in [*(template.get("Conditions") or {}).items(), *new.items()]:
+            if name not in touched and references(body) & touched:
+                touched.add(name)
+                grown = True
+                if name in new and name in old:
+                    actions["Modify"].append(name)
+    return actions
+
+
 def refresh_model_registry() -> None:
     """moto caches its type -> model map; rebuild it so the models above are found."""
     from moto.cloudformation import parsing
@@ -357,6 +451,7 @@ def installed() -> Iterator[None]:
     """Make moto's CloudFormation create what it otherwise skips, while the block runs."""
     from moto.awslambda.models import Permission
     from moto.cloudformation.models import ChangeSet
+    from moto.cloudformation.parsing import ResourceMap
     from moto.stepfunctions.models import StateMachine
 
     refresh_model_registry()
@@ -364,6 +459,7 @@ def installed() -> Iterator[None]:
     original_apply = ChangeSet.apply
     with (
         mock.patch.object(ChangeSet, "apply", lambda self: _apply_change_set(self, original_apply)),
+        mock.patch.object(ResourceMap, "build_resource_diff", _resource_diff),
         mock.patch.object(
             Permission, "create_from_cloudformation_json", classmethod(_create_permission)
         ),
