@@ -39,7 +39,7 @@ EXPORTS = (
     "20201230_V0002/export2.csv.gz",
     "20201231_V0001/export3.csv.gz",
 )
-EXPORT3_ROWS = 3000
+EXPORT3_ROWS = 1000
 # Over the CLI's 8 MiB multipart threshold: uploaded in two parts. Rows of random text (gzip
 # cannot shrink them), each well under DynamoDB's 400 KB item and Kinesis' 1 MiB record.
 WIDE_ROWS, WIDE_ROW_BYTES = 40, 300_000
@@ -319,7 +319,7 @@ def snapcdc(workflow, monkeypatch, capsys):
 def test_status_shows_each_table(snapcdc):
     status, text, err = snapcdc("status", "--stack", STACK)
     assert status == 0, err
-    assert "tenant/test_table\n  head: 20201231_V0001, 3000 rows" in text
+    assert "tenant/test_table\n  head: 20201231_V0001, 1000 rows" in text
     assert "tenant/wide_table\n  head: 20210101_V0001, 40 rows" in text
     assert "held: none" in text and "unapplied: none" in text and "diverged: none" in text
     assert "_watch" not in text
