@@ -15,7 +15,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: install test test-latest lint checkov pytest lambda package demo lock clean
+.PHONY: install test test-latest lint checkov pytest lambda package deploy demo lock clean
 
 install: $(STAMP) $(CHECKOV_STAMP)
 
@@ -62,12 +62,25 @@ demo: $(STAMP)
 lambda: $(UV)
 	UV=$(UV) $(PYTHON) scripts/build_lambda.py build/lambda
 
-# Upload the artifact and the state machine definition; deploy build/packaged.yaml.
+# Upload the artifact and the state machine definition (build/packaged.yaml), then deploy it.
+# Needs uv (make lambda installs it) and the AWS CLI, nothing else: no dev install, no checkov.
+# The template is over CloudFormation's 51,200-byte TemplateBody limit, so deploy uploads it to
+# S3_BUCKET too (--s3-bucket). Against snapcdc local serve: set AWS_ENDPOINT_URL (package and
+# deploy ignore --endpoint-url for their S3 uploads). See docs/deploy.md.
+AWS ?= aws
 S3_PREFIX ?= snapcdc
+STACK ?= snapcdc
+PARAMETERS ?=
 package: lambda
 	@test -n "$(S3_BUCKET)" || { echo "usage: make package S3_BUCKET=<artifact bucket> [S3_PREFIX=snapcdc]"; exit 2; }
-	aws cloudformation package --template-file cfn.yaml --s3-bucket $(S3_BUCKET) \
+	@command -v $(AWS) > /dev/null || { echo "the AWS CLI ($(AWS)) is not installed: pip install awscli, or AWS=/path/to/aws"; exit 2; }
+	$(AWS) cloudformation package --template-file cfn.yaml --s3-bucket $(S3_BUCKET) \
 		--s3-prefix $(S3_PREFIX) --output-template-file build/packaged.yaml
+
+deploy: package
+	$(AWS) cloudformation deploy --template-file build/packaged.yaml --stack-name $(STACK) \
+		--s3-bucket $(S3_BUCKET) --s3-prefix $(S3_PREFIX) --capabilities CAPABILITY_IAM \
+		--no-fail-on-empty-changeset $(if $(PARAMETERS),--parameter-overrides $(PARAMETERS))
 
 # Re-lock every environment from the ranges in pyproject.toml (newest allowed releases), then
 # prove it: make test && make demo. UPGRADE="--upgrade-package NAME" re-locks one package.

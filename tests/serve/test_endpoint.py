@@ -225,6 +225,23 @@ def test_bad_requests_get_aws_shaped_errors_and_the_server_keeps_serving(
     assert served.client("sts").get_caller_identity()["Account"] == "123456789012"
 
 
+def test_virtual_host_addressing_under_localhost(served):
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    served.client("s3").create_bucket(Bucket="virtual-host")
+    port = urlsplit(served.url).port
+    request = AWSRequest(method="PUT", url=f"http://virtual-host.localhost:{port}/a/b.txt",
+                         data=b"hi", headers={"Content-Type": "text/plain"})  # fmt: skip
+    SigV4Auth(Credentials("test", "test"), "s3", "us-east-1").add_auth(request)
+    headers = {**request.headers, "Host": f"virtual-host.localhost:{port}"}
+    status, _, _ = raw(served, "PUT", "/a/b.txt", b"hi", headers)
+    assert status == 200
+    body = served.client("s3").get_object(Bucket="virtual-host", Key="a/b.txt")["Body"].read()
+    assert body == b"hi"
+
+
 def test_a_malformed_http_request_line_is_refused_and_the_server_keeps_serving(served):
     parts = urlsplit(served.url)
     with socket.create_connection((parts.hostname, parts.port), timeout=30) as s:

@@ -19,7 +19,10 @@ quota), :mod:`.kinesis` (write limits, indexed shards), :mod:`.kinesis_poller` (
 source mapping poller; :mod:`.kinesis_events`, :mod:`.kinesis_failures`), :mod:`.fastpath`
 (hot calls handed straight to moto), :mod:`.dynamodb` (atomic conditional writes, fast item
 reads, condition parses cached), :mod:`.locking` (moto methods run under one lock),
-:mod:`.s3files` (S3 prefixes as local files for the engine).
+:mod:`.s3files` (S3 prefixes as local files for the engine), :mod:`.lambda_code` (a deployed
+function's own ``snapcdc`` package, imported beside this process's). ``Emulator(None)`` is an
+empty account (``snapcdc local serve``: stacks come through CloudFormation's API;
+:meth:`Emulator.stacks_changed` applies what moto's CloudFormation leaves out).
 """
 
 from snapcdc_local.emulator.emulated_aws import Emulator

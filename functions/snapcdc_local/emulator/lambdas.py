@@ -1,4 +1,5 @@
-"""Lambda functions run in process: moto's Lambda ``Invoke`` calls the handler in ``functions/``.
+"""Lambda functions run in process: moto's Lambda ``Invoke`` calls the handler in ``functions/``
+(or, for a stack deployed from outside, in the function's deployment package: .lambda_code).
 
 moto without docker answers every ``Invoke`` with a canned payload. This module replaces that
 one method, so whoever invokes a function (Step Functions Task states, the Kinesis poller,

@@ -264,6 +264,8 @@ class Replayer:
                 for m in models
             ):
                 protocol = "rest-json"
+            if scope.signing_name == "s3":
+                _path_style(request)
             call = find_call(request, models, scope)
             protocol = call.protocol
             adjust(call)
@@ -419,6 +421,14 @@ def principal_of(access_key: str) -> iam.Principal | None:
             )
             return iam.Principal(role_arn, assumed.session_name if assumed else "served")
     return None
+
+
+def _path_style(request: Request) -> None:
+    """``BUCKET.localhost`` (botocore's virtual-host addressing for a ``localhost`` endpoint)
+    as the path-style request it stands for."""
+    host = request.headers.get("host", "").rsplit(":", 1)[0]
+    if host.endswith(".localhost"):
+        request.path = f"/{host.removesuffix('.localhost')}{request.path or '/'}"
 
 
 def _decode_body(request: Request) -> None:
