@@ -45,7 +45,10 @@ EXPORT3_ROWS = 1000
 WIDE_ROWS, WIDE_ROW_BYTES = 40, 300_000
 STACK = "snapcdc"
 ARTIFACTS = "snapcdc-artifacts"
-PARAMETERS = ["QueryPollSeconds=1", "LockRetrySeconds=1", "ShardCount=8", "ConsumerWorkers=1"]
+PARAMETERS = [
+    "QueryPollSeconds=1", "LockRetrySeconds=1", "ShardCount=8", "ConsumerWorkers=1",
+    "AlarmEmail=ops@example.com",
+]  # fmt: skip
 AWS = str(Path(sys.executable).parent / "aws")
 
 
@@ -141,6 +144,10 @@ def workflow(served, tmp_path_factory):
     described = cli.aws_json("cloudformation", "describe-stacks", "--stack-name", STACK)
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Stacks"][0]["Outputs"]}
     bucket = outputs["ImportBucketName"]
+    alarms_at_create = {
+        a["AlarmName"]: a["AlarmActions"]
+        for a in served.client("cloudwatch").describe_alarms()["MetricAlarms"]
+    }
 
     data = work / "data" / "tenant" / "test_table"
     shutil.copytree(DATA, data)
@@ -164,12 +171,18 @@ def workflow(served, tmp_path_factory):
     )  # fmt: skip
     wait_for_version(served, outputs, "tenant/wide_table", "20210101_V0001")
 
-    updated = cli.aws(*deploy, "--parameter-overrides", "AlarmEmail=ops@example.com")
+    # Two updates: a threshold, then the alarm email taken away (which the alarms name only
+    # through conditions, so only CloudFormation's update rules, not a reference, reach them).
+    updated = [
+        cli.aws(*deploy, "--parameter-overrides", "IteratorAgeAlarmMilliseconds=700000"),
+        cli.aws(*deploy, "--parameter-overrides", "AlarmEmail="),
+    ]
     unchanged = cli.aws(*deploy, "--no-fail-on-empty-changeset")
     return {
         "cli": cli,
         "outputs": outputs,
         "created": created,
+        "alarms_at_create": alarms_at_create,
         "updated": updated,
         "unchanged": unchanged,
         "export3": lines,
@@ -275,15 +288,23 @@ def test_an_export_uploaded_in_parts_runs_the_pipeline(workflow, served):
 
 
 def test_update_with_a_changed_parameter_then_no_changes(workflow, served):
-    assert "Successfully created/updated stack - snapcdc" in workflow["updated"].stdout
+    for updated in workflow["updated"]:
+        assert "Successfully created/updated stack - snapcdc" in updated.stdout
     assert "No changes to deploy" in workflow["unchanged"].stdout
     stack = served.client("cloudformation").describe_stacks(StackName=STACK)["Stacks"][0]
     parameters = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
-    assert parameters["AlarmEmail"] == "ops@example.com"
+    assert parameters["AlarmEmail"] == ""
     assert parameters["ShardCount"] == "8"  # kept: UsePreviousValue
-    alarms = served.client("cloudwatch").describe_alarms()["MetricAlarms"]
-    [topic] = [t["TopicArn"] for t in served.client("sns").list_topics()["Topics"]]
-    assert len(alarms) == 7 and all(a["AlarmActions"] == [topic] for a in alarms)
+    assert parameters["IteratorAgeAlarmMilliseconds"] == "700000"  # kept from the first update
+    # Created with AlarmEmail: every alarm notified the stack's topic. The update took it
+    # away: the same alarms (updated in place) notify nothing; they name AlarmEmail only
+    # through the template's conditions.
+    before = workflow["alarms_at_create"]
+    assert len(before) == 7 and all(len(actions) == 1 for actions in before.values())
+    assert all(":sns:" in actions[0] and "AlarmTopic" in actions[0] for actions in before.values())
+    after = served.client("cloudwatch").describe_alarms()["MetricAlarms"]
+    assert {a["AlarmName"]: a["AlarmActions"] for a in after} == {name: [] for name in before}
+    assert [a["Threshold"] for a in after if "IteratorAge" in a["AlarmName"]] == [700000]
 
 
 # -- the operator commands on the deployed stack ------------------------------------------------
