@@ -496,8 +496,3 @@ def decode_aws_chunked(body: bytes) -> tuple[bytes, dict[str, str]]:
         if sep:
             trailers[name.strip().lower()] = value.strip()
     return bytes(data), trailers
-
-
-def decode_http_chunked(body: bytes) -> bytes:
-    """The payload of a ``Transfer-Encoding: chunked`` body."""
-    return decode_aws_chunked(body)[0]
