@@ -25,8 +25,10 @@ $(UV): tools/uv-requirements.txt
 	touch $(UV)
 
 # Reinstall only when the lock changes. --locked: fail if uv.lock no longer matches pyproject.toml.
+# --compile-bytecode: byte code written once here, where PYTHONDONTWRITEBYTECODE would otherwise
+# have every test process compile moto and botocore again (~3 CPU-s each).
 $(STAMP): uv.lock pyproject.toml $(UV)
-	$(UV) sync --quiet --locked --extra dev
+	$(UV) sync --quiet --locked --compile-bytecode --extra dev
 	touch $(STAMP)
 
 lint: install
