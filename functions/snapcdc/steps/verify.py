@@ -25,7 +25,7 @@ Verify record (registry, partition ``table_id``, sk ``verify#{started_at}#{run_i
 ``snapcdc.aws.registry.last_verify`` reads a table's latest)::
 
     {"table_id", "sk", "run_id", "round", "execution_arn", "started_at", "finished_at",
-     "status": RUNNING | CLEAN | DRIFT | BUSY | FAILED, "version", "reason",
+     "status": RUNNING | CLEAN | DRIFT | BUSY | FAILED, "version", "schema", "reason",
      "export_arn", "export_time", "export_rows", "target_rows",
      "missing", "extra", "different", "drifted", "columns": {name: rows},
      "sample": {kind: [keys]}, "result": "s3://.../id.csv", "diverged": [versions],
@@ -217,7 +217,12 @@ def _read_locked(
         record.update(status="FAILED", reason=f"no version of {table_id} has been applied yet")
         return None
     diverged = [d["version"] for d in diverged_versions(head)]
-    record.update(status="RUNNING", version=version, export_rows=int(head.get("rows") or 0))
+    record.update(
+        status="RUNNING",
+        version=version,
+        schema=head["schema"],
+        export_rows=int(head.get("rows") or 0),
+    )
     if diverged:
         record["diverged"] = diverged
     return {

@@ -23,7 +23,9 @@ https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_ExportDescrip
   ``ExportManifest``, ``ExportTime``, ``StartTime``, ``EndTime``, ``ItemCount`` and
   ``BilledSizeBytes``; a missing bucket makes the export ``FAILED`` (``S3NoSuchBucket``), as
   AWS reports it, not the request;
-- the same ``ClientToken`` gives the same export; point-in-time recovery must be on.
+- the same ``ClientToken`` gives the same export; point-in-time recovery must be on (and a
+  table deployed with ``PointInTimeRecoverySpecification`` has it on, which moto's
+  CloudFormation leaves out).
 
 Not reproduced: ``ExportTime`` in the past (the emulation keeps no history; a request naming
 one is refused with a ValidationException saying so), ION, incremental exports, the export's
@@ -135,7 +137,24 @@ def installed() -> Iterator[dict[str, Export]]:
         ]
         return ActionResult({"ExportSummaries": summaries})
 
+    from moto.dynamodb.models.table import Table
+
+    create = Table.create_from_cloudformation_json
+
+    def create_table(cls: Any, resource_name: str, cloudformation_json: Any, *args, **kwargs):
+        # moto's CloudFormation leaves PointInTimeRecoverySpecification out (exports need it)
+        table = create.__func__(cls, resource_name, cloudformation_json, *args, **kwargs)
+        recovery = (cloudformation_json.get("Properties") or {}).get(
+            "PointInTimeRecoverySpecification"
+        ) or {}
+        if str(recovery.get("PointInTimeRecoveryEnabled")).lower() == "true":
+            table.continuous_backups["PointInTimeRecoveryDescription"].update(
+                PointInTimeRecoveryStatus="ENABLED"
+            )
+        return table
+
     with (
+        mock.patch.object(Table, "create_from_cloudformation_json", classmethod(create_table)),
         mock.patch.object(
             DynamoHandler, "export_table_to_point_in_time", export_table_to_point_in_time
         ),
