@@ -51,6 +51,8 @@ def stack(tmp_path_factory):
     write_export(data, "acme/items/V2/a.csv.gz", ITEMS_V2, delimiter=",")
     write_config(data, "acme", "pairs", PAIRS)
     write_export(data, "acme/pairs/V1/a.csv.gz", PAIRS_V1, delimiter=",")
+    write_config(data, "acme", "seq", FLIGHT)
+    write_export(data, "acme/seq/V1/a.csv.gz", FLIGHT_VERSIONS["V1"], delimiter=",")
     write_config(data, "acme", "flight", FLIGHT)
     for version, rows in FLIGHT_VERSIONS.items():
         write_export(data, f"acme/flight/{version}/a.csv.gz", rows, delimiter=",")
@@ -327,6 +329,45 @@ def test_a_version_arriving_during_a_verify_waits_and_is_not_mistaken_for_drift(
     assert status == 0 and "CLEAN against version V4" in out, out
 
 
+# -- snapcdc local run --sequence ----------------------------------------------------------
+
+
+def test_verify_and_repair_lines_of_a_local_run_sequence(stack, tmp_path):
+    from snapcdc_local.cli.main import CliError
+    from snapcdc_local.cli.run_driver import drive
+    from snapcdc_local.cli.run_uploads import plan_uploads
+
+    aws, run = stack
+    sequence = tmp_path / "sequence.txt"
+    sequence.write_text(
+        "acme/seq/V1/a.csv.gz\nverify acme/seq   # clean\nrepair acme/seq\nverify acme/seq\n"
+    )
+    ddb, table = target(aws)
+
+    def tamper_after_the_first_verify(upload):
+        if upload.action == "verify" and upload.status == "CLEAN":
+            ddb.delete_item(TableName=table, Key={"pk": {"S": "acme/seq#2"}})
+
+    keys = plan_uploads(run.data_dir, sequence)
+    assert keys[-3:] == ["verify acme/seq", "repair acme/seq", "verify acme/seq"]
+    reported = drive(run, keys, on_upload=tamper_after_the_first_verify)
+    rows = [(u.label, u.status, u.version) for u in reported]
+    assert rows == [
+        ("acme/seq/V1/a.csv.gz", "SUCCEEDED", "V1"),
+        ("verify acme/seq", "CLEAN", "V1"),
+        ("repair acme/seq", "CLEAN", "V1"),
+        ("verify acme/seq", "CLEAN", "V1"),
+    ]
+    assert reported[2].reason == (
+        "DRIFT: 1 missing, 0 extra, 0 different; repaired 1 rows (0 stale, 0 skipped, 0 failed)"
+        "; after the repair: CLEAN: 0 missing, 0 extra, 0 different"
+    )
+    assert reported[2].report()["action"] == "repair"
+    sequence.write_text("verify acme\n")
+    with pytest.raises(CliError, match=r"sequence.txt:1: invalid table 'acme': expected"):
+        plan_uploads(run.data_dir, sequence)
+
+
 # -- every table, the metric, the grants ----------------------------------------------------
 
 
@@ -343,7 +384,9 @@ def test_every_table_at_once_as_the_schedule_starts_it(stack):
     assert described["status"] == "SUCCEEDED", described
     report = json.loads(described["output"])
     statuses = {t["table_id"]: [r["status"] for r in t["rounds"]] for t in report["tables"]}
-    assert statuses == {f"acme/{t}": ["CLEAN"] for t in ("flight", "items", "pairs")}
+    # every table with a head (acme/seq too, once the sequence test ran), each clean by now
+    assert {"acme/flight", "acme/items", "acme/pairs"} <= set(statuses)
+    assert all(rounds == ["CLEAN"] for rounds in statuses.values()), statuses
     # DriftedRows: a point per verify, with and without the table's dimension
     metrics = aws.client("cloudwatch").list_metrics(Namespace="snapcdc", MetricName="DriftedRows")
     tables = {d["Value"] for m in metrics["Metrics"] for d in m.get("Dimensions", [])}
