@@ -382,16 +382,15 @@ def plan_compare(run: dict[str, Any], table: dict[str, Any], settings: Settings)
     source, target = verify_table_names(run["run_id"], run["round"], entry["index"])
     image_location = f"s3://{run['bucket']}/{_image_prefix(run, entry['index'])}"
     statements = [
+        # the run's own names: no table of an earlier attempt to drop first
         ("create_database", "ddl", queries.create_database(database)),
-        ("drop_source", "ddl", queries.drop_export_table(database, source)),
-        ("drop_target", "ddl", queries.drop_export_table(database, target)),
         ("create_source", "ddl", queries.create_export_table(
             database, source, schema.columns, entry["location"], config)),
         ("create_target", "ddl", queries.create_target_image_table(
             database, target, schema, image_location)),
         ("verify", "verify", queries.verify(database, source, schema, entry["files"], target)),
-        ("drop_source_after", "ddl", queries.drop_export_table(database, source)),
-        ("drop_target_after", "ddl", queries.drop_export_table(database, target)),
+        ("drop_source", "ddl", queries.drop_export_table(database, source)),
+        ("drop_target", "ddl", queries.drop_export_table(database, target)),
     ]  # fmt: skip
     check_statement_sizes(statements, f"verify of {entry['table_id']}", schema)
     sql_prefix = (
