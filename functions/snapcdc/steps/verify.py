@@ -122,6 +122,12 @@ def begin(
         wanted = table_heads(table_name=settings.registry_table)
     if not isinstance(wanted, list) or not all(isinstance(t, str) for t in wanted):
         raise VerifyFailed(f'"tables" must be a list of tenant/table names or "all": {wanted!r}')
+    if settings.verify_lock_seconds < 2 * settings.verify_settle_seconds + 60:
+        raise VerifyFailed(
+            f"VerifyLockSeconds ({settings.verify_lock_seconds}) must be at least twice "
+            f"VerifySettleSeconds ({settings.verify_settle_seconds}) plus a minute: the locks "
+            "would end while the export's minute is still open"
+        )
     expires = lease_expiry(now, settings.verify_lock_seconds)
     bucket = results_bucket(settings)
     entries: list[dict[str, Any]] = []

@@ -405,6 +405,8 @@ def summarize(run: LocalRun, uploads: list[Upload]) -> dict[str, dict[str, Any]]
     """Per target table: statuses of its uploads, last applied version, rows in the target."""
     tables: dict[str, dict[str, Any]] = {}
     for upload in uploads:
+        if verify_line(upload.label):  # a verify / repair row is not a version's outcome
+            continue
         summary = tables.setdefault(
             upload.table_id, {"SUCCEEDED": 0, "SKIPPED": 0, "FAILED": 0, "version": None, "rows": 0}
         )
