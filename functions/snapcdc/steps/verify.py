@@ -32,7 +32,7 @@ Verify record (registry, partition ``table_id``, sk ``verify#{started_at}#{run_i
      "repair": {"applied", "stale", "skipped", "failed"}}
 
 >>> run_token("arn:aws:states:us-east-1:1:execution:verify:x")
-'a0bd8ec2c5a4'
+'5338c33f7e1a'
 >>> verify_table_names("0a1b2c3d4e5f", 2, 3)
 ('verify_0a1b2c3d4e5f_r2_3_source', 'verify_0a1b2c3d4e5f_r2_3_target')
 """
