@@ -395,10 +395,11 @@ def test_every_table_at_once_as_the_schedule_starts_it(stack):
     described = wait(sfn, arn, 120, 0.1)
     assert described["status"] == "SUCCEEDED", described
     report = json.loads(described["output"])
-    statuses = {t["table_id"]: [r["status"] for r in t["rounds"]] for t in report["tables"]}
-    # every table with a head (acme/seq too, once the sequence test ran), each clean by now
-    assert {"acme/flight", "acme/items", "acme/pairs"} <= set(statuses)
-    assert all(rounds == ["CLEAN"] for rounds in statuses.values()), statuses
+    # every table with a head (acme/seq too, once the sequence test ran), each clean by now:
+    # counted, not listed
+    assert report["tables"] == [] and report["statuses"]["CLEAN"] >= 3, report
+    records = [last_verify(run, f"acme/{t}") for t in ("flight", "items", "pairs")]
+    assert {(r["run_id"], r["status"]) for r in records} == {(report["run_id"], "CLEAN")}
     # DriftedRows: a point per verify, with and without the table's dimension
     metrics = aws.client("cloudwatch").list_metrics(Namespace="snapcdc", MetricName="DriftedRows")
     tables = {d["Value"] for m in metrics["Metrics"] for d in m.get("Dimensions", [])}

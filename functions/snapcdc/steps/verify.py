@@ -160,9 +160,8 @@ def begin(
         "repair": bool(request.get("repair")),
         "bucket": bucket,
         "prefix": prefix,
-        "tables": [
-            {"index": e["index"], "table_id": e["table_id"], "sk": e["sk"]} for e in entries
-        ],
+        # kept small: the state machine carries it everywhere (256 KiB for the whole state)
+        "tables": [{"index": e["index"], "table_id": e["table_id"]} for e in entries],
         "settle_seconds": settings.verify_settle_seconds,
     }
 
@@ -433,8 +432,7 @@ def record(
         cause = error.get("Cause") or error.get("Error") or "unknown error"
         values.update(status="FAILED", reason=_cause(cause))
         update_verify(entry["table_id"], entry["sk"], values, table_name=settings.registry_table)
-        return {"table_id": entry["table_id"], "index": entry["index"], "status": "FAILED",
-                "drifted": 0}  # fmt: skip
+        return {"index": entry["index"], "status": "FAILED"}
     result = next((s for s in statuses or [] if s.get("kind") == "verify"), None)
     if result is None or not result.get("output_location"):
         raise VerifyFailed(f"verify of {entry['table_id']} has no comparison result")
@@ -458,13 +456,11 @@ def record(
         )
     update_verify(entry["table_id"], entry["sk"], values, table_name=settings.registry_table)
     put_metric(entry["table_id"], drifted)
-    return {
-        "table_id": entry["table_id"],
-        "index": entry["index"],
-        "status": values["status"],
-        "drifted": drifted,
-        "result": result["output_location"],
-    }
+    # small, as the round's state; the repair reads the result it names
+    summary = {"index": entry["index"], "status": values["status"]}
+    if drifted and run.get("repair"):
+        summary["result"] = result["output_location"]
+    return summary
 
 
 def summarize(
@@ -500,7 +496,7 @@ def fail_round(run: dict[str, Any], error: dict[str, Any], settings: Settings) -
 
     reason = _cause(error.get("Cause") or error.get("Error") or "unknown error")
     failed = []
-    for table in run.get("tables", []):
+    for table in _tables(run) if run.get("tables") else []:
         try:
             client("dynamodb").update_item(
                 TableName=settings.registry_table,
@@ -524,7 +520,8 @@ def fail_round(run: dict[str, Any], error: dict[str, Any], settings: Settings) -
 
 def next_round(run: dict[str, Any], compared: list[dict[str, Any]]) -> dict[str, Any]:
     """After a repair: verify the repaired tables again (round 2), else end."""
-    repaired = [c["table_id"] for c in compared if c.get("status") == "DRIFT"]
+    names = {t["index"]: t["table_id"] for t in run.get("tables", [])}
+    repaired = [names[c["index"]] for c in compared if c.get("status") == "DRIFT"]
     if not run.get("repair") or run["round"] != 1 or not repaired:
         return {"again": False}
     return {"again": True, "request": {"tables": repaired, "repair": False, "round": 2}}
@@ -538,13 +535,17 @@ def report(request: dict[str, Any], execution_arn: str, settings: Settings) -> d
     wanted = request.get("tables")
     if wanted == "all":
         wanted = table_heads(table_name=settings.registry_table)
-    tables = []
+    tables, statuses = [], Counter()
     for table_id in dict.fromkeys(wanted or []):
         records = list_verifies(table_id, run_id=run_id, table_name=settings.registry_table)
         rounds = sorted(records, key=lambda r: int(r.get("round") or 0))
-        if rounds:
+        if not rounds:
+            continue
+        statuses[str(rounds[-1].get("status"))] += 1
+        # every table ("all"): the clean ones only counted, so the output stays under 256 KiB
+        if request.get("tables") != "all" or rounds[-1].get("status") != "CLEAN":
             tables.append({"table_id": table_id, "rounds": [_brief(r) for r in rounds]})
-    return {"run_id": run_id, "tables": tables}
+    return {"run_id": run_id, "statuses": dict(statuses), "tables": tables}
 
 
 def _brief(record: dict[str, Any]) -> dict[str, Any]:
