@@ -76,3 +76,29 @@ def release_lock(lock_table: str, table_id: str, holder: str) -> bool:
             return False
         raise
     return True
+
+
+def take_lock(
+    lock_table: str, table_id: str, holder: str, expires_at: str, now: str, **extra: str
+) -> dict[str, Any] | None:
+    """Take the table's lock as the state machine's Lock does, for ``holder``; None when taken,
+    else the lock item that holds it (``held_by``, ``expires_at``, ...).
+
+    The condition is the Lock state's (free, or its lease ended before ``now``), so a pipeline
+    execution and a verify never hold one table at once.
+    """
+    item = {"lock_id": table_id, "held_by": holder, "expires_at": expires_at, **extra}
+    try:
+        client("dynamodb").put_item(
+            TableName=lock_table,
+            Item={name: {"S": value} for name, value in item.items()},
+            ConditionExpression="attribute_not_exists(lock_id) OR expires_at < :now",
+            ExpressionAttributeValues={":now": {"S": now}},
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            old = exc.response.get("Item") or {}
+            return {k: next(iter(v.values())) for k, v in old.items()} or {"lock_id": table_id}
+        raise
+    return None

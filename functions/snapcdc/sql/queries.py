@@ -301,3 +301,36 @@ def drop_export_table(database: str, table: str) -> str:
         "drop_export_table",
         **glue_names(database, table=table),
     )
+
+
+def create_target_image_table(database: str, table: str, schema: TableSchema, location: str) -> str:
+    """An external table over a verify's target image files (``snapcdc.model.target_image``)
+    under ``location``, which holds nothing else."""
+    from snapcdc.model.target_image import column_names
+
+    columns = column_names(len(schema.key), len(schema.columns))
+    # ',' separated, every field quoted, quotes doubled, no header
+    image_format = TableConfig(columns=tuple(columns), delimiter=",", quote='"', header=False)
+    return create_export_table(database, table, columns, location, image_format)
+
+
+def verify(
+    database: str,
+    source_table: str,
+    schema: TableSchema,
+    files: Sequence[str],
+    target_table: str,
+) -> str:
+    """One row per key whose live target row differs from the export's (``sql/verify.sql``):
+    ``source_table`` reads the last applied export (from exactly ``files``), ``target_table``
+    the target image (:func:`create_target_image_table`)."""
+    return render(
+        "verify",
+        **glue_names(database, source_table=source_table, target_table=target_table),
+        columns=list(schema.columns),
+        key=list(schema.key),
+        files=object_uris(files),
+        internal=internal_names(schema.columns),
+        key_positions=list(range(len(schema.key))),
+        column_positions=list(range(len(schema.columns))),
+    )

@@ -159,13 +159,16 @@ def apply_op(table_name: str, op: dict[str, Any]) -> str:
     op = validate_op(op)
     item = target_item(op)
     values = {":v": to_value(op["version"])}
-    condition = "attribute_not_exists(pk) OR version <= :v"
+    # An item without a version was written behind the pipeline's back (no op writes one
+    # without): any op overwrites it, so neither a version nor a repair is stuck behind it.
+    condition = "attribute_not_exists(pk) OR attribute_not_exists(version) OR version <= :v"
     if "applied_by" in item:
         # Rows written before applied_by existed have none: attribute_not_exists keeps them
         # overwritable at the same version without relying on how <> treats a missing attribute
         # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.OperatorsAndFunctions.html).
         condition = (
-            "attribute_not_exists(pk) OR version < :v OR (version = :v AND "
+            "attribute_not_exists(pk) OR attribute_not_exists(version) OR version < :v OR "
+            "(version = :v AND "
             "(attribute_not_exists(applied_by) OR applied_by <> :by))"
         )
         values[":by"] = to_value(item["applied_by"])

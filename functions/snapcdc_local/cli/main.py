@@ -33,6 +33,7 @@ COMMAND_MODULES: list[str] = [
     "snapcdc_local.cli.run",
     "snapcdc_local.cli.redrive",
     "snapcdc_local.cli.resume",
+    "snapcdc_local.cli.verify",
 ]
 
 
