@@ -29,9 +29,11 @@ $(STAMP): uv.lock pyproject.toml $(UV)
 	$(UV) sync --quiet --locked --extra dev
 	touch $(STAMP)
 
+# lint-imports: the layers of docs/architecture.md ([tool.importlinter] in pyproject.toml).
 lint: install
 	$(BIN)/ruff check functions tests scripts
 	$(BIN)/ruff format --check functions tests scripts
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/cfn-lint cfn.yaml
 
 $(CHECKOV_STAMP): tools/checkov/uv.lock tools/checkov/pyproject.toml $(UV)
