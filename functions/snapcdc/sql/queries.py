@@ -21,7 +21,6 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from snapcdc.model import limits
 from snapcdc.model.contract import TABLE_CONFIG_FILE, ContractError, TableConfig, TableSchema
 from snapcdc.model.names import validate_glue_name as validate_name
 from snapcdc.model.op_records import OPS as OPS  # re-exported: the ops a delta result holds
@@ -144,6 +143,9 @@ def check_export(
 ) -> str:
     """The data checks, and with ``size_limits`` each row's AWS size bounds (``model.limits``);
     without, the size columns are NULL (``snapcdc diff`` stores nothing in AWS)."""
+    from snapcdc.model import (
+        limits,  # only the size bounds need it
+    )
 
     # without the size bounds nothing needs the overheads (computing them imports the
     # publishing and consumer code, and boto3 with it: most of snapcdc diff's start-up)
