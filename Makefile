@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine: `make demo` and `make test`.
 # Every environment installs exactly what a lock file says (uv.lock, tools/checkov/uv.lock,
-# tools/uv-requirements.txt); `make lock` re-locks them (see the README, "Upgrading").
+# tools/uv-requirements.txt); `make lock` re-locks them (docs/development.md, "Installing, locking
+# and upgrading").
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
