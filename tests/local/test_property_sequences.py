@@ -94,7 +94,8 @@ class Table:
         return tuple(row[: len(self.key)])
 
     def held(self, rows: list[list[str]]) -> bool:
-        """What the Guard step decides (docs/contract.md, "Holding a version that would delete too much")."""
+        """What the Guard step decides (docs/contract.md, "Holding a version that would delete
+        too much")."""
         if not self.applied:  # a first load, or a delta of an empty version: deletes nothing
             return False
         if not rows:
