@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine: `make demo` and `make test`.
 # Every environment installs exactly what a lock file says (uv.lock, tools/checkov/uv.lock,
-# tools/uv-requirements.txt); `make lock` re-locks them (see the README, "Upgrading").
+# tools/uv-requirements.txt); `make lock` re-locks them (docs/development.md, "Installing, locking
+# and upgrading").
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -31,9 +32,11 @@ $(STAMP): uv.lock pyproject.toml $(UV)
 	$(UV) sync --quiet --locked --compile-bytecode --extra dev
 	touch $(STAMP)
 
+# lint-imports: the layers of docs/architecture.md ([tool.importlinter] in pyproject.toml).
 lint: install
 	$(BIN)/ruff check functions tests scripts
 	$(BIN)/ruff format --check functions tests scripts
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/cfn-lint cfn.yaml
 
 $(CHECKOV_STAMP): tools/checkov/uv.lock tools/checkov/pyproject.toml $(UV)

@@ -1,4 +1,4 @@
-"""Time stamps, and the per-table lock's lease.
+"""The per-table lock's lease (its time stamps written as ``snapcdc.model.times`` writes them).
 
 The lock is taken by the state machine itself (DynamoDB ``putItem`` integration) with the
 condition ``attribute_not_exists(lock_id) OR expires_at < :now OR held_by = :me``, where
@@ -32,17 +32,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from snapcdc.aws.clients import client
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def iso(moment: datetime) -> str:
-    """ISO 8601 in UTC with milliseconds, the way Step Functions writes times."""
-    return (
-        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    )
+from snapcdc.model.times import iso as iso  # re-exported: the handlers' clock and time format
+from snapcdc.model.times import utc_now as utc_now
 
 
 def lease_expiry(registered_at: datetime, seconds: int) -> str:

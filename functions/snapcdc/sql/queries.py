@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from snapcdc.model.contract import TABLE_CONFIG_FILE, ContractError, TableConfig, TableSchema
 from snapcdc.model.names import validate_glue_name as validate_name
+from snapcdc.model.op_records import OPS as OPS  # re-exported: the ops a delta result holds
 from snapcdc.sql.render import S3_URI_RE, render
 
 # The pipeline's own column names in a statement (the extra column, the sizes the check measures,
@@ -61,7 +62,6 @@ CHECK_COLUMNS = (
     "empty_key_sample",
     "empty_key_file",
 )
-OPS = ("INSERT", "UPDATE", "DELETE")
 
 
 def internal_names(*column_lists: Sequence[str]) -> dict[str, str]:
@@ -144,7 +144,7 @@ def check_export(
     """The data checks, and with ``size_limits`` each row's AWS size bounds (``model.limits``);
     without, the size columns are NULL (``snapcdc diff`` stores nothing in AWS)."""
     from snapcdc.model import (
-        limits,  # imported here: limits builds records with snapcdc.steps.publish
+        limits,  # only the size bounds need it
     )
 
     # without the size bounds nothing needs the overheads (computing them imports the
