@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine: `make demo` and `make test`.
 # Every environment installs exactly what a lock file says (uv.lock, tools/checkov/uv.lock,
-# tools/uv-requirements.txt); `make lock` re-locks them (see the README, "Upgrading").
+# tools/uv-requirements.txt); `make lock` re-locks them (docs/development.md, "Installing, locking
+# and upgrading").
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -25,13 +26,17 @@ $(UV): tools/uv-requirements.txt
 	touch $(UV)
 
 # Reinstall only when the lock changes. --locked: fail if uv.lock no longer matches pyproject.toml.
+# --compile-bytecode: byte code written once here, where PYTHONDONTWRITEBYTECODE would otherwise
+# have every test process compile moto and botocore again (~3 CPU-s each).
 $(STAMP): uv.lock pyproject.toml $(UV)
-	$(UV) sync --quiet --locked --extra dev
+	$(UV) sync --quiet --locked --compile-bytecode --extra dev
 	touch $(STAMP)
 
+# lint-imports: the layers of docs/architecture.md ([tool.importlinter] in pyproject.toml).
 lint: install
 	$(BIN)/ruff check functions tests scripts
 	$(BIN)/ruff format --check functions tests scripts
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/cfn-lint cfn.yaml
 
 $(CHECKOV_STAMP): tools/checkov/uv.lock tools/checkov/pyproject.toml $(UV)

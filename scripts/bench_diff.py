@@ -13,7 +13,7 @@ rounds interleave the tools so that other load on the machine falls on all of th
 - ``snapcdc diff OLD.csv NEW.csv --key id --out ops.csv`` on the plain pair;
 - ``snapcdc diff`` on the gzip pair with an empty cache of compiled SQL (its first run for a
   table's shape: the other runs share ``--workdir``/cache, warmed by one untimed run, as a
-  second diff of the same table finds it; see ``SNAPCDC_CACHE_DIR`` in the README);
+  second diff of the same table finds it; see ``SNAPCDC_CACHE_DIR`` in docs/performance.md);
 - with ``--baseline DIR``, ``snapcdc diff`` on the gzip pair with ``PYTHONPATH=DIR`` (another
   checkout's ``functions/``, e.g. ``git archive main functions sql | tar -x -C /tmp/base``),
   for a before/after under the same load;

@@ -61,7 +61,8 @@ def template_without(role: str, action: str, directory, only_on: str | None = No
     assert removed, f"{role} is not granted {action} in cfn.yaml"
     path = directory / "cfn.json"
     path.write_text(json.dumps(template))
-    shutil.copy(REPO / "state_machine.asl.json", directory / "state_machine.asl.json")
+    for definition in ("state_machine.asl.json", "verify.asl.json"):
+        shutil.copy(REPO / definition, directory / definition)
     return path
 
 
@@ -198,7 +199,19 @@ USED_OFF_THE_HAPPY_PATH = {
     ("HoldRole", "dynamodb:UpdateItem", "RegistryTable"),
     ("HoldRole", "s3:GetObject", "/athena/"),
     ("HoldRole", "s3:ListBucket", "resultsbucket"),
-}
+    # verify and repair (tests/local/test_verify.py checks that a verify uses them all)
+    ("QueryRole", "s3:GetObject", "/verify/"),
+    *(("VerifyRole", action, "") for action in (
+        "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:Query",
+        "dynamodb:UpdateItem", "dynamodb:Scan", "dynamodb:ExportTableToPointInTime",
+        "dynamodb:DescribeExport", "s3:PutObject", "s3:AbortMultipartUpload", "s3:PutObjectAcl",
+        "s3:GetObject", "s3:ListBucket", "cloudwatch:PutMetricData",
+    )),
+    *(("RepairRole", action, "") for action in (
+        "dynamodb:PutItem", "dynamodb:UpdateItem", "s3:GetObject", "s3:ListBucket",
+    )),
+    ("VerifyStateMachineRole", "lambda:InvokeFunction", ""),
+}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -321,7 +334,8 @@ def test_athena_needs_the_default_database_as_its_documentation_says(tmp_path):
         policy["PolicyDocument"]["Statement"] = [s for s in statements if s["Resource"]]
     path = tmp_path / "cfn.json"
     path.write_text(json.dumps(template))
-    shutil.copy(REPO / "state_machine.asl.json", tmp_path / "state_machine.asl.json")
+    for definition in ("state_machine.asl.json", "verify.asl.json"):
+        shutil.copy(REPO / definition, tmp_path / definition)
     upload, _ = run(tmp_path, path)
     assert upload.status == "FAILED"
     assert "Insufficient permissions to execute the query." in upload.error

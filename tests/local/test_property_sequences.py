@@ -7,8 +7,8 @@ with empty strings, quotes, delimiters, unicode), a version deleting most rows (
 table's guard allows it, then approved or rejected), a re-upload of an applied key, a version
 sorting before the last applied one, a bad version (duplicate key, or a manifest whose ``rows``
 disagree with its parts). A model keeps the last applied export's rows by key and predicts each
-step's status (README "The export and table contract", "Holding a version that would delete
-too much"); after each step the status must be the predicted one and the target must equal the
+step's status (docs/contract.md: "Where exports go", "Holding a version that would delete too
+much"); after each step the status must be the predicted one and the target must equal the
 model exactly, so nothing HELD, REJECTED, SKIPPED or FAILED ever changed it.
 
 One deployed stack (real handlers, state machine, cfn.yaml) serves every example; each example
@@ -94,7 +94,8 @@ class Table:
         return tuple(row[: len(self.key)])
 
     def held(self, rows: list[list[str]]) -> bool:
-        """What the Guard step decides (README "Holding a version that would delete too much")."""
+        """What the Guard step decides (docs/contract.md, "Holding a version that would delete
+        too much")."""
         if not self.applied:  # a first load, or a delta of an empty version: deletes nothing
             return False
         if not rows:

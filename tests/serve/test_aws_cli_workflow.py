@@ -300,7 +300,7 @@ def test_update_with_a_changed_parameter_then_no_changes(workflow, served):
     # away: the same alarms (updated in place) notify nothing; they name AlarmEmail only
     # through the template's conditions.
     before = workflow["alarms_at_create"]
-    assert len(before) == 7 and all(len(actions) == 1 for actions in before.values())
+    assert len(before) == 8 and all(len(actions) == 1 for actions in before.values())
     assert all(":sns:" in actions[0] and "AlarmTopic" in actions[0] for actions in before.values())
     after = served.client("cloudwatch").describe_alarms()["MetricAlarms"]
     assert {a["AlarmName"]: a["AlarmActions"] for a in after} == {name: [] for name in before}

@@ -12,18 +12,22 @@ from collections.abc import Iterator
 import boto3
 import pytest
 from harness import (
+    ACCOUNT,
     REGION,
     STACK,
     TEST_OVERRIDES,
     AwsStack,
     CallRecorder,
+    HeldEngine,
     create_resources,
     function_environment,
 )
 from moto import mock_aws
 
 from snapcdc.aws import clients as snapcdc_aws
+from snapcdc_local.emulator.athena import AthenaBridge
 from snapcdc_local.emulator.dynamodb import installed as atomic_dynamodb_writes
+from snapcdc_local.emulator.emulated_aws import MOTO_CONFIG
 
 
 @pytest.fixture
@@ -41,20 +45,23 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
     # DynamoDB's conditional writes are atomic; moto's are not (it checks, then stores), so the
     # consumer's concurrent version-conditioned writes race there: use the emulation's atomic
     # writes (snapcdc_local.emulator.dynamodb), as every end-to-end run does.
+    # Athena is the emulation's (either wire protocol, moto's passed through), over an engine
+    # that runs nothing: the start waits for a statement to end unless a test holds it.
+    engine = HeldEngine()
     with (
-        mock_aws(
-            config={
-                "stepfunctions": {"execute_state_machine": True},
-                "lambda": {"use_docker": False},
-            }
-        ),
+        mock_aws(config=MOTO_CONFIG),
         atomic_dynamodb_writes(),
     ):
         boto3.setup_default_session(region_name=REGION)
         snapcdc_aws.reset_clients()
         recorder = CallRecorder(boto3.DEFAULT_SESSION, "snapcdc")
-        create_resources(STACK)
-        yield AwsStack(recorder)
+        bridge = AthenaBridge(
+            lambda _resolve: engine, lambda _uri: [], REGION, ACCOUNT, start_wait=60
+        )
+        with bridge.installed(boto3.DEFAULT_SESSION):
+            create_resources(STACK)
+            yield AwsStack(recorder, bridge, engine)
+            engine.release()
         snapcdc_aws.reset_clients()
     missing = STACK.missing_permissions(recorder.calls)
     assert not missing, "cfn.yaml does not grant what the handlers did:\n" + "\n".join(missing)

@@ -154,11 +154,39 @@ def lambda_context(function_name: str = "test", remaining_ms: int = 300_000) -> 
     )
 
 
+class HeldEngine:
+    """Athena's engine in the handler tests: it runs no statement (the engine is not part of
+    these tests; results are supplied as data where Athena would write them), but a test can
+    hold statements RUNNING until it releases them, or have the next one fail with a reason,
+    as the emulated Athena reports the engine's error."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.gate.set()
+        self.failure: str | None = None
+
+    def hold(self) -> None:
+        self.gate.clear()
+
+    def release(self, failure: str | None = None) -> None:
+        self.failure = failure
+        self.gate.set()
+
+    def execute(self, sql: str, database: str | None = None, output_path: str | None = None):
+        self.gate.wait(timeout=60)
+        failure, self.failure = self.failure, None
+        if failure:
+            raise RuntimeError(failure)
+        return None
+
+
 class AwsStack:
     """The moto account of one test, with helpers to call handlers as Lambda would."""
 
-    def __init__(self, recorder: CallRecorder) -> None:
+    def __init__(self, recorder: CallRecorder, athena: Any, engine: HeldEngine) -> None:
         self.recorder = recorder
+        self.athena_bridge = athena  # the emulated Athena (snapcdc_local.emulator.athena)
+        self.athena_engine = engine
         self.s3 = boto3.client("s3")
         self.dynamodb = boto3.client("dynamodb")
         self.kinesis = boto3.client("kinesis")

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import csv
 
-import boto3
 import pytest
-from moto.athena.models import athena_backends
-from moto.moto_api import state_manager
 
-from snapcdc.aws import clients as snapcdc_aws
 from snapcdc.model.errors import ExportCheckFailed, QueryFailed, ResultFormatError
 from snapcdc.sql.queries import CHECK_COLUMNS
 
@@ -18,13 +14,18 @@ QUERY = {"name": "delta", "kind": "ops", "sql": "SELECT 1"}
 
 
 @pytest.fixture
-def slow_athena():
-    """Athena statements stay QUEUED/RUNNING for several status calls (moto's state manager)."""
-    state_manager.set_transition(
-        model_name="athena::execution", transition={"progression": "manual", "times": 3}
-    )
-    yield
-    state_manager.unset_transition("athena::execution")
+def slow_athena(aws):
+    """Athena's statements stay RUNNING until the test releases them (the emulated Athena
+    answers the start without waiting for them)."""
+    aws.athena_bridge.start_wait = 0
+    aws.athena_engine.hold()
+    yield aws.athena_engine
+    aws.athena_engine.release()
+
+
+def ended(aws, status):
+    """Wait (on the statement itself, not a clock) until the emulated Athena has ended it."""
+    aws.athena_bridge._futures[status["query_id"]].result(timeout=60)
 
 
 def start(aws, query=QUERY, index=0):
@@ -64,23 +65,20 @@ def test_long_statement_is_read_from_s3(aws):
 def test_slow_statement_is_handed_to_the_poll_loop(aws, slow_athena, monkeypatch):
     monkeypatch.setenv("SNAPCDC_QUERY_START_WAIT_SECONDS", "0")
     status = start(aws)
-    states = [status["state"]]
-    while status["state"] != "SUCCEEDED":
-        status = poll(aws, status)
-        states.append(status["state"])
+    states = [status["state"], poll(aws, status)["state"], poll(aws, status)["state"]]
+    slow_athena.release()
+    ended(aws, status)
+    states.append(poll(aws, status)["state"])
 
-    assert states[0] in ("QUEUED", "RUNNING")
+    assert set(states[:3]) <= {"QUEUED", "RUNNING"}
     assert states[-1] == "SUCCEEDED"
-    assert len(states) > 2
 
 
 def test_failed_statement_raises_with_athenas_reason(aws, slow_athena, monkeypatch):
     monkeypatch.setenv("SNAPCDC_QUERY_START_WAIT_SECONDS", "0")
-    # moto's GetQueryExecution has no StateChangeReason; add Athena's on the real response.
-    boto3.DEFAULT_SESSION.events.register("after-call.athena.GetQueryExecution", _add_reason)
-    snapcdc_aws.reset_clients()
     status = start(aws)
-    athena_backends["123456789012"]["us-east-1"].executions[status["query_id"]].status = "FAILED"
+    slow_athena.release(failure="HIVE_BAD_DATA: Error parsing field value 'x' for field 1")
+    ended(aws, status)
 
     with pytest.raises(QueryFailed) as failed:
         poll(aws, status)
@@ -93,8 +91,10 @@ def test_failed_statement_raises_with_athenas_reason(aws, slow_athena, monkeypat
 
 def test_cancelled_statement_without_reason(aws, slow_athena, monkeypatch):
     monkeypatch.setenv("SNAPCDC_QUERY_START_WAIT_SECONDS", "0")
-    status = start(aws)
-    athena_backends["123456789012"]["us-east-1"].executions[status["query_id"]].status = "CANCELLED"
+    start(aws)  # holds the engine's one worker: the next statement stays QUEUED
+    status = start(aws, index=1)
+    aws.athena.stop_query_execution(QueryExecutionId=status["query_id"])
+    aws.athena_bridge.executions[status["query_id"]].reason = None  # Athena may give none
 
     with pytest.raises(QueryFailed, match=r"CANCELLED: no reason given"):
         poll(aws, status)
@@ -103,12 +103,6 @@ def test_cancelled_statement_without_reason(aws, slow_athena, monkeypatch):
 def test_unknown_action_is_refused(aws):
     with pytest.raises(ValueError, match="unknown action 'stop'"):
         aws.invoke("query", {"action": "stop", "query": QUERY})
-
-
-def _add_reason(parsed, **_):
-    status = parsed["QueryExecution"]["Status"]
-    if status["State"] == "FAILED":
-        status["StateChangeReason"] = "HIVE_BAD_DATA: Error parsing field value 'x' for field 1"
 
 
 # ------------------------------------------------------------------ check

@@ -28,6 +28,14 @@ the record's partition key is its first user record's, as the KPL does.
 [('t|PK1', b'{"op":"INSERT"}'), ('t|PK2', b'{"op":"DELETE"}')]
 >>> deaggregate(b'{"op":"INSERT"}') is None  # a plain record
 True
+
+The sizes (``snapcdc.model.aggregated_sizes``) are those of the records built here:
+
+>>> agg = Aggregate(limit=1024 * 1024, hash_key="1" * 39)
+>>> agg.add("p" * 200, b"x" * 5000)
+True
+>>> single_record_bytes(5000, 200) == record_bytes(agg.entry())
+True
 """
 
 from __future__ import annotations
@@ -35,50 +43,15 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-import aws_kinesis_agg
-
 # messages_pb2 imports its sibling config_pb2 as a top-level module, which works only once the
 # aggregator module has put the package's folder on sys.path: take it from there.
 from aws_kinesis_agg.aggregator import AggRecord, messages_pb2
 
-MAGIC = aws_kinesis_agg.MAGIC
-DIGEST_BYTES = aws_kinesis_agg.DIGEST_SIZE
-# ExplicitHashKey: "0|([1-9]\d{0,38})", a 128-bit integer in decimal
-# (https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecordsRequestEntry.html)
-LONGEST_HASH_KEY = 39
+from snapcdc.model.aggregated_sizes import DIGEST_BYTES, MAGIC, single_record_bytes
 
 
 class AggregationError(ValueError):
     """A record starts with the aggregation magic number but is not a valid aggregated record."""
-
-
-def varint_bytes(value: int) -> int:
-    """Bytes of a protobuf varint.
-
-    >>> varint_bytes(127), varint_bytes(128), varint_bytes(1024 * 1024)
-    (1, 2, 3)
-    """
-    return max(1, (value.bit_length() + 6) // 7)
-
-
-def single_record_bytes(data: int, partition_key: int, hash_key: int = LONGEST_HASH_KEY) -> int:
-    """What Kinesis counts for the record that carries one user record alone (``data`` and
-    ``partition_key`` bytes): the magic number, the protobuf (each table's one entry, the user
-    record with its two indexes and data), the digest, and the record's partition key.
-
-    >>> agg = Aggregate(limit=1024 * 1024, hash_key="1" * 39)
-    >>> agg.add("p" * 200, b"x" * 5000)
-    True
-    >>> single_record_bytes(5000, 200) == record_bytes(agg.entry())
-    True
-    """
-    user_record = 2 + 2 + 1 + varint_bytes(data) + data  # partition and hash key index, data
-    body = (
-        1 + varint_bytes(partition_key) + partition_key
-        + 1 + varint_bytes(hash_key) + hash_key
-        + 1 + varint_bytes(user_record) + user_record
-    )  # fmt: skip
-    return len(MAGIC) + body + DIGEST_BYTES + partition_key
 
 
 def record_bytes(entry: dict[str, Any]) -> int:

@@ -1,4 +1,4 @@
-"""Time stamps, and the per-table lock's lease.
+"""The per-table lock's lease (its time stamps written as ``snapcdc.model.times`` writes them).
 
 The lock is taken by the state machine itself (DynamoDB ``putItem`` integration) with the
 condition ``attribute_not_exists(lock_id) OR expires_at < :now OR held_by = :me``, where
@@ -32,17 +32,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from snapcdc.aws.clients import client
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def iso(moment: datetime) -> str:
-    """ISO 8601 in UTC with milliseconds, the way Step Functions writes times."""
-    return (
-        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    )
+from snapcdc.model.times import iso as iso  # re-exported: the handlers' clock and time format
+from snapcdc.model.times import utc_now as utc_now
 
 
 def lease_expiry(registered_at: datetime, seconds: int) -> str:
@@ -76,3 +67,29 @@ def release_lock(lock_table: str, table_id: str, holder: str) -> bool:
             return False
         raise
     return True
+
+
+def take_lock(
+    lock_table: str, table_id: str, holder: str, expires_at: str, now: str, **extra: str
+) -> dict[str, Any] | None:
+    """Take the table's lock as the state machine's Lock does, for ``holder``; None when taken,
+    else the lock item that holds it (``held_by``, ``expires_at``, ...).
+
+    The condition is the Lock state's (free, or its lease ended before ``now``), so a pipeline
+    execution and a verify never hold one table at once.
+    """
+    item = {"lock_id": table_id, "held_by": holder, "expires_at": expires_at, **extra}
+    try:
+        client("dynamodb").put_item(
+            TableName=lock_table,
+            Item={name: {"S": value} for name, value in item.items()},
+            ConditionExpression="attribute_not_exists(lock_id) OR expires_at < :now",
+            ExpressionAttributeValues={":now": {"S": now}},
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            old = exc.response.get("Item") or {}
+            return {k: next(iter(v.values())) for k, v in old.items()} or {"lock_id": table_id}
+        raise
+    return None

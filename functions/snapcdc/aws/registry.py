@@ -225,3 +225,81 @@ def list_uploads(
     ):
         records.extend(from_item(item) for item in page["Items"])
     return records
+
+
+# -- verify records ---------------------------------------------------------------------------
+# One per table and verify round: sk "verify#{started_at}#{run_id}#r{round}", so a table's
+# verifies sort by when they started (see snapcdc.steps.verify for the record's fields).
+VERIFY_PREFIX = "verify#"
+
+
+def verify_sk(started_at: str, run_id: str, round_: int) -> str:
+    """
+    >>> verify_sk("2026-12-08T10:00:00.000Z", "0a1b2c3d4e5f", 1)
+    'verify#2026-12-08T10:00:00.000Z#0a1b2c3d4e5f#r1'
+    """
+    return f"{VERIFY_PREFIX}{started_at}#{run_id}#r{round_}"
+
+
+def put_verify(record: dict[str, Any], *, table_name: str | None = None) -> None:
+    """Write a verify record (``table_id``, ``sk`` from :func:`verify_sk`, the rest as is)."""
+    client("dynamodb").put_item(TableName=_table(table_name), Item=to_item(record))
+
+
+def update_verify(
+    table_id: str, sk: str, values: dict[str, Any], *, table_name: str | None = None
+) -> dict[str, Any]:
+    """SET ``values`` on a verify record; return the record."""
+    return update_upload(table_id, sk, values, table_name=table_name)
+
+
+def last_verify(table_id: str, *, table_name: str | None = None) -> dict[str, Any] | None:
+    """The table's most recent verify record (the one ``snapcdc status`` shows), or None."""
+    found = list_verifies(table_id, limit=1, table_name=table_name)
+    return found[0] if found else None
+
+
+def list_verifies(
+    table_id: str,
+    *,
+    run_id: str | None = None,
+    limit: int | None = None,
+    table_name: str | None = None,
+) -> list[dict[str, Any]]:
+    """A table's verify records, newest first (of one run only, with ``run_id``)."""
+    args: dict[str, Any] = {
+        "TableName": _table(table_name),
+        "KeyConditionExpression": "table_id = :t AND begins_with(sk, :p)",
+        "ExpressionAttributeValues": {":t": {"S": table_id}, ":p": {"S": VERIFY_PREFIX}},
+        "ScanIndexForward": False,
+        "ConsistentRead": True,
+    }
+    if run_id is not None:
+        args["FilterExpression"] = "run_id = :r"
+        args["ExpressionAttributeValues"][":r"] = {"S": run_id}
+    records: list[dict[str, Any]] = []
+    for page in client("dynamodb").get_paginator("query").paginate(**args):
+        records.extend(from_item(item) for item in page["Items"])
+        if limit is not None and len(records) >= limit:
+            return records[:limit]
+    return records
+
+
+def table_heads(*, table_name: str | None = None) -> list[str]:
+    """Every table with a head record (a version applied or diverged), in table order.
+
+    A Scan of the registry: it holds one small record per upload, so this reads a few
+    megabytes where the target holds gigabytes; only the scheduled verify of every table
+    needs it.
+    """
+    paginator = client("dynamodb").get_paginator("scan")
+    tables = []
+    for page in paginator.paginate(
+        TableName=_table(table_name),
+        FilterExpression="sk = :h",
+        ExpressionAttributeValues={":h": {"S": HEAD_SK}},
+        ProjectionExpression="table_id",
+        ConsistentRead=True,
+    ):
+        tables.extend(item["table_id"]["S"] for item in page["Items"])
+    return sorted(tables)

@@ -16,4 +16,6 @@ HANDLERS = (
     "execution_ended",
     "consumer",
     "applied_check",
+    "verify",
+    "repair",
 )

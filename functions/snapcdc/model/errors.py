@@ -32,3 +32,11 @@ class ContractError(ValueError):
 
     The message names the offending value and says what would be accepted.
     """
+
+
+class ExportFailed(Exception):
+    """A DynamoDB table export failed, or wrote something that is not an export."""
+
+
+class VerifyFailed(Exception):
+    """A verify could not compare a table (its head names no export, a result is unreadable)."""

@@ -1,13 +1,13 @@
 """The AWS size limits every row must fit, so that a version failing them fails at its check.
 
-A row becomes a DynamoDB item (``snapcdc.steps.consumer.target_item``) and an op in an aggregated
-Kinesis record (``snapcdc.steps.publish.make_entry``); DynamoDB refuses an item over 400 KB or a
-partition key over 2,048 bytes, Kinesis a record over 1 MiB (data + partition key). Many ops share
-a record, but an op is never split: the bound for the record is that of the record carrying the
-row's op alone (``snapcdc.steps.publish.record_size``: the aggregation framing, the op's JSON, its
-partition key twice, in the key table and as the record's). Discovering that while
-publishing or applying would leave a half-applied version, so the export check (``sql/
-check_export.sql``) computes an upper bound of each size for every row, in UTF-8 bytes, and
+A row becomes a DynamoDB item (``snapcdc.model.target_items.target_item``) and an op in an
+aggregated Kinesis record (``snapcdc.model.op_records.make_entry``); DynamoDB refuses an item over
+400 KB or a partition key over 2,048 bytes, Kinesis a record over 1 MiB (data + partition key).
+Many ops share a record, but an op is never split: the bound for the record is that of the record
+carrying the row's op alone (``snapcdc.model.op_records.record_size``: the aggregation framing,
+the op's JSON, its partition key twice, in the key table and as the record's). Discovering that
+while publishing or applying would leave a half-applied version, so the export check
+(``sql/check_export.sql``) computes an upper bound of each size for every row, in UTF-8 bytes, and
 ``snapcdc.steps.check`` fails the version naming the largest row.
 
 A size is the part every row shares (the *overhead*: attribute names, column names, the JSON
@@ -61,12 +61,13 @@ class Overheads:
 
 
 def overheads(schema: TableSchema) -> Overheads:
-    # Imported here: publishing imports snapcdc.sql.queries, which renders the check with these.
-    from snapcdc.aws.aggregation import single_record_bytes, varint_bytes
-    from snapcdc.aws.dynamo import to_item
+    # Imported here: the builders import this module's limits, and the attribute values boto3,
+    # which snapcdc diff (no size limits, no overheads) never loads.
+    from snapcdc.model.aggregated_sizes import single_record_bytes, varint_bytes
+    from snapcdc.model.attribute_values import to_item
+    from snapcdc.model.op_records import make_entry
     from snapcdc.model.state import Upload
-    from snapcdc.steps.consumer import row_key, target_item, target_pk
-    from snapcdc.steps.publish import make_entry
+    from snapcdc.model.target_items import row_key, target_item, target_pk
 
     table_id = "t" * LONGEST_TABLE_ID
     empty = dict.fromkeys(schema.columns, "")

@@ -98,6 +98,22 @@ def _check(pattern: re.Pattern[str], value: Any, what: str, rule: str) -> str:
     return value
 
 
+def parse_table_id(table_id: Any) -> tuple[str, str]:
+    """``(tenant, table)`` of a ``tenant/table`` id, both names validated.
+
+    >>> parse_table_id("tenant/test_table")
+    ('tenant', 'test_table')
+    >>> parse_table_id("tenant")
+    Traceback (most recent call last):
+    ...
+    snapcdc.model.errors.ContractError: invalid table 'tenant': expected TENANT/TABLE
+    """
+    tenant, sep, table = table_id.partition("/") if isinstance(table_id, str) else ("", "", "")
+    if not sep:
+        raise ContractError(f"invalid table {table_id!r}: expected TENANT/TABLE")
+    return validate_name(tenant, "tenant"), validate_name(table, "table")
+
+
 def glue_database(prefix: str, tenant: str) -> str:
     """The Glue database that holds a tenant's export tables.
 

@@ -54,6 +54,15 @@ class Settings:
     consumer_workers: int = 16
     # The event source mapping's MaximumRecordAgeInSeconds (snapcdc.steps.applied_check).
     consumer_max_record_age_seconds: int = 86400
+    # The target table's ARN: what a verify exports (snapcdc.steps.verify).
+    target_table_arn: str = ""
+    # How long a verify holds a table still before and after it asks for the export: an export
+    # may or may not hold what changed within a minute of the request
+    # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/S3DataExport.HowItWorks.html).
+    verify_settle_seconds: int = 60
+    # The lease of a verify's table lock: the settle waits and the export request fit in it; a
+    # verify that dies holds its tables no longer than this.
+    verify_lock_seconds: int = 900
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

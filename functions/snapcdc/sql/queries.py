@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from snapcdc.model.contract import TABLE_CONFIG_FILE, ContractError, TableConfig, TableSchema
 from snapcdc.model.names import validate_glue_name as validate_name
+from snapcdc.model.op_records import OPS as OPS  # re-exported: the ops a delta result holds
 from snapcdc.sql.render import S3_URI_RE, render
 
 # The pipeline's own column names in a statement (the extra column, the sizes the check measures,
@@ -61,7 +62,6 @@ CHECK_COLUMNS = (
     "empty_key_sample",
     "empty_key_file",
 )
-OPS = ("INSERT", "UPDATE", "DELETE")
 
 
 def internal_names(*column_lists: Sequence[str]) -> dict[str, str]:
@@ -144,7 +144,7 @@ def check_export(
     """The data checks, and with ``size_limits`` each row's AWS size bounds (``model.limits``);
     without, the size columns are NULL (``snapcdc diff`` stores nothing in AWS)."""
     from snapcdc.model import (
-        limits,  # imported here: limits builds records with snapcdc.steps.publish
+        limits,  # only the size bounds need it
     )
 
     # without the size bounds nothing needs the overheads (computing them imports the
@@ -300,4 +300,37 @@ def drop_export_table(database: str, table: str) -> str:
     return render(
         "drop_export_table",
         **glue_names(database, table=table),
+    )
+
+
+def create_target_image_table(database: str, table: str, schema: TableSchema, location: str) -> str:
+    """An external table over a verify's target image files (``snapcdc.model.target_image``)
+    under ``location``, which holds nothing else."""
+    from snapcdc.model.target_image import column_names
+
+    columns = column_names(len(schema.key), len(schema.columns))
+    # ',' separated, every field quoted, quotes doubled, no header
+    image_format = TableConfig(columns=tuple(columns), delimiter=",", quote='"', header=False)
+    return create_export_table(database, table, columns, location, image_format)
+
+
+def verify(
+    database: str,
+    source_table: str,
+    schema: TableSchema,
+    files: Sequence[str],
+    target_table: str,
+) -> str:
+    """One row per key whose live target row differs from the export's (``sql/verify.sql``):
+    ``source_table`` reads the last applied export (from exactly ``files``), ``target_table``
+    the target image (:func:`create_target_image_table`)."""
+    return render(
+        "verify",
+        **glue_names(database, source_table=source_table, target_table=target_table),
+        columns=list(schema.columns),
+        key=list(schema.key),
+        files=object_uris(files),
+        internal=internal_names(schema.columns),
+        key_positions=list(range(len(schema.key))),
+        column_positions=list(range(len(schema.columns))),
     )

@@ -112,3 +112,36 @@ def _missing(record: dict[str, Any] | None) -> int:
         return 0
     published = int(record.get("published") or 0)
     return published - int(record.get("applied") or 0) - int(record.get("stale") or 0)
+
+
+def unapplied_versions(table_id: str, *, table_name: str) -> list[dict[str, Any]]:
+    """The table's published versions whose ops are not all applied (or refused as stale) yet:
+    still in the stream, or in the failed-batches bucket. Read from the watches, which cover
+    every version published since the check last looked, and the counters on their records.
+
+    The ``_watch`` partition holds one small item per version published within the stream's
+    maximum record age, across all tables; the table's are picked by a filter.
+    """
+    paginator = client("dynamodb").get_paginator("query")
+    pending = []
+    for page in paginator.paginate(
+        TableName=table_name,
+        KeyConditionExpression="table_id = :w",
+        FilterExpression="upload_table_id = :t",
+        ExpressionAttributeValues={":w": {"S": WATCH_PARTITION}, ":t": {"S": table_id}},
+        ConsistentRead=True,
+    ):
+        for item in page["Items"]:
+            watch = from_item(item)
+            record = find_record(table_id, watch["upload_sk"], table_name=table_name)
+            missing = _missing(record)
+            if missing > 0 and record:
+                pending.append(
+                    {
+                        "version": record.get("version"),
+                        "key": record.get("key"),
+                        "published": int(record.get("published") or 0),
+                        "missing": missing,
+                    }
+                )
+    return pending

@@ -1,11 +1,6 @@
 """Applying ops to the target table, idempotently, and reading a table back.
 
-Target item per row (partition key ``pk`` = ``tenant/table#rowkey``, so a table's rows spread
-over many partitions)::
-
-    {"pk": "tenant/test_table#PK1", "table_id": "tenant/test_table", "row_key": "PK1",
-     "version": "20201230_V0002", "op": "UPDATE", "deleted": false,
-     "row": {"PK": "PK1", "COL_1": "...", "COL_2": null}, "applied_at": "..."}
+One target item per row (``snapcdc.model.target_items``, where its shape is described).
 
 Every write is conditional on the row's stored version not being newer: an op never makes a
 row older than the newest version applied to it, so replays and late retries are harmless. A
@@ -17,11 +12,6 @@ the same version is refused when the row was written by that same upload: a rede
 (Kinesis delivers at least once, Lambda retries and bisects batches, ``snapcdc redrive``) is
 stale the second time, so an upload's ``applied`` counter counts each of its ops at most once,
 while a re-upload of the same version (another sequencer) overwrites what the first left.
-
->>> row_key(["PK1"])
-'PK1'
->>> row_key(["a", "b|c"])
-'["a","b|c"]'
 """
 
 from __future__ import annotations
@@ -37,24 +27,17 @@ from botocore.exceptions import ClientError
 
 from snapcdc.aws.aggregation import deaggregate
 from snapcdc.aws.clients import client
-from snapcdc.aws.dynamo import from_item, to_item, to_value
-from snapcdc.aws.leases import iso, utc_now
 from snapcdc.aws.registry import count_applied, upload_sk
+from snapcdc.model.attribute_values import from_item, to_item, to_value
 from snapcdc.model.errors import OpError
-from snapcdc.sql.queries import OPS
+from snapcdc.model.op_records import OPS
+
+# the item builders, re-exported: callers and tests know them as the consumer's
+from snapcdc.model.target_items import row_key as row_key
+from snapcdc.model.target_items import target_item, upload_of
+from snapcdc.model.target_items import target_pk as target_pk
 
 logger = logging.getLogger(__name__)
-
-
-def row_key(values: list[str | None]) -> str:
-    """A row's key as text: the value itself for one key column, a JSON array for several."""
-    if len(values) == 1:
-        return "" if values[0] is None else values[0]
-    return json.dumps(values, separators=(",", ":"), ensure_ascii=False)
-
-
-def target_pk(table_id: str, key: str) -> str:
-    return f"{table_id}#{key}"
 
 
 def validate_op(op: Any) -> dict[str, Any]:
@@ -122,50 +105,21 @@ def apply_records(
     return ops, outcomes, {ident: per_record[ident] for ident in records}
 
 
-def target_item(op: dict[str, Any]) -> dict[str, Any]:
-    """The target item an op writes (a DELETE writes a tombstone without ``row``)."""
-    key = row_key(list(op["key"].values()))
-    deleted = op["op"] == "DELETE"
-    item = {
-        "pk": target_pk(op["table_id"], key),
-        "table_id": op["table_id"],
-        "row_key": key,
-        "version": op["version"],
-        "op": op["op"],
-        "deleted": deleted,
-        "applied_at": iso(utc_now()),
-    }
-    if not deleted:
-        item["row"] = op["row"]
-    if upload_of(op):
-        item["applied_by"] = upload_of(op)
-    return item
-
-
-def upload_of(op: dict[str, Any]) -> str | None:
-    """``{source}#{sequencer}``: the upload an op comes from, if it says (older ops do not).
-
-    >>> upload_of({"source": "t/x/V1/a.csv.gz", "sequencer": "0A"})
-    't/x/V1/a.csv.gz#0A'
-    """
-    source, sequencer = op.get("source"), op.get("sequencer")
-    if isinstance(source, str) and isinstance(sequencer, str) and source and sequencer:
-        return f"{source}#{sequencer}"
-    return None
-
-
 def apply_op(table_name: str, op: dict[str, Any]) -> str:
     """Apply one op; returns ``applied`` or ``stale`` (a newer version is already there)."""
     op = validate_op(op)
     item = target_item(op)
     values = {":v": to_value(op["version"])}
-    condition = "attribute_not_exists(pk) OR version <= :v"
+    # An item without a version was written behind the pipeline's back (no op writes one
+    # without): any op overwrites it, so neither a version nor a repair is stuck behind it.
+    condition = "attribute_not_exists(pk) OR attribute_not_exists(version) OR version <= :v"
     if "applied_by" in item:
         # Rows written before applied_by existed have none: attribute_not_exists keeps them
         # overwritable at the same version without relying on how <> treats a missing attribute
         # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.OperatorsAndFunctions.html).
         condition = (
-            "attribute_not_exists(pk) OR version < :v OR (version = :v AND "
+            "attribute_not_exists(pk) OR attribute_not_exists(version) OR version < :v OR "
+            "(version = :v AND "
             "(attribute_not_exists(applied_by) OR applied_by <> :by))"
         )
         values[":by"] = to_value(item["applied_by"])

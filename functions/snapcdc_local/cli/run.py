@@ -51,7 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sequence",
         type=Path,
         metavar="FILE",
-        help="upload the exports listed in FILE, in order (and approve KEY / reject KEY lines)",
+        help=(
+            "upload the exports listed in FILE, in order (and approve KEY / reject KEY, "
+            "verify TENANT/TABLE / repair TENANT/TABLE lines)"
+        ),
     )
     run.add_argument(
         "--report", type=Path, metavar="FILE", help="write the outcome of every upload as JSON"
@@ -168,7 +171,9 @@ What is uploaded, in which order:
   - or the keys listed in --sequence FILE, in that order: one key relative to DATA_DIR per
     line, # starts a comment, a key may repeat (it is uploaded again); a line "approve KEY"
     or "reject KEY" resumes that key's HELD version at that point, as snapcdc approve /
-    reject would (with --concurrent, once the uploads have settled);
+    reject would; a line "verify TENANT/TABLE" or "repair TENANT/TABLE" verifies (and
+    repairs) that table there, as snapcdc verify [--repair] would (with --concurrent, these
+    lines run once the uploads have settled);
   - a part of a multi-part version (complete_on "manifest" in its table's _table.json) starts
     nothing by itself: the version's _manifest.json is the upload that is followed.
 

@@ -25,6 +25,7 @@ from snapcdc_local.cli.run_uploads import (
     plan_uploads,
     resume_line,
 )
+from snapcdc_local.cli.run_verify import run_verify, verify_line
 
 REPO = Path(__file__).resolve().parents[3]
 DEFAULT_TEMPLATE = REPO / "cfn.yaml"
@@ -43,6 +44,8 @@ LOCAL_PARAMETERS = {
     "LockRetrySeconds": "1",
     "ShardCount": "8",
     "ConsumerWorkers": "1",
+    # an emulated export is the table at the request: no minute to wait on either side
+    "VerifySettleSeconds": "0",
 }
 
 
@@ -350,7 +353,7 @@ def drive(
     with Watcher(run, progress) as watcher:
         if concurrent:
             for key in keys:
-                upload = None if resume_line(key) else run.put(key)
+                upload = None if resume_line(key) or verify_line(key) else run.put(key)
                 if upload:
                     uploads.append(upload)
                     watcher.follow(upload)
@@ -364,10 +367,17 @@ def drive(
                 progress.advance(task)
                 if on_upload:
                     on_upload(upload)
-            # approve / reject lines run once the uploads settled, in the order listed
-            keys = [k for k in keys if resume_line(k)]
+            # approve / reject (and verify / repair) lines run once the uploads settled, in
+            # the order listed
+            keys = [k for k in keys if resume_line(k) or verify_line(k)]
         progress.update(task, description="uploads")
         for key in keys:
+            checked = verify_line(key)
+            if checked:
+                uploads.append(run_verify(run, *checked, timeout))
+                if on_upload:
+                    on_upload(uploads[-1])
+                continue
             resume = resume_line(key)
             upload = run.resume(*resume) if resume else run.put(key)
             if upload is None:
@@ -392,6 +402,8 @@ def summarize(run: LocalRun, uploads: list[Upload]) -> dict[str, dict[str, Any]]
     """Per target table: statuses of its uploads, last applied version, rows in the target."""
     tables: dict[str, dict[str, Any]] = {}
     for upload in uploads:
+        if verify_line(upload.label):  # a verify / repair row is not a version's outcome
+            continue
         summary = tables.setdefault(
             upload.table_id, {"SUCCEEDED": 0, "SKIPPED": 0, "FAILED": 0, "version": None, "rows": 0}
         )

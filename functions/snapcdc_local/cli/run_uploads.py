@@ -73,7 +73,8 @@ def is_part(data_dir: Path, key: str) -> bool:
 def read_sequence(sequence: Path, data_dir: Path) -> list[str]:
     """Keys listed in a sequence file; every one must be a file under ``data_dir``.
 
-    A line ``approve KEY`` or ``reject KEY`` resumes that key's HELD version at that point.
+    A line ``approve KEY`` or ``reject KEY`` resumes that key's HELD version at that point;
+    ``verify TABLE`` or ``repair TABLE`` verifies (and repairs) a table there.
     """
     try:
         lines = sequence.read_text(encoding="utf-8").splitlines()
@@ -83,6 +84,13 @@ def read_sequence(sequence: Path, data_dir: Path) -> list[str]:
     for number, line in enumerate(lines, 1):
         key = line.split("#", 1)[0].strip()
         if not key:
+            continue
+        # verify TABLE / repair TABLE (snapcdc_local.cli.run_verify)
+        from snapcdc_local.cli.run_verify import check_line
+
+        checked = check_line(key, f"{sequence}:{number}")
+        if checked:
+            keys.append(checked)
             continue
         action, _, rest = key.partition(" ")
         if action in RESUME_ACTIONS and rest.strip():

@@ -26,6 +26,7 @@ through docker instead)     moto's push switched off; shards thread-safe and ind
 no Kinesis write limits     :mod:`.kinesis`: PutRecords' request limits, 1 MiB/s and 1,000
                             records/s per shard (per-record throttling)
 slow item reads             :mod:`.dynamodb`: Scan/Query/GetItem answered with ``json``
+exports without manifests   :mod:`.dynamodb_exports`: a table export as AWS writes it
 slow dispatch               :mod:`.fastpath`: DynamoDB, Kinesis and Lambda calls handed to
                             moto's methods without signing, URL scan and HTTP
 no IAM enforcement          :mod:`.iam`: every call of a Lambda, the state machine, an
@@ -58,7 +59,16 @@ from unittest import mock
 
 import boto3
 
-from snapcdc_local.emulator import cfn, cfn_models, dynamodb, fastpath, iam, kinesis, stepfunctions
+from snapcdc_local.emulator import (
+    cfn,
+    cfn_models,
+    dynamodb,
+    dynamodb_exports,
+    fastpath,
+    iam,
+    kinesis,
+    stepfunctions,
+)
 from snapcdc_local.emulator.athena import START_WAIT_SECONDS, AthenaBridge, EngineLike
 from snapcdc_local.emulator.eventbridge import EventBridgeBridge
 from snapcdc_local.emulator.iam_actions import Where
@@ -180,6 +190,7 @@ class Emulator:
         enter(stepfunctions.installed(on_status_change=self.events.put_event))
         enter(kinesis.installed())
         enter(dynamodb.installed())
+        self.dynamodb_exports = enter(dynamodb_exports.installed())
         deployed = DeployedCode(scratch / "lambda") if self.deployed_code else None
         self.lambdas = enter(LambdaRuntime(deployed).installed())
         enter(self.events.installed())

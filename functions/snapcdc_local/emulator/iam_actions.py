@@ -151,6 +151,26 @@ def _dynamodb_batch(action: str) -> Callable[[dict[str, Any], Where], list[Requi
     return rule
 
 
+def dynamodb_export(params: dict[str, Any], _: Where) -> str:
+    return params["ExportArn"]
+
+
+def _dynamodb_export(params: dict[str, Any], where: Where) -> list[Requirement]:
+    """The export action on the table, and what DynamoDB does in S3 with the caller's
+    permissions: "s3:AbortMultipartUpload, s3:PutObject and s3:PutObjectAcl" on the destination
+    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/S3DataExport_Requesting.html)."""
+    objects = f"arn:aws:s3:::{params['S3Bucket']}/{params.get('S3Prefix', '').strip('/')}/*"
+    return [
+        (
+            "dynamodb:ExportTableToPointInTime",
+            dynamodb_table({"TableName": params["TableArn"]}, where),
+        ),
+        ("s3:PutObject", objects),
+        ("s3:AbortMultipartUpload", objects),
+        ("s3:PutObjectAcl", objects),
+    ]
+
+
 def _s3_copy(params: dict[str, Any], where: Where) -> list[Requirement]:
     return [
         ("s3:GetObject", s3_copy_source(params, where)),
@@ -189,6 +209,9 @@ REQUIREMENTS: dict[tuple[str, str], Callable[[dict[str, Any], Where], list[Requi
         )
     },
     ("dynamodb", "BatchWriteItem"): _dynamodb_batch("dynamodb:BatchWriteItem"),
+    ("dynamodb", "ExportTableToPointInTime"): _dynamodb_export,
+    ("dynamodb", "DescribeExport"): _one("dynamodb:DescribeExport", dynamodb_export),
+    ("dynamodb", "ListExports"): _one("dynamodb:ListExports", anything),
     ("dynamodb", "BatchGetItem"): _dynamodb_batch("dynamodb:BatchGetItem"),
     # Kinesis
     **{

@@ -8,7 +8,7 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from snapcdc_local.cli.main import CliError
+from snapcdc_local.errors import CliError
 
 
 @dataclass(frozen=True)
