@@ -121,8 +121,8 @@ def wide_export(path: Path) -> list[list[str]]:
 def workflow(served, tmp_path_factory):
     """Every step of the workflow, in order; what the tests read afterwards."""
     work = tmp_path_factory.mktemp("workflow")
-    for name in ("cfn.yaml", "state_machine.asl.json"):
-        shutil.copy(REPO / name, work / name)
+    for path in [REPO / "cfn.yaml", *REPO.glob("*.asl.json")]:  # the template and what it names
+        shutil.copy(path, work / path.name)
     cli = Cli(served, work)
     # make lambda, into the copy's build/lambda (--skip-deps: offline; the emulation runs the
     # handlers with its own libraries, see docs/local-endpoint.md)

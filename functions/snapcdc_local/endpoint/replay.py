@@ -72,8 +72,9 @@ TEMPLATE_URL_OPERATIONS = (
 # Response headers that belong to one HTTP connection, not to the answer.
 HOP_BY_HOP = {"content-length", "transfer-encoding", "connection", "keep-alive"}
 HOOK_ID = "snapcdc-served-iam"
-# Services whose requests are signed for us-east-1 whatever the region in use.
-GLOBAL_SERVICES = ("iam",)
+# Services whose requests may be signed for us-east-1 whatever the region in use (IAM is global;
+# STS has a global endpoint, which older SDKs use by default).
+GLOBAL_SERVICES = ("iam", "sts")
 
 _ANSWERED: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
     "snapcdc_served_answer", default=None
