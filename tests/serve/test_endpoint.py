@@ -14,6 +14,8 @@ import http.client
 import io
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 import zipfile
@@ -247,6 +249,22 @@ def test_bad_requests_get_aws_shaped_errors_and_the_server_keeps_serving(
     assert served.client("sts").get_caller_identity()["Account"] == "123456789012"
 
 
+def test_a_port_in_use_is_one_line_and_exit_1(served):
+    port = str(urlsplit(served.url).port)
+    done = subprocess.run(
+        [sys.executable, "-m", "snapcdc_local", "local", "serve", "--port", port],
+        env=served.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        f"snapcdc local: error: cannot listen on 127.0.0.1:{port}: Address already in use "
+        "(another server there? --port 0 takes a free port)\n"
+    )
+
+
 def test_virtual_host_addressing_under_localhost(served):
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
@@ -268,7 +286,9 @@ def test_a_malformed_http_request_line_is_refused_and_the_server_keeps_serving(s
     parts = urlsplit(served.url)
     with socket.create_connection((parts.hostname, parts.port), timeout=30) as s:
         s.sendall(b"NONSENSE\r\n\r\n")
-        answer = s.recv(4096)
+        answer = b""
+        while chunk := s.recv(4096):  # the server closes the connection after it
+            answer += chunk
     assert answer.startswith(b"HTTP/1.1 400") and b"<Code>BadRequest</Code>" in answer
     assert served.client("sts").get_caller_identity()["Account"] == "123456789012"
 

@@ -80,38 +80,49 @@ def serve_command(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     out = sys.stdout  # the functions' output is redirected; this command's own is not
-    with (
-        lambda_output(args.lambda_log),
-        Emulator(None, region=args.region, deployed_code=True) as aws,
-    ):
-        replayer = Replayer(
-            aws.iam,
-            loader=_loader(),
-            athena=_athena_front(),
-            stacks_changed=aws.stacks_changed,
-            say=lambda line: print(f"snapcdc local serve: {line}", file=sys.stderr, flush=True),
-            region=args.region,
+    replayer: list[Replayer] = []  # the emulation behind the socket, once it runs
+    try:  # the socket first: a port in use is said before the emulation starts
+        endpoint = Endpoint(
+            lambda request, url: replayer[0].answer(request, url),
+            args.host,
+            args.port,
+            args.log_requests,
         )
-        try:
-            endpoint = Endpoint(replayer.answer, args.host, args.port, args.log_requests)
-        except OSError as exc:
-            raise CliError(
-                f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc} "
-                "(another server there? --port 0 takes a free port)"
-            ) from None
-        endpoint.start()
-        print(
-            f"serving the embedded AWS emulation at {endpoint.url}: "
-            f"AWS_ENDPOINT_URL={endpoint.url} AWS_DEFAULT_REGION={args.region} "
-            "(any access key and secret); Ctrl-C stops it",
-            file=out,
-            flush=True,
-        )
-        try:
+    except OSError as exc:
+        raise CliError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc} "
+            "(another server there? --port 0 takes a free port)"
+        ) from None
+    try:
+        with (
+            lambda_output(args.lambda_log),
+            Emulator(None, region=args.region, deployed_code=True) as aws,
+        ):
+            replayer.append(
+                Replayer(
+                    aws.iam,
+                    loader=_loader(),
+                    athena=_athena_front(),
+                    stacks_changed=aws.stacks_changed,
+                    say=lambda line: print(
+                        f"snapcdc local serve: {line}", file=sys.stderr, flush=True
+                    ),
+                    region=args.region,
+                )
+            )
+            endpoint.start()
+            print(
+                f"serving the embedded AWS emulation at {endpoint.url}: "
+                f"AWS_ENDPOINT_URL={endpoint.url} AWS_DEFAULT_REGION={args.region} "
+                "(any access key and secret); Ctrl-C stops it",
+                file=out,
+                flush=True,
+            )
             while not stop.wait(1.0):
                 pass
-        finally:
             endpoint.stop()
+    finally:
+        endpoint.close()
     print("stopped", file=out, flush=True)
     return 0
 

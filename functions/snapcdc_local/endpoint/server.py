@@ -29,8 +29,8 @@ MAX_BODY = 5 * 1024**3  # S3's largest single PUT
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "snapcdc-local"
-    # Headers and body go out in two writes: with Nagle's algorithm the second waits for the
-    # client's delayed ACK (~40 ms a request on loopback).
+    # An answer goes out in one write (_send); with Nagle's algorithm a second small write would
+    # wait for the client's delayed ACK (~40 ms a request on loopback).
     disable_nagle_algorithm = True
     answer: Callable[[Request, str], Answer]
     log_requests = False
@@ -111,9 +111,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
         if "content-length" not in names:
             self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
+        self.send_header("Connection", "close" if self.close_connection else "keep-alive")
+        self._headers_buffer.append(b"\r\n")  # end_headers, with the body in the same write
         if self.command != "HEAD" and body:
-            self.wfile.write(body)
+            self._headers_buffer.append(body)
+        self.flush_headers()
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """A request line or header the HTTP parser refused, answered in AWS's shape."""
@@ -161,7 +163,12 @@ class Endpoint:
         self._thread.start()
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        """Stop serving (the requests in progress are not waited for)."""
         if self._thread:
+            self.httpd.shutdown()
             self._thread.join(timeout=10)
+            self._thread = None
+
+    def close(self) -> None:
+        self.stop()
+        self.httpd.server_close()
