@@ -342,6 +342,7 @@ def test_status_shows_each_table(snapcdc):
     assert status == 0, err
     assert "tenant/test_table\n  head: 20201231_V0001, 1000 rows" in text
     assert "tenant/wide_table\n  head: 20210101_V0001, 40 rows" in text
+    assert "tenant/other_table" not in text  # (uploaded by a later test)
     assert "held: none" in text and "unapplied: none" in text and "diverged: none" in text
     assert "_watch" not in text
 
@@ -359,12 +360,16 @@ def test_history_by_key_and_latest(snapcdc):
     assert text.startswith("history of tenant-wide_table-20210101_V0001-"), err
 
 
-def test_upload_follows_each_version_to_its_outcome(snapcdc, tmp_path):
+def test_upload_follows_each_version_to_its_outcome_and_approve_publishes_a_held_one(
+    snapcdc, tmp_path
+):
     data = tmp_path / "data" / "tenant" / "other_table"
     for version, export in (("20210101_V0001", EXPORTS[0]), ("20210101_V0002", EXPORTS[1])):
         (data / version).mkdir(parents=True)
         shutil.copy(DATA / export, data / version / Path(export).name)
-    shutil.copy(DATA / "_table.json", data / "_table.json")
+    # export2 deletes one row of three: over this table's max_delete_fraction, so HELD
+    config = json.loads((DATA / "_table.json").read_text())
+    (data / "_table.json").write_text(json.dumps({**config, "max_delete_fraction": 0.1}))
     status, text, err = snapcdc("upload", str(tmp_path / "data"), "--stack", STACK)
     assert status == 0, err
     rows = [line.split() for line in text.splitlines()]
@@ -380,14 +385,24 @@ def test_upload_follows_each_version_to_its_outcome(snapcdc, tmp_path):
     ]
     assert rows[2][:7] == [
         "tenant/other_table/20210101_V0002/export2.csv.gz",
-        "SUCCEEDED",
+        "HELD",
         "1",
         "1",
         "1",
-        "3",
-        "3",
+        "0",
+        "0",
     ]
-    assert rows[-1][:6] == ["tenant/other_table", "2", "0", "0", "3", "20210101_V0002"]
+    assert rows[3][0] == "reason:"
+    assert rows[-1][:6] == ["tenant/other_table", "1", "0", "0", "3", "20210101_V0001"]
+
+    status, text, err = snapcdc("status", "--stack", STACK, "tenant/other_table")
+    assert "held: 1\n    tenant/other_table/20210101_V0002/export2.csv.gz:" in text, err
+    key = "tenant/other_table/20210101_V0002/export2.csv.gz"
+    status, text, err = snapcdc("approve", key, "--stack", STACK, "--poll", "0.2")
+    assert status == 0, err
+    assert f"{key}: SUCCEEDED inserts=1 updates=1 deletes=1" in text
+    status, text, err = snapcdc("redrive", "--stack", STACK)
+    assert (status, text.splitlines()[-1]) == (0, "0 object(s): 0 op(s) applied, 0 stale, 0 failed")
 
 
 @pytest.mark.parametrize(
