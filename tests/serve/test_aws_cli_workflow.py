@@ -361,16 +361,16 @@ def test_history_by_key_and_latest(snapcdc):
 
 
 def test_upload_follows_each_version_to_its_outcome_and_approve_publishes_a_held_one(
-    snapcdc, tmp_path
+    workflow, snapcdc, tmp_path
 ):
-    data = tmp_path / "data" / "tenant" / "other_table"
+    first, then = tmp_path / "first" / "tenant" / "other_table", tmp_path / "then"
     for version, export in (("20210101_V0001", EXPORTS[0]), ("20210101_V0002", EXPORTS[1])):
-        (data / version).mkdir(parents=True)
-        shutil.copy(DATA / export, data / version / Path(export).name)
+        (first / version).mkdir(parents=True)
+        shutil.copy(DATA / export, first / version / Path(export).name)
     # export2 deletes one row of three: over this table's max_delete_fraction, so HELD
     config = json.loads((DATA / "_table.json").read_text())
-    (data / "_table.json").write_text(json.dumps({**config, "max_delete_fraction": 0.1}))
-    status, text, err = snapcdc("upload", str(tmp_path / "data"), "--stack", STACK)
+    (first / "_table.json").write_text(json.dumps({**config, "max_delete_fraction": 0.1}))
+    status, text, err = snapcdc("upload", str(tmp_path / "first"), "--stack", STACK)
     assert status == 0, err
     rows = [line.split() for line in text.splitlines()]
     assert rows[0][:2] == ["key", "status"]
@@ -401,6 +401,16 @@ def test_upload_follows_each_version_to_its_outcome_and_approve_publishes_a_held
     status, text, err = snapcdc("approve", key, "--stack", STACK, "--poll", "0.2")
     assert status == 0, err
     assert f"{key}: SUCCEEDED inserts=1 updates=1 deletes=1" in text
+
+    # A version of 1,000 rows: its line comes once the consumer applied every op
+    version = then / "tenant" / "other_table" / "20210102_V0001"
+    version.mkdir(parents=True)
+    shutil.copy(first / "_table.json", then / "tenant" / "other_table" / "_table.json")
+    (version / "export3.csv.gz").write_bytes(gzip.compress(b"".join(workflow["export3"])))
+    status, text, err = snapcdc("upload", str(then), "--stack", STACK)
+    assert status == 0, err
+    assert text.splitlines()[1].split()[1:7] == ["SUCCEEDED", "997", "3", "0", "1000", "1000"]
+
     status, text, err = snapcdc("redrive", "--stack", STACK)
     assert (status, text.splitlines()[-1]) == (0, "0 object(s): 0 op(s) applied, 0 stale, 0 failed")
 
