@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from snapcdc import __version__
+from snapcdc_local.errors import CliError as CliError  # re-exported: the commands raise it
 
 # Modules that define a subcommand (each exposes COMMAND or COMMANDS); the order is the help
 # order.
@@ -34,10 +35,6 @@ COMMAND_MODULES: list[str] = [
     "snapcdc_local.cli.redrive",
     "snapcdc_local.cli.resume",
 ]
-
-
-class CliError(Exception):
-    """A problem the user can fix; printed as ``snapcdc <command>: error: <message>``."""
 
 
 @dataclass(frozen=True)

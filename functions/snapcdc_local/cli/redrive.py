@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from snapcdc_local.cli.aws_errors import aws_command
 from snapcdc_local.cli.main import Command
 from snapcdc_local.stack.targets import (
     Target,
@@ -110,6 +111,6 @@ COMMAND = Command(
     name="redrive",
     help="re-apply the ops the consumer gave up on, from the failed-batches bucket",
     add_arguments=add_arguments,
-    run=run,
+    run=aws_command(run),
     description=DESCRIPTION,
 )

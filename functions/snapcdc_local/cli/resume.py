@@ -8,6 +8,7 @@ import argparse
 import time
 from typing import Any
 
+from snapcdc_local.cli.aws_errors import aws_command
 from snapcdc_local.cli.main import CliError, Command
 from snapcdc_local.stack.targets import Target, add_target_arguments, resolve_targets
 
@@ -96,7 +97,7 @@ def _command(action: str, summary: str) -> Command:
         name=action,
         help=summary,
         add_arguments=add_arguments,
-        run=lambda args: resume_command(action, args),
+        run=aws_command(lambda args: resume_command(action, args)),
         description=DESCRIPTION,
     )
 
