@@ -15,11 +15,17 @@ uploads in sequence, waiting for them to settle) is ``run_driver``, what to uplo
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from snapcdc_local.cli.main import CliError, Command
-from snapcdc_local.cli.run_driver import DEFAULT_TEMPLATE, RunOptions, run_pipeline
+from snapcdc_local.cli.run_driver import (
+    DEFAULT_TEMPLATE,
+    DUMP_FORMATS,
+    RunOptions,
+    run_pipeline,
+)
 from snapcdc_local.cli.run_output import ConsoleWriter, Printer, lambda_output, write_report
 from snapcdc_local.cli.run_progress import NoProgress, progress_display
 from snapcdc_local.cli.run_uploads import plan_uploads
@@ -56,7 +62,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--report", type=Path, metavar="FILE", help="write the outcome of every upload as JSON"
     )
     run.add_argument(
-        "--dump-target", type=Path, metavar="DIR", help="write DIR/{tenant}/{table}.csv"
+        "--dump-target",
+        type=Path,
+        metavar="DIR",
+        help="write every table's rows in the target to DIR/{tenant}/{table}.csv (or .jsonl)",
+    )
+    run.add_argument(
+        "--dump-format",
+        choices=DUMP_FORMATS,
+        default="csv",
+        help="csv (NULL written as an empty field) or jsonl (one JSON object a row: NULL is "
+        "null, apart from an empty string)",
     )
     run.add_argument(
         "--history",
@@ -100,7 +116,25 @@ def parse_parameters(items: list[str]) -> dict[str, str]:
     return parameters
 
 
+def check_writable(path: Path | None, option: str, directory: bool = False) -> None:
+    """Refuse, before the run, an output the run could only fail to write at its end: a file
+    where a folder is needed or the reverse, or a folder that cannot be written."""
+    if path is None:
+        return
+    if path.exists() and path.is_dir() != directory:
+        kind = "a file" if directory else "a directory"
+        raise CliError(f"{option} {path} is {kind}; give a {'folder' if directory else 'file'}")
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise CliError(f"{option} {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK):
+        raise CliError(f"{option} {path}: {existing} is not writable")
+
+
 def run_command(args: argparse.Namespace) -> int:
+    check_writable(args.report, "--report")
+    check_writable(args.lambda_log, "--lambda-log")
+    check_writable(args.dump_target, "--dump-target", directory=True)
     options = RunOptions(
         data_dir=args.data_dir,
         sequence=args.sequence,
@@ -127,6 +161,7 @@ def run_command(args: argparse.Namespace) -> int:
                     on_upload=printer.upload,
                     progress=progress,
                     dump_target=args.dump_target,
+                    dump_format=args.dump_format,
                 )
         except CliError:
             raise
