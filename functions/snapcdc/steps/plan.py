@@ -157,8 +157,10 @@ def plan_upload(
     ]
     for query in plan["queries"]:
         if query["kind"] == "check":
-            # the manifest's row count, judged with the export check (snapcdc.steps.check)
+            # the manifest's row count, judged with the export check (snapcdc.steps.check),
+            # and the key it checks, which a duplicate-key reason names
             query["expected_rows"] = plan["expected_rows"]
+            query["key"] = list(schema.key)
     return Plan.from_dict(plan)
 
 
