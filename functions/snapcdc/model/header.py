@@ -73,7 +73,7 @@ def gunzipped(chunks: Iterable[bytes], name: str) -> Iterator[bytes]:
     >>> list(gunzipped([b"id,name\\n"], "x.csv.gz"))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    snapcdc.model.errors.ContractError: export x.csv.gz is not gzip-compressed (...); ...
+    snapcdc.model.errors.ContractError: export x.csv.gz is not a readable gzip file (...); ...
     """
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     for chunk in chunks:
@@ -81,8 +81,8 @@ def gunzipped(chunks: Iterable[bytes], name: str) -> Iterator[bytes]:
             yield inflater.decompress(chunk)
         except zlib.error as exc:
             raise ContractError(
-                f"export {name} is not gzip-compressed ({exc}); compress it with gzip, as its "
-                "name ends in .gz"
+                f"export {name} is not a readable gzip file ({exc}); its name ends in .gz: "
+                "compress it with gzip"
             ) from None
         if inflater.eof:
             return
