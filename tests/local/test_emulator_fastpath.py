@@ -28,9 +28,24 @@ from snapcdc_local.emulator import dynamodb, fastpath, kinesis
 FAST, SLOW = "us-east-1", "eu-west-1"
 
 
+class Sends:
+    """How many requests a client put on the wire: botocore's ``before-send``, where moto's
+    stubber answers the slow path. A call the fast path answered is never sent (its
+    ``before-call`` handler returned the response), so this tells which path a call took,
+    whatever else runs meanwhile (the fast path's own ``calls`` counts every client's calls)."""
+
+    def __init__(self, client) -> None:
+        self.count = 0
+        client.meta.events.register_first("before-send", self._sent)
+
+    def _sent(self, **_) -> None:
+        self.count += 1
+
+
 @pytest.fixture(scope="module")
 def moto_pair():
-    """``(fast_path, client(service, fast: bool))`` under one moto with the emulation's patches."""
+    """``(fast_path, client(service, fast: bool))`` under one moto with the emulation's patches;
+    ``client.sends[(service, fast)]`` counts what each client sent (:class:`Sends`)."""
     with mock_aws(), dynamodb.installed(), kinesis.installed(), ExitStack() as stack:
         fast_path = stack.enter_context(fastpath.installed(boto3._get_default_session()))
         clients = {}
@@ -39,14 +54,18 @@ def moto_pair():
             if (service, fast) not in clients:
                 made = boto3.client(service, region_name=FAST if fast else SLOW)
                 made = made if fast else fastpath.on_slow_path(made)
+                client.sends[(service, fast)] = Sends(made)
                 clients[(service, fast)] = made
             return clients[(service, fast)]
 
+        client.sends = {}
         yield fast_path, client
 
 
 def outcome(call, region: str):
-    """The parsed response (without request ids and dates) or the error, region-neutral."""
+    """The parsed response (without request ids and dates) or the modelled error (botocore's
+    ClientError: code, message, status and its modelled fields), region-neutral. Anything else
+    raised is no answer of the service's to compare: it fails the test, on either side."""
     try:
         response = call()
     except ClientError as exc:
@@ -55,8 +74,6 @@ def outcome(call, region: str):
         result["status"] = exc.response["ResponseMetadata"]["HTTPStatusCode"]
         extra = {k: v for k, v in exc.response.items() if k not in ("Error", "ResponseMetadata")}
         result["extra"] = extra
-    except Exception as exc:  # noqa: BLE001 - moto raises some errors as they are (ValueError)
-        result = {"raised": type(exc).__name__, "message": str(exc)}
     else:
         result = {k: v for k, v in response.items() if k != "ResponseMetadata"}
         result["status"] = response["ResponseMetadata"]["HTTPStatusCode"]
@@ -64,10 +81,26 @@ def outcome(call, region: str):
     return json.loads(text.replace(region, "REGION") if region else text)
 
 
-def both(client, service: str, operation: str, **params):
-    fast = outcome(lambda: getattr(client(service, True), operation)(**params), FAST)
-    slow = outcome(lambda: getattr(client(service, False), operation)(**params), SLOW)
+def on_each_path(fast_call, slow_call, fast_sends: Sends, slow_sends: Sends, region=("", "")):
+    """Both outcomes, each call proven to have taken its path: the fast one sent nothing (the
+    fast path answered it), the slow one was sent (moto's stubber answered it)."""
+    sent = fast_sends.count
+    fast = outcome(fast_call, region[0])
+    assert fast_sends.count == sent, "the fast client's call went to moto's slow path"
+    sent = slow_sends.count
+    slow = outcome(slow_call, region[1])
+    assert slow_sends.count > sent, "the reference client's call did not reach moto's stubber"
     return fast, slow
+
+
+def both(client, service: str, operation: str, **params):
+    return on_each_path(
+        lambda: getattr(client(service, True), operation)(**params),
+        lambda: getattr(client(service, False), operation)(**params),
+        client.sends[(service, True)],
+        client.sends[(service, False)],
+        (FAST, SLOW),
+    )
 
 
 # -- DynamoDB --------------------------------------------------------------------------------
@@ -284,17 +317,20 @@ items = st.fixed_dictionaries(
 
 
 def judge(expression, names, values, item):
+    """The verdict on ``item``, or the error moto answers (a modelled DynamoDB error, which
+    the client would get); anything else raised fails the test."""
+    from moto.core.exceptions import JsonRESTError
     from moto.dynamodb.comparisons import ConditionExpressionParser
     from moto.dynamodb.models.dynamo_type import Item
 
     parser = ConditionExpressionParser(expression, names, values)
     try:
         op = parser.parse()
-    except Exception as exc:  # noqa: BLE001 - the error itself is compared
+    except JsonRESTError as exc:  # the error itself is compared
         return ("unparsed", type(exc).__name__, str(exc))
     try:
         verdict = op.expr(Item({"S": "a"}, None, None, item)) if item is not None else op.expr(None)
-    except Exception as exc:  # noqa: BLE001
+    except JsonRESTError as exc:
         verdict = ("error", type(exc).__name__, str(exc))
     return (verdict, parser.expr_attr_names_found, parser.expr_attr_values_found)
 

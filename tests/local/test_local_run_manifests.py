@@ -121,4 +121,6 @@ def test_configured_columns_name_a_header_athena_cannot_take(run):
     ]
     [raw] = outcomes(result, "raw")
     assert raw[1] == "FAILED"
-    assert "invalid column 'Contact ID'" in raw[5] and '{"columns": [...]}' in raw[5]
+    assert "invalid column 'Contact ID'" in raw[5]
+    # the advice suggests the legal names, as a _table.json setting
+    assert 'set "columns": ["Contact_ID", "Contact_Phone", "e_mail"] in the table' in raw[5]
