@@ -13,6 +13,8 @@ cached and uncached parses of random expressions judge random items alike.
 
 from __future__ import annotations
 
+import binascii
+import itertools
 import json
 from contextlib import ExitStack
 
@@ -118,8 +120,6 @@ CONDITIONS = [
     "version BETWEEN :v AND :v",
     "begins_with(applied_by, :by)",
     "#n = :v",  # names an attribute through ExpressionAttributeNames
-    "version <= :v AND",  # invalid syntax
-    "version = :missing",  # a value that is not given
 ]
 keys = st.sampled_from(["a", "b", "c"])
 versions = st.integers(min_value=0, max_value=4)
@@ -221,6 +221,35 @@ def test_a_failed_condition_is_the_error_boto3_raises(moto_pair):
         )
 
 
+@pytest.mark.xfail(
+    strict=True,
+    raises=(ValueError, KeyError),
+    reason="moto raises a Python error (ValueError, KeyError) for a bad condition, on both "
+    "paths, where DynamoDB answers ValidationException; strict: remove this mark once the "
+    "emulation answers as DynamoDB does",
+)
+@pytest.mark.parametrize(
+    ("condition", "values"),
+    [
+        ("version <= :v AND", {":v": {"N": "1"}}),  # a syntax error
+        ("version = :missing", None),  # a value that is not given
+    ],
+)
+def test_a_bad_condition_is_dynamodbs_validation_exception(moto_pair, condition, values):
+    _, client = moto_pair
+    make_tables(client)
+    params = {
+        "TableName": "t",
+        "Item": {"pk": {"S": "a"}, "version": {"N": "1"}},
+        "ConditionExpression": condition,
+    }
+    if values:
+        params["ExpressionAttributeValues"] = values
+    fast, slow = both(client, "dynamodb", "put_item", **params)
+    assert fast == slow
+    assert fast["error"] == "ValidationException"
+
+
 def test_botocore_still_validates_the_request(moto_pair):
     from botocore.exceptions import ParamValidationError
 
@@ -234,11 +263,15 @@ def test_botocore_still_validates_the_request(moto_pair):
 # -- Kinesis ---------------------------------------------------------------------------------
 
 
+STREAMS = itertools.count()
+
+
 @st.composite
 def kinesis_records(draw):
     records = []
     for _ in range(draw(st.integers(min_value=1, max_value=8))):
-        key = draw(st.sampled_from(["k1", "k2", "x" * 257, ""]))
+        # (an empty key is refused by botocore before either path: nothing to compare)
+        key = draw(st.sampled_from(["k1", "k2", "x" * 257]))
         records.append({"Data": draw(st.binary(max_size=40)), "PartitionKey": key})
     return records
 
@@ -249,7 +282,7 @@ def kinesis_records(draw):
 @given(requests=st.lists(kinesis_records(), min_size=1, max_size=6), limit=st.integers(1, 20))
 def test_kinesis_put_and_get_records_answer_as_moto_does(moto_pair, requests, limit):
     _, client = moto_pair
-    name = f"s{abs(hash(json.dumps(repr(requests)))) % 10**9}-{limit}"
+    name = f"s{next(STREAMS)}"  # (hypothesis may replay an example: a new stream each time)
     for fast in (True, False):
         client("kinesis", fast).create_stream(StreamName=name, ShardCount=2)
     for records in requests:
@@ -267,8 +300,20 @@ def test_kinesis_put_and_get_records_answer_as_moto_does(moto_pair, requests, li
                 [(r["SequenceNumber"], r["PartitionKey"], r["Data"]) for r in got["Records"]]
             )
         assert reads[0] == reads[1]
-    bad = both(client, "kinesis", "get_records", ShardIterator="bogus" * 10)
-    assert bad[0] == bad[1]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=binascii.Error,
+    reason="moto fails to decode a malformed shard iterator (binascii.Error), on both paths, "
+    "where Kinesis answers InvalidArgumentException; strict: remove this mark once the "
+    "emulation answers as Kinesis does",
+)
+def test_a_malformed_shard_iterator_is_kinesis_invalid_argument(moto_pair):
+    _, client = moto_pair
+    fast, slow = both(client, "kinesis", "get_records", ShardIterator="bogus" * 10)
+    assert fast == slow
+    assert fast["error"] == "InvalidArgumentException"
 
 
 def test_kinesis_put_record_keeps_the_slow_path(moto_pair):
@@ -282,7 +327,19 @@ def test_kinesis_put_record_keeps_the_slow_path(moto_pair):
 # -- the condition-parse cache -------------------------------------------------------------
 
 paths = st.sampled_from(["version", "applied_by", "pk", "#n", "row.x"])
-operands = st.one_of(paths, st.sampled_from([":v", ":by"]))
+# Operands of one type: moto's evaluator raises TypeError comparing a number with a string
+# (DynamoDB's comparison is false), a gap of moto's that both parses share; not what the cache
+# is tested for, so comparisons and ranges keep to one type.
+TYPED = {
+    "N": (["version", "#n"], ":v"),
+    "S": (["applied_by", "pk", "row.x"], ":by"),
+}
+
+
+@st.composite
+def typed_operand(draw, kind):
+    names, value = TYPED[kind]
+    return draw(st.sampled_from([*names, value]))
 
 
 @st.composite
@@ -292,12 +349,14 @@ def conditions(draw, depth=0):
     )
     if kind == "cmp":
         comparator = draw(st.sampled_from(["=", "<>", "<", "<=", ">", ">="]))
-        return f"{draw(operands)} {comparator} {draw(operands)}"
+        kind_of = draw(st.sampled_from(sorted(TYPED)))
+        return f"{draw(typed_operand(kind_of))} {comparator} {draw(typed_operand(kind_of))}"
     if kind == "fn":
         fn = draw(st.sampled_from(["attribute_exists", "attribute_not_exists"]))
         return f"{fn}({draw(paths)})"
     if kind == "between":
-        return f"{draw(paths)} BETWEEN :v AND :v"
+        names, value = TYPED[draw(st.sampled_from(sorted(TYPED)))]
+        return f"{draw(st.sampled_from(names))} BETWEEN {value} AND {value}"
     if kind == "in":
         return f"{draw(paths)} IN (:v, :by)"
     if kind == "not":
@@ -321,7 +380,7 @@ def judge(expression, names, values, item):
     the client would get); anything else raised fails the test."""
     from moto.core.exceptions import JsonRESTError
     from moto.dynamodb.comparisons import ConditionExpressionParser
-    from moto.dynamodb.models.dynamo_type import Item
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
 
     parser = ConditionExpressionParser(expression, names, values)
     try:
@@ -329,7 +388,7 @@ def judge(expression, names, values, item):
     except JsonRESTError as exc:  # the error itself is compared
         return ("unparsed", type(exc).__name__, str(exc))
     try:
-        verdict = op.expr(Item({"S": "a"}, None, None, item)) if item is not None else op.expr(None)
+        verdict = op.expr(Item(DynamoType({"S": "a"}), None, item) if item is not None else None)
     except JsonRESTError as exc:
         verdict = ("error", type(exc).__name__, str(exc))
     return (verdict, parser.expr_attr_names_found, parser.expr_attr_values_found)
