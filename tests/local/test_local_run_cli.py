@@ -102,6 +102,18 @@ def test_a_run_prints_a_row_per_upload_and_writes_report_dump_and_history(data, 
             "parameter(s) ['NoSuchParameter'] not declared by the template",
         ),
         (["{data}", "--parameter", "novalue"], "--parameter 'novalue' is not KEY=VALUE"),
+        # the template's own bounds, checked as CloudFormation checks them
+        (
+            ["{data}", "--parameter", "ShardCount=0"],
+            "parameter ShardCount='0' is not allowed: must be at least 1",
+        ),
+        (
+            ["{data}", "--parameter", "StreamMode=FAST"],
+            "parameter StreamMode='FAST' is not allowed: must be one of ['PROVISIONED', "
+            "'ON_DEMAND']",
+        ),
+        (["{tmp}/bad.txt"], "data directory {tmp}/bad.txt is not a directory"),
+        (["{data}", "--report", "{tmp}"], "--report {tmp} is a directory; give a file"),
     ],
 )
 def test_a_run_that_cannot_start_fails_with_one_line(
@@ -114,7 +126,7 @@ def test_a_run_that_cannot_start_fails_with_one_line(
     captured = capsys.readouterr()
     [line] = captured.err.strip().splitlines()
     assert line.startswith("snapcdc local: error: ")
-    assert message in line
+    assert message.format(tmp=tmp_path) in line
     assert "Traceback" not in captured.err
 
 
