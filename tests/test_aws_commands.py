@@ -102,6 +102,15 @@ def test_endpoint_down(tmp_path):
     )
 
 
+def test_a_key_no_upload_can_have_is_refused_before_asking_aws(capsys):
+    code = main(["approve", "orders/V2/export.csv.gz", "--stack", "snapcdc"])
+    assert code == 1
+    assert capsys.readouterr().err == (
+        "snapcdc approve: error: export key 'orders/V2/export.csv.gz' is not of the form "
+        "{tenant}/{table}/{version}/{file}.csv.gz\n"
+    )
+
+
 # -- AWS answers: what the names given point at does not exist ----------------------------------
 
 

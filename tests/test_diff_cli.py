@@ -347,6 +347,25 @@ def test_advice_names_diffs_own_options(tmp_path, capsys):
     assert capsys.readouterr().out.split() == ["INSERT", "0", "UPDATE", "1", "DELETE", "0"]
 
 
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--out", "{tmp}"], "--out {tmp} is a directory; give a file"),
+        (["--key", ""], "--key '': invalid column ''"),
+        (["--key", "id,,v"], "--key 'id,,v': invalid column ''"),
+        (["--columns", "id,2v"], "--columns 'id,2v': invalid column '2v'"),
+    ],
+)
+def test_a_bad_option_is_named(tmp_path, capsys, option, message):
+    old = tmp_path / "old.csv"
+    old.write_text("id,v\n1,a\n")
+    args = [a.format(tmp=tmp_path) for a in option]
+    assert main(["diff", str(old), str(old), *args]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("snapcdc diff: error: " + message.format(tmp=tmp_path)), err
+    assert err.count("\n") == 1
+
+
 def test_a_directory_is_not_a_file(tmp_path, capsys):
     assert main(["diff", str(tmp_path), str(tmp_path)]) == 1
     assert capsys.readouterr().err == f"snapcdc diff: error: OLD file {tmp_path} is not a file\n"

@@ -37,7 +37,9 @@ from typing import TYPE_CHECKING
 
 from snapcdc.model.contract import ContractError, TableConfig
 from snapcdc.model.errors import Setting, in_table_config
+from snapcdc.model.names import validate_columns
 from snapcdc_local.cli.main import CliError, Command
+from snapcdc_local.cli.outputs import check_writable
 from snapcdc_local.engine.arrow_reader import Prefetch
 from snapcdc_local.engine.opencsv import NO_ESCAPE, CsvFormat
 
@@ -200,6 +202,13 @@ def _split_names(value: str | None) -> list[str] | None:
 def _run(args: argparse.Namespace) -> int:
     if args.columns is None and args.no_header:
         raise CliError("--no-header needs --columns")
+    check_writable(Path(args.out) if args.out else None, "--out")
+    for option, given in (("--columns", args.columns), ("--key", args.key)):
+        if given is not None:
+            try:
+                validate_columns(_split_names(given), option)
+            except ContractError as exc:
+                raise CliError(f"{option} {given!r}: {exc}") from None
     raw = {
         "columns": _split_names(args.columns),
         "key": _split_names(args.key),

@@ -45,8 +45,10 @@ def wait_for(sfn: Any, arn: str, timeout: float, poll: float) -> dict[str, Any]:
 def resume_command(action: str, args: argparse.Namespace) -> int:
     from snapcdc.aws.clients import client
     from snapcdc.aws.registry import find_upload
+    from snapcdc.model.contract import parse_export_key
     from snapcdc_local.stack.resume import ResumeError, held_upload, start_resume
 
+    parse_export_key(args.key)  # a key no upload can have is refused before asking AWS
     state_machine, registry = resolve_targets(args, TARGETS)
     sfn = client("stepfunctions")
     try:

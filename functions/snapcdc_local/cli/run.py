@@ -15,11 +15,11 @@ uploads in sequence, waiting for them to settle) is ``run_driver``, what to uplo
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from snapcdc_local.cli.main import CliError, Command
+from snapcdc_local.cli.outputs import check_writable
 from snapcdc_local.cli.run_driver import (
     DEFAULT_TEMPLATE,
     DUMP_FORMATS,
@@ -114,21 +114,6 @@ def parse_parameters(items: list[str]) -> dict[str, str]:
             raise CliError(f"--parameter {item!r} is not KEY=VALUE")
         parameters[name] = value
     return parameters
-
-
-def check_writable(path: Path | None, option: str, directory: bool = False) -> None:
-    """Refuse, before the run, an output the run could only fail to write at its end: a file
-    where a folder is needed or the reverse, or a folder that cannot be written."""
-    if path is None:
-        return
-    if path.exists() and path.is_dir() != directory:
-        kind = "a file" if directory else "a directory"
-        raise CliError(f"{option} {path} is {kind}; give a {'folder' if directory else 'file'}")
-    existing = next((p for p in (path, *path.parents) if p.exists()), Path("."))
-    if not existing.is_dir():
-        raise CliError(f"{option} {path}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK):
-        raise CliError(f"{option} {path}: {existing} is not writable")
 
 
 def run_command(args: argparse.Namespace) -> int:
