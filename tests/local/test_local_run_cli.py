@@ -113,6 +113,25 @@ def test_a_run_prints_a_row_per_upload_and_writes_report_dump_and_history(data, 
             "'ON_DEMAND']",
         ),
         (["{tmp}/bad.txt"], "data directory {tmp}/bad.txt is not a directory"),
+        # sequence lines: each wrong one named with its line, and what was meant if it is clear
+        (
+            ["{data}", "--sequence", "{tmp}/approve.txt"],
+            "approve.txt:1: 'approve': write approve KEY or reject KEY",
+        ),
+        (
+            ["{data}", "--sequence", "{tmp}/cased.txt"],
+            "cased.txt:1: 'Shop/tags/V1/x.csv.gz' is "
+            "not a file under {data}; did you mean shop/tags/V1/x.csv.gz?",
+        ),
+        (
+            ["{data}", "--sequence", "{tmp}/outside.txt"],
+            "outside.txt:1: '../bad.txt' is not a key relative to {data}",
+        ),
+        (
+            ["{data}", "--sequence", "{tmp}/latin1.txt"],
+            "sequence file {tmp}/latin1.txt is not UTF-8 text",
+        ),
+        (["{data}", "--sequence", "{tmp}/empty.txt"], "sequence file {tmp}/empty.txt lists no key"),
         (["{data}", "--report", "{tmp}"], "--report {tmp} is a directory; give a file"),
     ],
 )
@@ -121,12 +140,17 @@ def test_a_run_that_cannot_start_fails_with_one_line(
 ):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "bad.txt").write_text("shop/tags/V1/x.csv.gz\nshop/tags/V9/x.csv.gz\n")
+    (tmp_path / "approve.txt").write_text("approve\n")
+    (tmp_path / "cased.txt").write_text("Shop/tags/V1/x.csv.gz\n")
+    (tmp_path / "outside.txt").write_text("../bad.txt\n")
+    (tmp_path / "latin1.txt").write_bytes("shop/tags/V1/\xe9.csv.gz\n".encode("latin-1"))
+    (tmp_path / "empty.txt").write_text("# nothing\n\n")
     args = [a.format(data=data, tmp=tmp_path) for a in arguments]
     assert main(["local", "run", *args]) == 1
     captured = capsys.readouterr()
     [line] = captured.err.strip().splitlines()
     assert line.startswith("snapcdc local: error: ")
-    assert message.format(tmp=tmp_path) in line
+    assert message.format(tmp=tmp_path, data=data) in line
     assert "Traceback" not in captured.err
 
 

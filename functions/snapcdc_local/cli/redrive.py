@@ -86,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
 
 DESCRIPTION = """\
 Re-apply the ops the consumer gave up on, from the stack's failed-batches bucket, with the
-caller's usual AWS configuration (AWS_PROFILE, AWS_REGION).
+caller's usual AWS configuration (AWS_PROFILE, AWS_REGION). A configuration AWS cannot be
+asked with (no region or credentials, an unknown profile, an endpoint that does not answer)
+or a name that points at nothing is one line saying what to fix, exit status 1.
 
 Fix what made the consumer fail first: the redrive applies the ops exactly as the consumer
 would, and fails the same way while the cause lasts. Every failed-batch object is read, its

@@ -82,7 +82,10 @@ as REJECTED and publishes nothing.
 It starts the resume execution, waits for it (--no-wait returns at once) and prints the
 version's outcome from the registry: approve ends SUCCEEDED (the held ops published) or SKIPPED
 (the table's head moved on since they were computed), reject ends REJECTED. The exit status is
-1 when the key has no HELD version or the execution failed.
+1 when the key has no HELD version or the execution failed. AWS_REGION is read as by the AWS
+CLI; a missing region or credentials, an unknown profile, an endpoint that does not answer, a
+stack or table that does not exist, a permission the caller lacks: each is one line saying
+what to fix, exit status 1.
 
 Permissions the caller needs: dynamodb:Query and dynamodb:GetItem on the registry table;
 states:StartExecution on the state machine and states:DescribeExecution on its executions;
