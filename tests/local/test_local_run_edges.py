@@ -248,7 +248,6 @@ def test_a_data_dir_one_folder_too_deep_fails_each_key_and_the_run_goes_on(tmp_p
         ),
         "t/_table.json": (
             "IGNORED",
-            "a table's configuration is read only from {tenant}/{table}/_table.json; move it "
-            "there",
+            "a table's configuration is read only from {tenant}/{table}/_table.json; move it there",
         ),
     }

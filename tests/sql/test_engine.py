@@ -106,8 +106,7 @@ def test_sql_tiers_split_lines_like_the_python_port(
     try:
         tiers = dict(
             cursor.execute(
-                f"SELECT coalesce(_tier, 1), count(*) FROM {storage_name(('d', 'fuzz'))} "
-                "GROUP BY 1"
+                f"SELECT coalesce(_tier, 1), count(*) FROM {storage_name(('d', 'fuzz'))} GROUP BY 1"
             ).fetchall()
         )
     finally:
