@@ -102,6 +102,16 @@ def test_endpoint_down(tmp_path):
     )
 
 
+def test_a_snapcdc_variable_set_wrong(tmp_path):
+    code, _, err = snapcdc(
+        tmp_path, COMMANDS["redrive"], AWS_REGION="eu-west-1", SNAPCDC_CONSUMER_WORKERS="many"
+    )
+    assert code == 1
+    assert one_line(err) == (
+        "snapcdc redrive: error: SNAPCDC_CONSUMER_WORKERS='many' is not a valid int"
+    )
+
+
 def test_a_key_no_upload_can_have_is_refused_before_asking_aws(capsys):
     code = main(["approve", "orders/V2/export.csv.gz", "--stack", "snapcdc"])
     assert code == 1
