@@ -113,6 +113,12 @@ def test_a_run_prints_a_row_per_upload_and_writes_report_dump_and_history(data, 
             "'ON_DEMAND']",
         ),
         (["{tmp}/bad.txt"], "data directory {tmp}/bad.txt is not a directory"),
+        (
+            ["{tmp}/plain"],
+            "no *.csv.gz export or _manifest.json in {tmp}/plain; a/t/V1/x.csv: not an export: "
+            "the pipeline starts only on keys ending in .csv.gz (gzip CSV) or _manifest.json, "
+            "spelled in lowercase; compress it with gzip and name it a/t/V1/x.csv.gz",
+        ),
         # sequence lines: each wrong one named with its line, and what was meant if it is clear
         (
             ["{data}", "--sequence", "{tmp}/approve.txt"],
@@ -141,6 +147,8 @@ def test_a_run_that_cannot_start_fails_with_one_line(
     monkeypatch.chdir(tmp_path)
     (tmp_path / "bad.txt").write_text("shop/tags/V1/x.csv.gz\nshop/tags/V9/x.csv.gz\n")
     (tmp_path / "approve.txt").write_text("approve\n")
+    (tmp_path / "plain" / "a" / "t" / "V1").mkdir(parents=True)
+    (tmp_path / "plain" / "a" / "t" / "V1" / "x.csv").write_text("id\n1\n")
     (tmp_path / "cased.txt").write_text("Shop/tags/V1/x.csv.gz\n")
     (tmp_path / "outside.txt").write_text("../bad.txt\n")
     (tmp_path / "latin1.txt").write_bytes("shop/tags/V1/\xe9.csv.gz\n".encode("latin-1"))

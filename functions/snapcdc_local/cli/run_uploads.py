@@ -44,9 +44,11 @@ def plan_uploads(data_dir: Path, sequence: Path | None = None) -> list[str]:
     configs = [k for k in files if is_table_config(k)]
     if sequence is None:
         if not any(is_export(k) for k in files):
-            raise CliError(f"no *{EXPORT_SUFFIX} export or {MANIFEST_FILE} in {data_dir}" + (
-                f"; {files[0]}: {ignored_reason(files[0])}" if files else " (it is empty)"
-            ))  # fmt: skip
+            stray = [k for k in files if not is_table_config(k)]
+            said = f"; {stray[0]}: {ignored_reason(stray[0])}" if stray else " (it is empty)"
+            if files and not stray:
+                said = " (it holds table configurations only)"
+            raise CliError(f"no *{EXPORT_SUFFIX} export or {MANIFEST_FILE} in {data_dir}{said}")
         others = sorted(
             (k for k in files if not is_table_config(k)),
             key=lambda k: (k.rsplit("/", 1)[0], k.rsplit("/", 1)[-1] == MANIFEST_FILE, k),
@@ -60,7 +62,7 @@ def plan_uploads(data_dir: Path, sequence: Path | None = None) -> list[str]:
 
 def is_export(key: str) -> bool:
     """An object the pipeline starts on: the stack's rule matches keys by these suffixes (an
-    export or part, or a version's manifest; cfn.yaml, ``ImportObjectCreatedRule``)."""
+    export or part, or a version's manifest; cfn.yaml, ``ExportCreatedRule``)."""
     return key.endswith((EXPORT_SUFFIX, MANIFEST_FILE))
 
 
