@@ -202,7 +202,10 @@ def test_dynamodb_item_calls_answer_as_moto_does(moto_pair, calls):
         assert fast == slow, (operation, params)
     assert fast_path.calls >= answered + len(calls)  # the fast client did take the fast path
     without_blobs = [p for _, p in calls if '"B"' not in json.dumps(p, default=str)]
-    assert fast_path.prepared >= prepared + len(without_blobs)  # and werkzeug was left out
+    if fast_path.use_prepared:  # it steps aside where moto changed (emulator/fast_paths.py)
+        assert fast_path.prepared >= prepared + len(without_blobs)  # and werkzeug was left out
+    else:
+        assert fast_path.prepared == prepared
     scans = [
         sorted(client("dynamodb", fast).scan(TableName="t")["Items"], key=lambda i: i["pk"]["S"])
         for fast in (True, False)
