@@ -229,7 +229,8 @@ BAD_GZIP = b"\x1f\x8b\x08\x00" + b"this is not deflate data" * 4
             "id,v\n1,a\n",
             "id,v\n1,a\n1,b\n",
             [],
-            "NEW file {new}: export check failed: 1 duplicate key(s), e.g. 1",
+            "NEW file {new}: export check failed: 1 duplicate key(s) in key column(s) id, e.g. "
+            "1; if other columns identify a row, give --key COLUMN[,COLUMN...]",
         ),
         (
             "id,v\n,a\n2,b\n",
@@ -249,7 +250,8 @@ BAD_GZIP = b"\x1f\x8b\x08\x00" + b"this is not deflate data" * 4
             "id,v\n1,a\n",
             "id,v\n1,a\n1,b\n2\n",
             [],
-            "NEW file {new}: export check failed: 1 duplicate key(s), e.g. 1; "
+            "NEW file {new}: export check failed: 1 duplicate key(s) in key column(s) id, e.g. "
+            "1; if other columns identify a row, give --key COLUMN[,COLUMN...]; "
             "1 row(s) with a wrong number of fields",
         ),
         (
@@ -276,19 +278,31 @@ BAD_GZIP = b"\x1f\x8b\x08\x00" + b"this is not deflate data" * 4
             "id,v\n1,a\n",
             "",
             [],
-            "NEW file {new}: export new.csv is empty or starts with a blank line; "
+            "NEW file {new}: export {new} is empty or starts with a blank line; "
             "expected a header row",
         ),
         ("id,bad name\n1,a\n", "id,v\n1,a\n", [], "OLD file {old}: invalid column 'bad name'"),
-        ("id,v\n1,a\n", BAD_GZIP, [], "cannot read NEW file {new}: not a readable gzip file"),
+        (
+            "id,v\n1,a\n",
+            BAD_GZIP,
+            [],
+            "NEW file {new}: export {new} is not a readable gzip file (Error -3 while "
+            "decompressing data: invalid distance too far back); its name ends in .gz: compress "
+            "it with gzip",
+        ),
         (
             "1,a\n",
             BAD_GZIP,
             ["--no-header", "--columns", "id,v"],
-            "cannot read NEW file {new}: HIVE_CURSOR_ERROR",
+            "NEW file {new}: HIVE_CURSOR_ERROR: cannot decompress {new}: ",
         ),
-        ("id,v\n1,a\n", b"id,v\n1,\xff\n", [], "cannot read NEW file {new}: HIVE_BAD_DATA"),
-        ("id,v\n1,a\n", b"id,\xff\n1,a\n", [], "NEW file {new}: the header row of new.csv is not"),
+        (
+            "id,v\n1,a\n",
+            b"id,v\n1,\xff\n",
+            [],
+            "NEW file {new}: HIVE_BAD_DATA: {new} is not valid UTF-8 text",
+        ),
+        ("id,v\n1,a\n", b"id,\xff\n1,a\n", [], "NEW file {new}: the header row of {new} is not"),
     ],
 )
 def test_bad_input_is_one_line_on_stderr(tmp_path, capsys, old, new, extra, message):
@@ -305,6 +319,51 @@ def test_bad_input_is_one_line_on_stderr(tmp_path, capsys, old, new, extra, mess
     expected = "snapcdc diff: error: " + message.format(old=old_path, new=new_path)
     assert captured.err.startswith(expected), captured.err
     assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
+
+
+def test_a_file_named_gz_is_read_as_gzip_as_the_pipeline_reads_it(tmp_path, capsys):
+    """Athena picks the codec by the name: a plain CSV named .csv.gz fails, as in the pipeline
+    (its Plan reads the header through the same inflater)."""
+    old, new = tmp_path / "old.csv", tmp_path / "new.csv.gz"
+    old.write_text("id,v\n1,a\n")
+    new.write_text("id,v\n1,a\n")
+    assert main(["diff", str(old), str(new)]) == 1
+    assert capsys.readouterr().err == (
+        f"snapcdc diff: error: NEW file {new}: export {new} is not a readable gzip file (Error -3 "
+        "while decompressing data: incorrect header check); its name ends in .gz: compress it "
+        "with gzip\n"
+    )
+
+
+def test_advice_names_diffs_own_options(tmp_path, capsys):
+    """A header Athena cannot take: diff suggests --columns (it reads no _table.json)."""
+    old, new = tmp_path / "old.csv", tmp_path / "new.csv"
+    old.write_text("id,Contact Phone,e-mail\n1,5,a\n")
+    new.write_text("id,Contact Phone,e-mail\n1,5,b\n")
+    assert main(["diff", str(old), str(new)]) == 1
+    err = capsys.readouterr().err
+    assert "give --columns id,Contact_Phone,e_mail" in err and "_table.json" not in err, err
+    assert main(["diff", str(old), str(new), "--columns", "id,Contact_Phone,e_mail"]) == 0
+    assert capsys.readouterr().out.split() == ["INSERT", "0", "UPDATE", "1", "DELETE", "0"]
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--out", "{tmp}"], "--out {tmp} is a directory; give a file"),
+        (["--key", ""], "--key '': invalid column ''"),
+        (["--key", "id,,v"], "--key 'id,,v': invalid column ''"),
+        (["--columns", "id,2v"], "--columns 'id,2v': invalid column '2v'"),
+    ],
+)
+def test_a_bad_option_is_named(tmp_path, capsys, option, message):
+    old = tmp_path / "old.csv"
+    old.write_text("id,v\n1,a\n")
+    args = [a.format(tmp=tmp_path) for a in option]
+    assert main(["diff", str(old), str(old), *args]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("snapcdc diff: error: " + message.format(tmp=tmp_path)), err
+    assert err.count("\n") == 1
 
 
 def test_a_directory_is_not_a_file(tmp_path, capsys):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-import time
+from contextlib import ExitStack
 
 import boto3
 import pytest
@@ -43,41 +43,90 @@ def op(kind: str, version: str) -> dict:
     }
 
 
-def test_an_older_insert_racing_a_newer_delete_does_not_resurrect_the_row(target, monkeypatch):
-    """The consumer applies a batch's ops from several threads. moto is made to pause between
-    evaluating a condition and writing, and the older INSERT starts while the newer DELETE is
-    in that pause: the INSERT must be judged against the DELETE's tombstone, not the empty
-    table both saw before."""
-    evaluate = moto_table.get_filter_expression
+class WatchedLock:
+    """A re-entrant lock that says when the thread named ``insert`` has to wait for it."""
 
-    def slow_condition(*args, **kwargs):
-        condition = evaluate(*args, **kwargs)
+    def __init__(self, waiting: threading.Event) -> None:
+        self._lock = _RLOCK()
+        self._waiting = waiting
 
-        class Paused:
-            def expr(self, item):
-                verdict = condition.expr(item)
-                time.sleep(0.3)
-                return verdict
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if self._lock.acquire(blocking=False):
+            return True
+        if threading.current_thread().name == "insert":
+            self._waiting.set()
+        return self._lock.acquire(blocking, timeout)
 
-        return Paused()
+    def release(self) -> None:
+        self._lock.release()
 
-    monkeypatch.setattr(moto_table, "get_filter_expression", slow_condition)
-    outcomes: dict[str, str] = {}
+    __enter__ = acquire
 
-    def apply(kind: str, version: str) -> None:
-        outcomes[kind] = apply_op(TABLE, op(kind, version))
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
-    delete = threading.Thread(target=apply, args=("DELETE", "V2"))
-    insert = threading.Thread(target=apply, args=("INSERT", "V1"))
-    delete.start()
-    time.sleep(0.1)
-    insert.start()
-    delete.join()
-    insert.join()
 
-    assert outcomes == {"DELETE": "applied", "INSERT": "stale"}
-    [item] = read_items(TABLE, "acme/people")
-    assert (item["version"], item["deleted"]) == ("V2", True)
+_RLOCK = threading.RLock
+
+
+def test_an_older_insert_racing_a_newer_delete_does_not_resurrect_the_row(monkeypatch):
+    """The consumer applies a batch's ops from several threads. The newer DELETE is held
+    between evaluating its condition and writing until the older INSERT has gone as far as it
+    can: to the emulation's write lock (where it must wait), or, were writes not atomic, to
+    its own condition, which would then see the empty table the DELETE saw. The INSERT must
+    be judged against the DELETE's tombstone. (Ordered by events: no sleep decides it.)"""
+    insert_went_ahead = threading.Event()  # waiting on the lock, or judging its condition
+    delete_judged = threading.Event()
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with ExitStack() as stack:
+        stack.enter_context(mock_aws())
+        # the write lock dynamodb.installed() makes is watched
+        monkeypatch.setattr(threading, "RLock", lambda: WatchedLock(insert_went_ahead))
+        stack.enter_context(dynamodb.installed())
+        monkeypatch.setattr(threading, "RLock", _RLOCK)
+        reset_clients()
+        boto3.client("dynamodb").create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        evaluate = moto_table.get_filter_expression
+
+        def held_condition(*args, **kwargs):
+            condition = evaluate(*args, **kwargs)
+
+            class Held:
+                def expr(self, item):
+                    verdict = condition.expr(item)
+                    name = threading.current_thread().name
+                    if name == "insert":
+                        insert_went_ahead.set()
+                    elif name == "delete":
+                        delete_judged.set()
+                        assert insert_went_ahead.wait(60), "the INSERT never started"
+                    return verdict
+
+            return Held()
+
+        monkeypatch.setattr(moto_table, "get_filter_expression", held_condition)
+        outcomes: dict[str, str] = {}
+
+        def apply(kind: str, version: str) -> None:
+            outcomes[kind] = apply_op(TABLE, op(kind, version))
+
+        delete = threading.Thread(target=apply, args=("DELETE", "V2"), name="delete")
+        insert = threading.Thread(target=apply, args=("INSERT", "V1"), name="insert")
+        delete.start()
+        assert delete_judged.wait(60)
+        insert.start()
+        delete.join(60)
+        insert.join(60)
+
+        assert outcomes == {"DELETE": "applied", "INSERT": "stale"}
+        [item] = read_items(TABLE, "acme/people")
+        assert (item["version"], item["deleted"]) == ("V2", True)
+    reset_clients()
 
 
 # ------------------------------------------------------------------ item size limits

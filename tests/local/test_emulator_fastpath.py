@@ -13,6 +13,8 @@ cached and uncached parses of random expressions judge random items alike.
 
 from __future__ import annotations
 
+import binascii
+import itertools
 import json
 from contextlib import ExitStack
 
@@ -28,9 +30,24 @@ from snapcdc_local.emulator import dynamodb, fastpath, kinesis
 FAST, SLOW = "us-east-1", "eu-west-1"
 
 
+class Sends:
+    """How many requests a client put on the wire: botocore's ``before-send``, where moto's
+    stubber answers the slow path. A call the fast path answered is never sent (its
+    ``before-call`` handler returned the response), so this tells which path a call took,
+    whatever else runs meanwhile (the fast path's own ``calls`` counts every client's calls)."""
+
+    def __init__(self, client) -> None:
+        self.count = 0
+        client.meta.events.register_first("before-send", self._sent)
+
+    def _sent(self, **_) -> None:
+        self.count += 1
+
+
 @pytest.fixture(scope="module")
 def moto_pair():
-    """``(fast_path, client(service, fast: bool))`` under one moto with the emulation's patches."""
+    """``(fast_path, client(service, fast: bool))`` under one moto with the emulation's patches;
+    ``client.sends[(service, fast)]`` counts what each client sent (:class:`Sends`)."""
     with mock_aws(), dynamodb.installed(), kinesis.installed(), ExitStack() as stack:
         fast_path = stack.enter_context(fastpath.installed(boto3._get_default_session()))
         clients = {}
@@ -39,14 +56,18 @@ def moto_pair():
             if (service, fast) not in clients:
                 made = boto3.client(service, region_name=FAST if fast else SLOW)
                 made = made if fast else fastpath.on_slow_path(made)
+                client.sends[(service, fast)] = Sends(made)
                 clients[(service, fast)] = made
             return clients[(service, fast)]
 
+        client.sends = {}
         yield fast_path, client
 
 
 def outcome(call, region: str):
-    """The parsed response (without request ids and dates) or the error, region-neutral."""
+    """The parsed response (without request ids and dates) or the modelled error (botocore's
+    ClientError: code, message, status and its modelled fields), region-neutral. Anything else
+    raised is no answer of the service's to compare: it fails the test, on either side."""
     try:
         response = call()
     except ClientError as exc:
@@ -55,8 +76,6 @@ def outcome(call, region: str):
         result["status"] = exc.response["ResponseMetadata"]["HTTPStatusCode"]
         extra = {k: v for k, v in exc.response.items() if k not in ("Error", "ResponseMetadata")}
         result["extra"] = extra
-    except Exception as exc:  # noqa: BLE001 - moto raises some errors as they are (ValueError)
-        result = {"raised": type(exc).__name__, "message": str(exc)}
     else:
         result = {k: v for k, v in response.items() if k != "ResponseMetadata"}
         result["status"] = response["ResponseMetadata"]["HTTPStatusCode"]
@@ -64,10 +83,26 @@ def outcome(call, region: str):
     return json.loads(text.replace(region, "REGION") if region else text)
 
 
-def both(client, service: str, operation: str, **params):
-    fast = outcome(lambda: getattr(client(service, True), operation)(**params), FAST)
-    slow = outcome(lambda: getattr(client(service, False), operation)(**params), SLOW)
+def on_each_path(fast_call, slow_call, fast_sends: Sends, slow_sends: Sends, region=("", "")):
+    """Both outcomes, each call proven to have taken its path: the fast one sent nothing (the
+    fast path answered it), the slow one was sent (moto's stubber answered it)."""
+    sent = fast_sends.count
+    fast = outcome(fast_call, region[0])
+    assert fast_sends.count == sent, "the fast client's call went to moto's slow path"
+    sent = slow_sends.count
+    slow = outcome(slow_call, region[1])
+    assert slow_sends.count > sent, "the reference client's call did not reach moto's stubber"
     return fast, slow
+
+
+def both(client, service: str, operation: str, **params):
+    return on_each_path(
+        lambda: getattr(client(service, True), operation)(**params),
+        lambda: getattr(client(service, False), operation)(**params),
+        client.sends[(service, True)],
+        client.sends[(service, False)],
+        (FAST, SLOW),
+    )
 
 
 # -- DynamoDB --------------------------------------------------------------------------------
@@ -85,8 +120,6 @@ CONDITIONS = [
     "version BETWEEN :v AND :v",
     "begins_with(applied_by, :by)",
     "#n = :v",  # names an attribute through ExpressionAttributeNames
-    "version <= :v AND",  # invalid syntax
-    "version = :missing",  # a value that is not given
 ]
 keys = st.sampled_from(["a", "b", "c"])
 versions = st.integers(min_value=0, max_value=4)
@@ -169,7 +202,10 @@ def test_dynamodb_item_calls_answer_as_moto_does(moto_pair, calls):
         assert fast == slow, (operation, params)
     assert fast_path.calls >= answered + len(calls)  # the fast client did take the fast path
     without_blobs = [p for _, p in calls if '"B"' not in json.dumps(p, default=str)]
-    assert fast_path.prepared >= prepared + len(without_blobs)  # and werkzeug was left out
+    if fast_path.use_prepared:  # it steps aside where moto changed (emulator/fast_paths.py)
+        assert fast_path.prepared >= prepared + len(without_blobs)  # and werkzeug was left out
+    else:
+        assert fast_path.prepared == prepared
     scans = [
         sorted(client("dynamodb", fast).scan(TableName="t")["Items"], key=lambda i: i["pk"]["S"])
         for fast in (True, False)
@@ -188,6 +224,35 @@ def test_a_failed_condition_is_the_error_boto3_raises(moto_pair):
         )
 
 
+@pytest.mark.xfail(
+    strict=True,
+    raises=(ValueError, KeyError),
+    reason="moto raises a Python error (ValueError, KeyError) for a bad condition, on both "
+    "paths, where DynamoDB answers ValidationException; strict: remove this mark once the "
+    "emulation answers as DynamoDB does",
+)
+@pytest.mark.parametrize(
+    ("condition", "values"),
+    [
+        ("version <= :v AND", {":v": {"N": "1"}}),  # a syntax error
+        ("version = :missing", None),  # a value that is not given
+    ],
+)
+def test_a_bad_condition_is_dynamodbs_validation_exception(moto_pair, condition, values):
+    _, client = moto_pair
+    make_tables(client)
+    params = {
+        "TableName": "t",
+        "Item": {"pk": {"S": "a"}, "version": {"N": "1"}},
+        "ConditionExpression": condition,
+    }
+    if values:
+        params["ExpressionAttributeValues"] = values
+    fast, slow = both(client, "dynamodb", "put_item", **params)
+    assert fast == slow
+    assert fast["error"] == "ValidationException"
+
+
 def test_botocore_still_validates_the_request(moto_pair):
     from botocore.exceptions import ParamValidationError
 
@@ -201,11 +266,15 @@ def test_botocore_still_validates_the_request(moto_pair):
 # -- Kinesis ---------------------------------------------------------------------------------
 
 
+STREAMS = itertools.count()
+
+
 @st.composite
 def kinesis_records(draw):
     records = []
     for _ in range(draw(st.integers(min_value=1, max_value=8))):
-        key = draw(st.sampled_from(["k1", "k2", "x" * 257, ""]))
+        # (an empty key is refused by botocore before either path: nothing to compare)
+        key = draw(st.sampled_from(["k1", "k2", "x" * 257]))
         records.append({"Data": draw(st.binary(max_size=40)), "PartitionKey": key})
     return records
 
@@ -216,7 +285,7 @@ def kinesis_records(draw):
 @given(requests=st.lists(kinesis_records(), min_size=1, max_size=6), limit=st.integers(1, 20))
 def test_kinesis_put_and_get_records_answer_as_moto_does(moto_pair, requests, limit):
     _, client = moto_pair
-    name = f"s{abs(hash(json.dumps(repr(requests)))) % 10**9}-{limit}"
+    name = f"s{next(STREAMS)}"  # (hypothesis may replay an example: a new stream each time)
     for fast in (True, False):
         client("kinesis", fast).create_stream(StreamName=name, ShardCount=2)
     for records in requests:
@@ -234,8 +303,20 @@ def test_kinesis_put_and_get_records_answer_as_moto_does(moto_pair, requests, li
                 [(r["SequenceNumber"], r["PartitionKey"], r["Data"]) for r in got["Records"]]
             )
         assert reads[0] == reads[1]
-    bad = both(client, "kinesis", "get_records", ShardIterator="bogus" * 10)
-    assert bad[0] == bad[1]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=binascii.Error,
+    reason="moto fails to decode a malformed shard iterator (binascii.Error), on both paths, "
+    "where Kinesis answers InvalidArgumentException; strict: remove this mark once the "
+    "emulation answers as Kinesis does",
+)
+def test_a_malformed_shard_iterator_is_kinesis_invalid_argument(moto_pair):
+    _, client = moto_pair
+    fast, slow = both(client, "kinesis", "get_records", ShardIterator="bogus" * 10)
+    assert fast == slow
+    assert fast["error"] == "InvalidArgumentException"
 
 
 def test_kinesis_put_record_keeps_the_slow_path(moto_pair):
@@ -249,7 +330,19 @@ def test_kinesis_put_record_keeps_the_slow_path(moto_pair):
 # -- the condition-parse cache -------------------------------------------------------------
 
 paths = st.sampled_from(["version", "applied_by", "pk", "#n", "row.x"])
-operands = st.one_of(paths, st.sampled_from([":v", ":by"]))
+# Operands of one type: moto's evaluator raises TypeError comparing a number with a string
+# (DynamoDB's comparison is false), a gap of moto's that both parses share; not what the cache
+# is tested for, so comparisons and ranges keep to one type.
+TYPED = {
+    "N": (["version", "#n"], ":v"),
+    "S": (["applied_by", "pk", "row.x"], ":by"),
+}
+
+
+@st.composite
+def typed_operand(draw, kind):
+    names, value = TYPED[kind]
+    return draw(st.sampled_from([*names, value]))
 
 
 @st.composite
@@ -259,12 +352,14 @@ def conditions(draw, depth=0):
     )
     if kind == "cmp":
         comparator = draw(st.sampled_from(["=", "<>", "<", "<=", ">", ">="]))
-        return f"{draw(operands)} {comparator} {draw(operands)}"
+        kind_of = draw(st.sampled_from(sorted(TYPED)))
+        return f"{draw(typed_operand(kind_of))} {comparator} {draw(typed_operand(kind_of))}"
     if kind == "fn":
         fn = draw(st.sampled_from(["attribute_exists", "attribute_not_exists"]))
         return f"{fn}({draw(paths)})"
     if kind == "between":
-        return f"{draw(paths)} BETWEEN :v AND :v"
+        names, value = TYPED[draw(st.sampled_from(sorted(TYPED)))]
+        return f"{draw(st.sampled_from(names))} BETWEEN {value} AND {value}"
     if kind == "in":
         return f"{draw(paths)} IN (:v, :by)"
     if kind == "not":
@@ -284,17 +379,20 @@ items = st.fixed_dictionaries(
 
 
 def judge(expression, names, values, item):
+    """The verdict on ``item``, or the error moto answers (a modelled DynamoDB error, which
+    the client would get); anything else raised fails the test."""
+    from moto.core.exceptions import JsonRESTError
     from moto.dynamodb.comparisons import ConditionExpressionParser
-    from moto.dynamodb.models.dynamo_type import Item
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
 
     parser = ConditionExpressionParser(expression, names, values)
     try:
         op = parser.parse()
-    except Exception as exc:  # noqa: BLE001 - the error itself is compared
+    except JsonRESTError as exc:  # the error itself is compared
         return ("unparsed", type(exc).__name__, str(exc))
     try:
-        verdict = op.expr(Item({"S": "a"}, None, None, item)) if item is not None else op.expr(None)
-    except Exception as exc:  # noqa: BLE001
+        verdict = op.expr(Item(DynamoType({"S": "a"}), None, item) if item is not None else None)
+    except JsonRESTError as exc:
         verdict = ("error", type(exc).__name__, str(exc))
     return (verdict, parser.expr_attr_names_found, parser.expr_attr_values_found)
 

@@ -144,7 +144,9 @@ def test_reordered_columns_keep_the_key_and_a_lost_key_says_how_to_recover(run, 
     assert main(["diff", str(v1), str(v2)]) == 0
     assert capsys.readouterr().out.split()[:6] == ["INSERT", "0", "UPDATE", "1", "DELETE", "0"]
     # diff knows only its two files: OLD's default key is its first column, so diff from V001
-    assert diff_error(capsys, v1, v3).endswith(f"cannot be compared: {recovery}")
+    # the same advice, in diff's own option
+    in_diff = recovery.replace('set "key": ["id"] in the table\'s _table.json', "give --key id")
+    assert diff_error(capsys, v1, v3).endswith(f"cannot be compared: {in_diff}")
 
 
 def test_columns_named_like_the_pipelines_own_load_like_any_other(run, capsys, tmp_path):

@@ -102,6 +102,43 @@ def test_a_run_prints_a_row_per_upload_and_writes_report_dump_and_history(data, 
             "parameter(s) ['NoSuchParameter'] not declared by the template",
         ),
         (["{data}", "--parameter", "novalue"], "--parameter 'novalue' is not KEY=VALUE"),
+        # the template's own bounds, checked as CloudFormation checks them
+        (
+            ["{data}", "--parameter", "ShardCount=0"],
+            "parameter ShardCount='0' is not allowed: must be at least 1",
+        ),
+        (
+            ["{data}", "--parameter", "StreamMode=FAST"],
+            "parameter StreamMode='FAST' is not allowed: must be one of ['PROVISIONED', "
+            "'ON_DEMAND']",
+        ),
+        (["{tmp}/bad.txt"], "data directory {tmp}/bad.txt is not a directory"),
+        (
+            ["{tmp}/plain"],
+            "no *.csv.gz export or _manifest.json in {tmp}/plain; a/t/V1/x.csv: not an export: "
+            "the pipeline starts only on keys ending in .csv.gz (gzip CSV) or _manifest.json, "
+            "spelled in lowercase; compress it with gzip and name it a/t/V1/x.csv.gz",
+        ),
+        # sequence lines: each wrong one named with its line, and what was meant if it is clear
+        (
+            ["{data}", "--sequence", "{tmp}/approve.txt"],
+            "approve.txt:1: 'approve': write approve KEY or reject KEY",
+        ),
+        (
+            ["{data}", "--sequence", "{tmp}/cased.txt"],
+            "cased.txt:1: 'Shop/tags/V1/x.csv.gz' is "
+            "not a file under {data}; did you mean shop/tags/V1/x.csv.gz?",
+        ),
+        (
+            ["{data}", "--sequence", "{tmp}/outside.txt"],
+            "outside.txt:1: '../bad.txt' is not a key relative to {data}",
+        ),
+        (
+            ["{data}", "--sequence", "{tmp}/latin1.txt"],
+            "sequence file {tmp}/latin1.txt is not UTF-8 text",
+        ),
+        (["{data}", "--sequence", "{tmp}/empty.txt"], "sequence file {tmp}/empty.txt lists no key"),
+        (["{data}", "--report", "{tmp}"], "--report {tmp} is a directory; give a file"),
     ],
 )
 def test_a_run_that_cannot_start_fails_with_one_line(
@@ -109,12 +146,19 @@ def test_a_run_that_cannot_start_fails_with_one_line(
 ):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "bad.txt").write_text("shop/tags/V1/x.csv.gz\nshop/tags/V9/x.csv.gz\n")
+    (tmp_path / "approve.txt").write_text("approve\n")
+    (tmp_path / "plain" / "a" / "t" / "V1").mkdir(parents=True)
+    (tmp_path / "plain" / "a" / "t" / "V1" / "x.csv").write_text("id\n1\n")
+    (tmp_path / "cased.txt").write_text("Shop/tags/V1/x.csv.gz\n")
+    (tmp_path / "outside.txt").write_text("../bad.txt\n")
+    (tmp_path / "latin1.txt").write_bytes("shop/tags/V1/\xe9.csv.gz\n".encode("latin-1"))
+    (tmp_path / "empty.txt").write_text("# nothing\n\n")
     args = [a.format(data=data, tmp=tmp_path) for a in arguments]
     assert main(["local", "run", *args]) == 1
     captured = capsys.readouterr()
     [line] = captured.err.strip().splitlines()
     assert line.startswith("snapcdc local: error: ")
-    assert message in line
+    assert message.format(tmp=tmp_path, data=data) in line
     assert "Traceback" not in captured.err
 
 

@@ -38,6 +38,18 @@ EXPECTED = {
 }
 
 
+GOOD = gzip.compress(b"id,name\n" + b"".join(b"%d,n%d\n" % (i, i) for i in range(500)), mtime=0)
+# Files that fail, each diffed against V1 (no _table.json: the defaults)
+BAD = {
+    "acme/edge/V1/export.csv.gz": GOOD,
+    "acme/edge/V2/export.csv.gz": b"id,name\n1,a\n",  # named .gz, not gzip
+    "acme/edge/V3/export.csv.gz": GOOD[: len(GOOD) // 2],  # cut short
+    "acme/edge/V4/export.csv.gz": gzip.compress(b"id,Contact Phone\n1,a\n"),
+    "acme/edge/V5/export.csv.gz": gzip.compress(b"id,name\n1,a\n1,b\n"),
+    "acme/edge/V6/export.csv.gz": gzip.compress(b"id,name\n1,a\xff\n"),  # not UTF-8
+}
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     from snapcdc_local.cli.run import RunOptions, run_pipeline
@@ -47,7 +59,9 @@ def run(tmp_path_factory):
         write_config(data, "acme", table, {"key": ["id"], "allow_empty": True})
     for key, text in EXPORTS.items():
         write_raw(data, key, gzip.compress(text.encode(), mtime=0))
-    (data / "sequence.txt").write_text("\n".join(EXPORTS) + "\n")
+    for key, body in BAD.items():
+        write_raw(data, key, body)
+    (data / "sequence.txt").write_text("\n".join([*EXPORTS, *BAD]) + "\n")
     result = run_pipeline(RunOptions(data_dir=data, sequence=data / "sequence.txt"))
     empty = data / "header-only.csv"
     empty.write_text("id,name\n")
@@ -79,6 +93,8 @@ def test_diff_and_the_pipeline_agree(run, capsys, key):
         assert (code, out) == (1, "")
         # the same sentence; a bad row's sample names the object as each reader knows it
         shown = re.sub(rf"s3://[^/]+/{re.escape(key)}", str(data / key), reason)
+        # advice on the key, in the words of each one's configuration
+        shown = shown.replace(*ADVICE["acme/edge/V5/export.csv.gz"])
         assert err == f"snapcdc diff: error: NEW file {data / key}: {shown}\n"
     else:
         assert (code, err) == (0, "")
@@ -86,3 +102,42 @@ def test_diff_and_the_pipeline_agree(run, capsys, key):
             "DELETE",
             str(counts[2]),
         ]
+
+
+# The pipeline's reason and diff's, for what each reader configures a table with
+ADVICE = {
+    "acme/edge/V4/export.csv.gz": (
+        'set "columns": ["id", "Contact_Phone"] in the table\'s _table.json',
+        "give --columns id,Contact_Phone",
+    ),
+    "acme/edge/V5/export.csv.gz": (
+        'set "key": [...] in the table\'s _table.json',
+        "give --key COLUMN[,COLUMN...]",
+    ),
+}
+
+
+@pytest.mark.parametrize("key", list(BAD)[1:])
+def test_diff_fails_a_file_as_the_pipeline_fails_it(run, capsys, key):
+    """The same sentence, the file named as each reader knows it (the object, the path);
+    advice about a setting in the words of each one's configuration; no internal location."""
+    data, _, reports = run
+    report = reports[key]
+    assert report["status"] == "FAILED", report
+    reason = re.sub(
+        r"^(ContractError|ExportCheckFailed|QueryFailed: Athena statement check_export "
+        r"\([0-9a-f-]+\) FAILED): ",
+        "",
+        report["error"],
+    )
+    assert "/tmp/" not in reason and "snapcdc-emulator" not in reason, reason
+    code, out, err = diff(capsys, data / "acme/edge/V1/export.csv.gz", data / key)
+    assert (code, out) == (1, ""), err
+    path = str(data / key)
+    shown = re.sub(rf"s3://[^/ ]+/{re.escape(key)}|\b{re.escape(key)}", path, reason)
+    if key in ADVICE:
+        in_pipeline, in_diff = ADVICE[key]
+        assert in_pipeline in shown, shown
+        shown = shown.replace(in_pipeline, in_diff)
+    assert err == f"snapcdc diff: error: NEW file {path}: {shown}\n"
+    assert "snapcdc-local" not in err and "/tmp/" not in err.replace(str(data), "")

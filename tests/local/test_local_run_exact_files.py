@@ -25,7 +25,7 @@ SEQUENCE = [
     ("acme/items/V1/a.csv.gz", "SUCCEEDED", (3, 0, 0)),
     ("acme/items/V1/b.csv.gz", "SKIPPED", (0, 0, 0)),
     ("acme/items/V2/a.csv.gz", "SUCCEEDED", (1, 0, 0)),
-    ("acme/items/V3/notes.tmp", None, None),
+    ("acme/items/V3/notes.tmp", "IGNORED", (0, 0, 0)),  # uploaded; starts nothing
     ("acme/items/V3/a.csv.gz", "SUCCEEDED", (0, 1, 0)),
     ("acme/cased/X_V1/a.csv.gz", "SUCCEEDED", (2, 0, 0)),
     ("acme/cased/X_v1/a.csv.gz", "SUCCEEDED", (0, 0, 1)),

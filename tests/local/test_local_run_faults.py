@@ -308,14 +308,51 @@ def redrive(stack, *options):
         return code, json.loads(path.read_text())
 
 
-def test_a_version_above_one_shards_allowance_is_throttled_and_lands_exactly_once(stack):
+class FrozenUntilRefused:
+    """A shard's clock that stands still until the shard has refused a record, then runs in
+    real time: the first second's allowance (1 MiB) is all the publisher gets however fast
+    or slow this machine sends, so the version's 2.3 MB is surely throttled, and then the
+    allowance refills while the publisher waits, as in AWS."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.thawed: float | None = None
+        self.bucket = None
+
+    def __call__(self) -> float:
+        if self.thawed is None:
+            if self.bucket is None or not self.bucket.refused:
+                return self.start
+            self.thawed = time.monotonic()
+        return self.start + time.monotonic() - self.thawed
+
+
+@pytest.fixture
+def clocked_shard(stack):
+    """The stream's one shard on a :class:`FrozenUntilRefused` clock while the test runs."""
+    from moto.kinesis.models import kinesis_backends
+
+    from snapcdc_local.emulator.kinesis import ShardThroughput
+
     aws, _ = stack
-    assert (
-        aws.client("kinesis").describe_stream_summary(StreamName=aws.stack.outputs["StreamName"])[
-            "StreamDescriptionSummary"
-        ]["OpenShardCount"]
-        == 1
-    )
+    stream = kinesis_backends[aws.stack.account_id][aws.region].streams[
+        aws.stack.outputs["StreamName"]
+    ]
+    [shard] = stream.shards.values()
+    before = shard.__dict__.get("_snapcdc_throughput")
+    clock = FrozenUntilRefused()
+    clock.bucket = shard.__dict__["_snapcdc_throughput"] = ShardThroughput(now=clock)
+    yield clock
+    if before is None:
+        shard.__dict__.pop("_snapcdc_throughput", None)
+    else:
+        shard.__dict__["_snapcdc_throughput"] = before
+
+
+def test_a_version_above_one_shards_allowance_is_throttled_and_lands_exactly_once(
+    stack, clocked_shard
+):
+    aws, _ = stack
     result = upload(stack, "bulk")
     assert (result.status, result.inserts, result.error) == ("SUCCEEDED", 2500, None)
     assert target(stack, "bulk") == sorted(BULK)
@@ -326,6 +363,7 @@ def test_a_version_above_one_shards_allowance_is_throttled_and_lands_exactly_onc
     [*_, last] = publish_outputs(aws, result.executions[-1])
     assert (last["records"], last["inserts"], last["done"]) == (2500, 2500, True)
     assert last["retries"] > 0
+    assert clocked_shard.bucket.refused > 0  # (Kinesis's refusals, as the shard counted them)
 
 
 def stream_ops(aws):

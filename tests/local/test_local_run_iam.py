@@ -8,6 +8,7 @@ enforcement (and no call goes unmapped).
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 
@@ -89,6 +90,10 @@ def run(tmp_path, template, rows=ROWS, parameters=None, config=True):
         seen["target"] = aws.client("dynamodb").scan(TableName=table)["Items"]
         roles = iam_backends[aws.iam.where.account]["global"].roles.values()
         seen["policies"] = {role.arn: aws.iam.role_policies(role.arn) for role in roles}
+        registry = importlib.import_module("snapcdc.aws.registry")
+        seen["head"] = registry.get_head(
+            upload.table_id, table_name=aws.stack.outputs["RegistryTableName"]
+        )
         sfn = aws.client("stepfunctions")
         seen["history"] = [
             row
@@ -252,8 +257,19 @@ def assert_denied(upload, role, action, resource_part):
 
 
 def test_finish_without_its_permission_fails_the_version_after_publishing(tmp_path):
-    upload, _ = run(tmp_path, template_without("FinishRole", "dynamodb:UpdateItem", tmp_path))
+    upload, seen = run(tmp_path, template_without("FinishRole", "dynamodb:UpdateItem", tmp_path))
     assert_denied(upload, "FinishRole", "dynamodb:UpdateItem", "RegistryTable")
+    # after publishing: Publish ended, and Kinesis took both ops, before Finish was refused
+    states = [(row.state, row.error) for row in seen["history"]]
+    publish = [i for i, (state, error) in enumerate(states) if state == "Publish" and not error]
+    finish = [i for i, (state, error) in enumerate(states) if state == "Finish" and error]
+    assert publish and finish and publish[-1] < finish[0], states
+    assert upload.published == 2
+    # so the version is recorded as diverged (its ops partly or wholly landed), and the
+    # consumer applied what was published
+    head = seen["head"] or {}
+    assert [d["version"] for d in head.get("diverged", [])] == ["V001"], head
+    assert len(seen["target"]) == 2
 
 
 def test_a_state_machine_that_may_not_invoke_plan_fails_the_version(tmp_path):

@@ -86,10 +86,13 @@ def test_a_multi_part_version_is_its_manifest_and_exactly_the_listed_parts(run):
         ("V1/_manifest.json", "SUCCEEDED", 3, 0, 0),
         ("V3/_manifest.json", "FAILED", 0, 0, 0),
         ("V4/_manifest.json", "FAILED", 0, 0, 0),
+        # uploaded beside V5's parts, it starts nothing and is never read (named, though)
+        ("V5/part-0002.csv.gz.tmp", "IGNORED", 0, 0, 0),
         ("V5/_manifest.json", "SUCCEEDED", 1, 1, 1),
     ]
     assert "the export has 2 row(s), its manifest says 3" in orders[1][5]
     assert "part part-0001.csv.gz is not listed in the manifest" in orders[2][5]
+    assert orders[3][5] is None  # (its reason is the report's reason, not an error)
     # V2's part started nothing; V5 was diffed against V1
     assert read_dump(out / "acme" / "orders.csv") == [ORDERS, ["1", "a"], ["2", "B"], ["4", "d"]]
 
@@ -118,4 +121,6 @@ def test_configured_columns_name_a_header_athena_cannot_take(run):
     ]
     [raw] = outcomes(result, "raw")
     assert raw[1] == "FAILED"
-    assert "invalid column 'Contact ID'" in raw[5] and '{"columns": [...]}' in raw[5]
+    assert "invalid column 'Contact ID'" in raw[5]
+    # the advice suggests the legal names, as a _table.json setting
+    assert 'set "columns": ["Contact_ID", "Contact_Phone", "e_mail"] in the table' in raw[5]

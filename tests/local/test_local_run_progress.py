@@ -8,7 +8,7 @@ import sys
 
 from datasets import write_config, write_export
 
-from snapcdc_local.cli.run_progress import NoProgress, progress_display
+from snapcdc_local.cli.run_progress import NoProgress, StageLines, progress_display
 
 ROWS_V1 = [["k1", "one"], ["k2", "two"], ["k3", "three"]]
 ROWS_V2 = [["k1", "uno"], ["k3", "three"], ["k4", "four"]]  # 1 update, 1 insert, 1 delete
@@ -68,11 +68,19 @@ def test_each_version_shows_rows_read_ops_published_and_applied(tmp_path):
     assert all(task.get("removed") for task in list(recorder.tasks.values())[1:])
 
 
-def test_quiet_when_stderr_is_not_a_terminal(monkeypatch):
+def test_a_line_per_stage_when_stderr_is_not_a_terminal(monkeypatch, capsys):
     monkeypatch.setattr(sys, "__stderr__", io.StringIO())
     monkeypatch.delenv("FORCE_COLOR", raising=False)
     with progress_display() as progress:
-        assert isinstance(progress, NoProgress)
+        assert isinstance(progress, StageLines)
+        task = progress.add_task("t/x/V1/a.csv.gz", total=None, figures="")
+        for stage in ("waiting", "delta", "delta", "publishing", "done"):
+            progress.update(task, figures=f"{stage}  rows read   3", stage=stage)
+    assert capsys.readouterr().err.splitlines() == [
+        "t/x/V1/a.csv.gz: delta rows read 3",
+        "t/x/V1/a.csv.gz: publishing rows read 3",
+        "t/x/V1/a.csv.gz: done rows read 3",
+    ]
 
 
 def test_live_on_a_terminal(monkeypatch):

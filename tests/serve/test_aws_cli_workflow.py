@@ -419,7 +419,8 @@ def test_upload_follows_each_version_to_its_outcome_and_approve_publishes_a_held
     ("args", "env", "message"),
     [
         (["status", "--stack", "nope"], {},
-         "snapcdc status: error: stack 'nope' does not exist in us-east-1: deploy it first"),
+         "snapcdc status: error: DescribeStacks: ValidationError: Stack with id nope does not "
+         "exist (region us-east-1): check the name given (--stack"),
         (["history", "--stack", STACK, "not/a/version"], {},
          "snapcdc history: error: export key 'not/a/version' is not of the form"),
         (["history", "--stack", STACK, "tenant/test_table/20201230_V0001/x.csv.gz"], {},
@@ -429,8 +430,8 @@ def test_upload_follows_each_version_to_its_outcome_and_approve_publishes_a_held
          "snapcdc upload: error: data directory no-such-dir does not exist"),
         (["status", "--stack", STACK], {"AWS_ENDPOINT_URL": "http://127.0.0.1:9",
                                         "AWS_MAX_ATTEMPTS": "1"},
-         "snapcdc status: error: cannot reach http://127.0.0.1:9/ (AWS_ENDPOINT_URL="
-         "http://127.0.0.1:9: is snapcdc local serve running there?)"),
+         "snapcdc status: error: cannot reach AWS at http://127.0.0.1:9 "
+         "(EndpointConnectionError): check the network, the region, and AWS_ENDPOINT_URL"),
     ],
 )  # fmt: skip
 def test_bad_input_gets_one_line_and_exit_1(snapcdc, args, env, message):

@@ -16,8 +16,24 @@ pytest.importorskip("isal")
 SERDE = "ROW FORMAT SERDE 'org.apache.hadoop.hive.serde2.OpenCSVSerde'"
 
 
+class Inflations:
+    """ISA-L's ``igzip`` as the reader sees it, counting the files it opens (what it
+    inflated): the real module, watched."""
+
+    def __init__(self, module) -> None:
+        self.module = module
+        self.opened: list[str] = []
+
+    def open(self, path, *args, **kwargs):
+        self.opened.append(str(path))
+        return self.module.open(path, *args, **kwargs)
+
+
 def _rows(path: Path, threshold: int, monkeypatch, escape: str = "\\0") -> list[tuple]:
+    """The table's rows, read by the general (DuckDB) reader: pyarrow's, which reads files
+    without quotes itself, is turned off, or ISA-L would never be asked."""
     monkeypatch.setattr(engine_module, "FAST_GUNZIP_MIN_BYTES", threshold)
+    monkeypatch.setattr(AthenaEngine, "arrow_read", False)
     with AthenaEngine(mapping_resolver({"s3://b/t/": [path]})) as engine:
         engine.execute("CREATE DATABASE d")
         engine.execute(
@@ -46,7 +62,13 @@ def test_isal_and_duckdb_read_the_same_rows(tmp_path, monkeypatch, quoted):
     # two gzip members, as concatenated uploads produce
     half = len(text) // 2
     path.write_bytes(gzip.compress(text[:half].encode()) + gzip.compress(text[half:].encode()))
-    assert _rows(path, 0, monkeypatch) == _rows(path, 1 << 62, monkeypatch)
+    inflations = Inflations(engine_module._isal_gzip)
+    monkeypatch.setattr(engine_module, "_isal_gzip", inflations)
+    by_isal = _rows(path, 0, monkeypatch)
+    assert inflations.opened == [str(path)]  # ISA-L inflated the file...
+    by_duckdb = _rows(path, 1 << 62, monkeypatch)
+    assert inflations.opened == [str(path)]  # ... and only when it was big enough
+    assert len(by_isal) == len(lines) and by_isal == by_duckdb
 
 
 def test_a_file_isal_cannot_inflate_is_reported_as_duckdb_reports_it(tmp_path, monkeypatch):

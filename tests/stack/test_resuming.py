@@ -8,7 +8,7 @@ returns that execution
 from __future__ import annotations
 
 import json
-import time
+import threading
 
 import boto3
 import pytest
@@ -25,8 +25,9 @@ def machine(aws):
     iam = boto3.client("iam")
     role = iam.create_role(RoleName="sfn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     definition = {
+        # runs until the test stops it: "while it runs" is then a fact, not a race with a timer
         "StartAt": "Wait",
-        "States": {"Wait": {"Type": "Wait", "Seconds": 1, "End": True}},
+        "States": {"Wait": {"Type": "Wait", "Seconds": 86400, "End": True}},
     }
     sfn = boto3.client("stepfunctions")
     arn = sfn.create_state_machine(name="m", definition=json.dumps(definition), roleArn=role)
@@ -48,6 +49,17 @@ def test_only_a_held_upload_is_resumed(aws, machine):
         start_resume(sfn, arn, "registry", "accept", KEY)
 
 
+def stopped(sfn, execution: str) -> str:
+    """The execution's status once StopExecution took effect (moto's worker ends it a moment
+    after the call; AWS at once): a wait for that change, bounded, not a timed guess."""
+    changed = threading.Event()
+    for _ in range(3000):
+        status = sfn.describe_execution(executionArn=execution)["status"]
+        if status != "RUNNING" or changed.wait(0.01):
+            return status
+    return status
+
+
 def test_the_same_resume_is_started_once(aws, machine):
     sfn, arn = machine
     update_upload("tenant/test_table", SK, {"status": "HELD"}, table_name="registry")
@@ -58,11 +70,10 @@ def test_the_same_resume_is_started_once(aws, machine):
         "upload": {"table_id": "tenant/test_table", "sk": SK},
     }
     # while it runs, the same start is the same execution (StartExecution is idempotent) ...
+    assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
     assert start_resume(sfn, arn, "registry", "reject", KEY) == execution
-    # ... and once it ended (its Wait is 1 s), Step Functions refuses the name
-    deadline = time.monotonic() + 10
-    while sfn.describe_execution(executionArn=execution)["status"] == "RUNNING":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    # ... and once it ended, Step Functions refuses the name
+    sfn.stop_execution(executionArn=execution)
+    assert stopped(sfn, execution) == "ABORTED"
     with pytest.raises(ResumeError, match=f"{KEY} was already rejected: execution reject-"):
         start_resume(sfn, arn, "registry", "reject", KEY)

@@ -273,10 +273,14 @@ def test_failed_check_fails_the_version_before_anything_is_published(aws, pipeli
     child = child_of(pipeline, event)
 
     assert (child["status"], child["error"]) == ("FAILED", "ExportCheckFailed")
-    assert child["cause"] == "export check failed: 1 duplicate key(s), e.g. PK1"
+    duplicates = (
+        "export check failed: 1 duplicate key(s) in key column(s) PK, e.g. PK1; if other "
+        'columns identify a row, set "key": [...] in the table\'s _table.json'
+    )
+    assert child["cause"] == duplicates
     assert aws.stream_records() == []
     [record] = list_uploads("tenant/test_table")
-    assert record["error"] == "ExportCheckFailed: export check failed: 1 duplicate key(s), e.g. PK1"
+    assert record["error"] == f"ExportCheckFailed: {duplicates}"
     assert get_head("tenant/test_table") is None
     assert aws.dynamodb.scan(TableName="locks")["Items"] == []
 

@@ -17,11 +17,12 @@ or header row is rejected before it gets anywhere near a query.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from snapcdc.model.errors import ContractError
+from snapcdc.model.errors import TABLE_CONFIG_FILE, ContractError, Setting
 from snapcdc.model.names import (
     validate_columns,
     validate_file_name,
@@ -30,7 +31,6 @@ from snapcdc.model.names import (
 )
 
 EXPORT_SUFFIX = ".csv.gz"
-TABLE_CONFIG_FILE = "_table.json"
 # A multi-part version's completion marker (``complete_on: "manifest"``, snapcdc.model.manifest).
 MANIFEST_FILE = "_manifest.json"
 COMPLETE_ON = ("file", "manifest")
@@ -260,10 +260,30 @@ class TableConfig:
             return validate_columns(header, "header row")
         except ContractError as exc:
             raise ContractError(
-                f"{exc}; to load this export, name its columns in the table's "
-                f'{TABLE_CONFIG_FILE}, e.g. {{"columns": [...]}} with one legal name per '
-                "header field: the header row is then skipped after checking its field count"
+                f"{exc}; to load this export, ",
+                Setting("columns", legal_names(header)),
+                ", one legal name per header field (the header row is then only checked for "
+                "its number of fields)",
             ) from None
+
+
+def legal_names(header: list[str]) -> list[str] | None:
+    """The header's names made legal column names (``Contact Phone`` -> ``Contact_Phone``), to
+    suggest as ``columns``; None when that gives no valid list (names that then clash).
+
+    >>> legal_names(["id", "Contact Phone", "e-mail", "2nd"])
+    ['id', 'Contact_Phone', 'e_mail', 'c_2nd']
+    >>> legal_names(["a b", "a-b"]) is None
+    True
+    """
+    names = []
+    for number, name in enumerate(header, 1):
+        legal = re.sub(r"[^A-Za-z0-9_]+", "_", name.strip()).strip("_") or f"column_{number}"
+        names.append(f"c_{legal}" if legal[0].isdigit() else legal)
+    try:
+        return list(validate_columns(names, "header row"))
+    except ContractError:
+        return None
 
 
 def _still_present(

@@ -40,13 +40,12 @@ def read_table_config(s3: Any, bucket: str, ref: ExportRef) -> TableConfig:
 def read_header(s3: Any, bucket: str, key: str, config: TableConfig) -> list[str]:
     """The column names in the export's first line: ranged GETs of the gzip, decompressed as
     they arrive, until the first newline (only the first few KiB are read)."""
-    return header_fields(_gunzipped_ranges(s3, bucket, key), config, key)
+    return header_fields(gunzipped(_ranges(s3, bucket, key), key), config, key)
 
 
-def _gunzipped_ranges(s3: Any, bucket: str, key: str) -> Iterator[bytes]:
+def _ranges(s3: Any, bucket: str, key: str) -> Iterator[bytes]:
     from botocore.exceptions import ClientError  # here: snapcdc diff runs without botocore
 
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     start = 0
     while True:
         if start >= MAX_HEADER_BYTES:
@@ -60,13 +59,33 @@ def _gunzipped_ranges(s3: Any, bucket: str, key: str) -> Iterator[bytes]:
             if exc.response["Error"]["Code"] == "InvalidRange":
                 return  # read past the end: the file is one line without a newline
             raise
+        yield chunk
+        if len(chunk) < HEADER_RANGE_BYTES:
+            return
+        start += len(chunk)
+
+
+def gunzipped(chunks: Iterable[bytes], name: str) -> Iterator[bytes]:
+    """The decompressed bytes of a gzip export given as it is read (up to the end of its first
+    gzip member, which holds the header row). ``snapcdc diff`` reads a ``.gz`` file through
+    here too, so both say the same of a file that is not gzip.
+
+    >>> list(gunzipped([b"id,name\\n"], "x.csv.gz"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    snapcdc.model.errors.ContractError: export x.csv.gz is not a readable gzip file (...); ...
+    """
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    for chunk in chunks:
         try:
             yield inflater.decompress(chunk)
         except zlib.error as exc:
-            raise ContractError(f"export {key} is not gzip-compressed: {exc}") from None
-        if len(chunk) < HEADER_RANGE_BYTES or inflater.eof:
+            raise ContractError(
+                f"export {name} is not a readable gzip file ({exc}); its name ends in .gz: "
+                "compress it with gzip"
+            ) from None
+        if inflater.eof:
             return
-        start += len(chunk)
 
 
 def header_fields(chunks: Iterable[bytes], config: TableConfig, name: str) -> list[str]:

@@ -146,7 +146,8 @@ class Upload(Record):
 @dataclass(frozen=True)
 class Statement(Record):
     """One planned Athena statement: its SQL inline or, when long, at ``sql_location``.
-    ``kind``: ``ddl``, ``check`` (with the manifest's ``expected_rows``) or ``ops``."""
+    ``kind``: ``ddl``, ``check`` (with the manifest's ``expected_rows`` and the ``key`` it
+    checks) or ``ops``."""
 
     WHAT: ClassVar[str] = "statement"
 
@@ -155,6 +156,7 @@ class Statement(Record):
     sql: str | None = None
     sql_location: str | None = None
     expected_rows: int | None = None
+    key: list[str] | None = None
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,11 @@ DROP TABLE IF EXISTS `snapcdc_tenant`.`test_table__v1`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from snapcdc.model.contract import TABLE_CONFIG_FILE, ContractError, TableConfig, TableSchema
+from snapcdc.model.contract import ContractError, TableConfig, TableSchema
+from snapcdc.model.errors import Setting
 from snapcdc.model.names import validate_glue_name as validate_name
 from snapcdc.model.op_records import OPS as OPS  # re-exported: the ops a delta result holds
 from snapcdc.sql.render import S3_URI_RE, render
@@ -210,9 +210,9 @@ def delta_columns(prev: TableSchema, new: TableSchema) -> dict[str, object]:
         raise ContractError(
             f"key changed from {list(prev.key)} to {list(new.key)}: the target holds the "
             f"table's rows by key, so every version keeps the key of the version before; to "
-            f"load this export, give it the key column(s) {list(prev.key)} "
-            f'(or set "key": {json.dumps(list(prev.key))} in the table\'s {TABLE_CONFIG_FILE}) '
-            "and upload it again"
+            f"load this export, give it the key column(s) {list(prev.key)} (or ",
+            Setting("key", list(prev.key)),
+            ") and upload it again",
         )
     prev_by = {c.lower(): c for c in prev.columns}
     new_by = {c.lower(): c for c in new.columns}

@@ -26,7 +26,7 @@ from typing import Any
 
 from snapcdc.aws.result_files import read_all
 from snapcdc.model import limits
-from snapcdc.model.errors import ExportCheckFailed, ResultFormatError
+from snapcdc.model.errors import ExportCheckFailed, ResultFormatError, Setting
 from snapcdc.sql.queries import CHECK_COLUMNS
 
 # (size column, key column, limit in bytes, what the size is of, what AWS allows, where it says so)
@@ -73,25 +73,38 @@ SHOWN_KEY_CHARS = 60
 
 
 def evaluate(
-    row: list[str | None], expected_rows: int | None = None, file_name: Any = None
+    row: list[str | None],
+    expected_rows: int | None = None,
+    file_name: Any = None,
+    key: list[str] | tuple[str, ...] | None = None,
 ) -> dict[str, int]:
     """Raise ExportCheckFailed naming every problem found; else return the row count.
 
-    ``expected_rows``: the ``rows`` of a multi-part version's manifest (``snapcdc.model.manifest``).
+    ``expected_rows``: the ``rows`` of a multi-part version's manifest (``snapcdc.model.manifest``);
+    ``key``: the key column(s) the check used, named by a duplicate-key reason.
     """
     if len(row) != len(CHECK_COLUMNS):
         raise ResultFormatError(f"check result has {len(row)} columns, expected {CHECK_COLUMNS}")
     values = dict(zip(CHECK_COLUMNS, row, strict=True))
-    found = problems(values, expected_rows, file_name)
+    found = problems(values, expected_rows, file_name, key)
     if found:
-        raise ExportCheckFailed("export check failed: " + "; ".join(found))
+        parts: list[Any] = ["export check failed: "]
+        for number, problem in enumerate(found):
+            parts += (["; "] if number else []) + (
+                [problem] if isinstance(problem, str) else list(problem)
+            )
+        raise ExportCheckFailed(*parts)
     return {"row_count": _count(values["row_count"], "row_count")}
 
 
 def problems(
-    values: dict[str, Any], expected_rows: int | None = None, file_name: Any = None
-) -> list[str]:
-    """What is wrong with a version, one sentence per problem, from its check row by column name.
+    values: dict[str, Any],
+    expected_rows: int | None = None,
+    file_name: Any = None,
+    key: list[str] | tuple[str, ...] | None = None,
+) -> list[Any]:
+    """What is wrong with a version, one sentence per problem, from its check row by column name
+    (a sentence that advises a setting is a tuple of its parts, see ``snapcdc.model.errors``).
 
     Athena gives no line numbers, so a bad row is shown by a sample: the fields Athena read from
     it and the object (``"$path"``) it is in; ``file_name`` maps that URI to what the reader
@@ -112,9 +125,13 @@ def problems(
     found = []
     if counts["duplicate_keys"]:
         sample = values.get("duplicate_sample")
-        found.append(
-            f"{counts['duplicate_keys']} duplicate key(s)" + (f", e.g. {sample}" if sample else "")
-        )
+        duplicates = f"{counts['duplicate_keys']} duplicate key(s)"
+        if key:
+            duplicates += f" in key column(s) {', '.join(key)}"
+        duplicates += f", e.g. {sample}" if sample else ""
+        if key:  # the key may have been taken by default (the first column)
+            duplicates += "; if other columns identify a row, "
+        found.append((duplicates, Setting("key")) if key else duplicates)
     if counts["empty_keys"]:
         found.append(
             f"{counts['empty_keys']} row(s) with an empty key"
@@ -184,10 +201,13 @@ def _count(value: str | None, name: str) -> int:
 
 
 def evaluate_result(
-    s3: Any, output_location: str, expected_rows: int | None = None
+    s3: Any,
+    output_location: str,
+    expected_rows: int | None = None,
+    key: list[str] | None = None,
 ) -> dict[str, int]:
     """Read the check's (one-row) result file and judge it."""
-    return evaluate_records(read_all(s3, output_location), output_location, expected_rows)
+    return evaluate_records(read_all(s3, output_location), output_location, expected_rows, key=key)
 
 
 def evaluate_records(
@@ -195,6 +215,7 @@ def evaluate_records(
     source: str,
     expected_rows: int | None = None,
     file_name: Any = None,
+    key: list[str] | tuple[str, ...] | None = None,
 ) -> dict[str, int]:
     """Judge a check result given as its records, header first (``source`` names it in errors;
     ``file_name`` as in :func:`problems`). ``snapcdc diff`` judges its checks here too, so it
@@ -204,4 +225,4 @@ def evaluate_records(
     header = [(h or "").lower() for h in records[0]]
     if header != list(CHECK_COLUMNS):
         raise ResultFormatError(f"check result columns {header}, expected {list(CHECK_COLUMNS)}")
-    return evaluate(records[1], expected_rows, file_name)
+    return evaluate(records[1], expected_rows, file_name, key)

@@ -41,6 +41,7 @@ from typing import Any
 from snapcdc.model.contract import (
     MANIFEST_FILE,
     ContractError,
+    ExportRef,
     TableConfig,
     TableSchema,
     parse_export_key,
@@ -77,7 +78,8 @@ def plan_upload(
     if last and ref.version <= last:
         return Plan(
             action="skip",
-            reason=f"version {ref.version} is not after the last applied version {last}",
+            reason=f"version {ref.version} is not after the last applied version {last}"
+            + (_same_version_hint(ref, bucket, head) if ref.version == last else ""),
             last_applied_version=last,
         )
     diverged = diverged_versions(head)
@@ -155,8 +157,10 @@ def plan_upload(
     ]
     for query in plan["queries"]:
         if query["kind"] == "check":
-            # the manifest's row count, judged with the export check (snapcdc.steps.check)
+            # the manifest's row count, judged with the export check (snapcdc.steps.check),
+            # and the key it checks, which a duplicate-key reason names
             query["expected_rows"] = plan["expected_rows"]
+            query["key"] = list(schema.key)
     return Plan.from_dict(plan)
 
 
@@ -284,6 +288,24 @@ def reconverge_statements(
         ),
         *((f"drop_{t}", "ddl", queries.drop_export_table(database, t)) for t in created),
     ]
+
+
+def _same_version_hint(ref: ExportRef, bucket: str, head: dict[str, Any]) -> str:
+    """What a new object of the version last applied means: the same file again, or one more
+    file of a version that was applied from another (a version is one file unless its table
+    completes on a manifest)."""
+    try:
+        files = applied_files(head)
+    except ContractError:
+        return ""
+    if ref.is_manifest or f"s3://{bucket}/{ref.key}" in files:
+        return " (it was applied already; upload a later version to change the table)"
+    names = ", ".join(f.rsplit("/", 1)[-1] for f in files)
+    return (
+        f" (applied from {names}): each file is a version of its own; for versions made of "
+        f'several files, set "complete_on": "manifest" in {ref.config_key} and upload the '
+        f"parts, then a {MANIFEST_FILE} listing them"
+    )
 
 
 def applied_files(head: dict[str, Any]) -> list[str]:

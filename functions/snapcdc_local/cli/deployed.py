@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from snapcdc_local.cli.aws_failures import aws_errors
 from snapcdc_local.cli.main import CliError
 
 
@@ -19,11 +18,11 @@ def add_stack_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def stack_outputs(stack: str, needed: Sequence[str]) -> dict[str, str]:
-    """The stack's outputs by key; one line (CliError) if it or an output is missing."""
+    """The stack's outputs by key; one line (CliError) if an output is missing (a stack that
+    does not exist is the command's aws_command line)."""
     from snapcdc.aws.clients import client
 
-    with aws_errors(stack):
-        [description] = client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
+    [description] = client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
     status = description.get("StackStatus", "")
     outputs = {o["OutputKey"]: o["OutputValue"] for o in description.get("Outputs", [])}
     missing = [name for name in needed if name not in outputs]

@@ -35,8 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from snapcdc.model.contract import TableConfig
+from snapcdc.model.contract import ContractError, TableConfig
+from snapcdc.model.errors import Setting, in_table_config
+from snapcdc.model.names import validate_columns
 from snapcdc_local.cli.main import CliError, Command
+from snapcdc_local.cli.outputs import check_writable
 from snapcdc_local.engine.arrow_reader import Prefetch
 from snapcdc_local.engine.opencsv import NO_ESCAPE, CsvFormat
 
@@ -121,8 +124,11 @@ def _stage(stage: Path, role: str, path: Path, table: str) -> Export:
             magic = fh.read(2)
     except OSError as exc:
         raise CliError(f"cannot read {role} file {path}: {exc.strerror}") from None
-    # Athena picks the codec by file extension; a user's file is judged by its content.
-    suffix = ".csv.gz" if magic == GZIP_MAGIC else ".csv"
+    # Athena picks the codec by the file's extension: a file named .gz is read as gzip, as the
+    # pipeline reads it (and fails as the pipeline fails it when it is not one); any other
+    # name is judged by its content (a plain or a gzip CSV: a file to upload compressed).
+    gzip_named = path.name.lower().endswith(".gz")
+    suffix = ".csv.gz" if gzip_named or magic == GZIP_MAGIC else ".csv"
     (stage / table).mkdir()
     staged = stage / table / f"export{suffix}"
     try:
@@ -168,6 +174,25 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="OPS_CSV", help="write the operations to this CSV file")
 
 
+def diff_option(setting: Setting) -> str:
+    """A table option a reason advises, worded as snapcdc diff takes it: its own options, not
+    a ``_table.json`` it never reads (``snapcdc.model.errors``).
+
+    >>> diff_option(Setting("columns", ["id", "Contact_Phone"]))
+    'give --columns id,Contact_Phone'
+    >>> diff_option(Setting("key"))
+    'give --key COLUMN[,COLUMN...]'
+    """
+    value = setting.value
+    if setting.option in ("columns", "key"):
+        return f"give --{setting.option} " + (",".join(value) if value else "COLUMN[,COLUMN...]")
+    if setting.option in ("delimiter", "quote", "escape") and value:
+        return f"give --{setting.option} {value!r}"
+    if setting.option == "header":
+        return "give --no-header --columns ..." if value is False else "leave out --no-header"
+    return in_table_config(setting)
+
+
 def _split_names(value: str | None) -> list[str] | None:
     if value is None:
         return None
@@ -177,6 +202,13 @@ def _split_names(value: str | None) -> list[str] | None:
 def _run(args: argparse.Namespace) -> int:
     if args.columns is None and args.no_header:
         raise CliError("--no-header needs --columns")
+    check_writable(Path(args.out) if args.out else None, "--out")
+    for option, given in (("--columns", args.columns), ("--key", args.key)):
+        if given is not None:
+            try:
+                validate_columns(_split_names(given), option)
+            except ContractError as exc:
+                raise CliError(f"{option} {given!r}: {exc}") from None
     raw = {
         "columns": _split_names(args.columns),
         "key": _split_names(args.key),
@@ -185,7 +217,10 @@ def _run(args: argparse.Namespace) -> int:
         "escape": _unescape(args.escape) if args.escape else None,
         "header": not args.no_header,
     }
-    config = TableConfig.from_dict(raw)
+    try:
+        config = TableConfig.from_dict(raw)
+    except ContractError as exc:
+        raise CliError(exc.words(diff_option)) from None
     result = diff_files(args.old, args.new, config, args.out)
     for op, count in result.counts.items():  # in the pipeline's order (queries.OPS)
         print(f"{op:<7}{count:>12,}")

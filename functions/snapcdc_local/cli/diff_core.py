@@ -8,10 +8,8 @@ See :mod:`snapcdc_local.cli.diff`.
 
 from __future__ import annotations
 
-import gzip
 import os
 import shutil
-import zlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -24,6 +22,7 @@ import jinja2
 from snapcdc.aws.result_files import count_leading_in
 from snapcdc.model.contract import ContractError, TableConfig, TableSchema
 from snapcdc.model.errors import ExportCheckFailed, ResultFormatError
+from snapcdc.model.header import gunzipped
 from snapcdc.sql import queries, render
 from snapcdc.steps.check import evaluate_records
 from snapcdc.steps.plan import (
@@ -33,9 +32,10 @@ from snapcdc.steps.plan import (
     version_schema,
     version_statements,
 )
-from snapcdc_local.cli.diff import Export, cache_dir
+from snapcdc_local.cli.diff import Export, cache_dir, diff_option
 from snapcdc_local.cli.main import CliError
 from snapcdc_local.engine.arrow_reader import Prefetch
+from snapcdc_local.engine.catalog import TableFile
 from snapcdc_local.engine.engine import AthenaEngine, EngineError
 
 DATABASE = "snapcdc_diff"
@@ -57,7 +57,7 @@ def diff_staged(
     """The diff of two staged files: counts, schemas and row counts (DiffResult's fields)."""
     cache = cache_dir()
     with AthenaEngine(
-        _resolver_for(stage),
+        _resolver_for(stage, sides),
         prefetched=prefetch,
         statement_cache=cache / "engine" if cache is not None else None,
     ) as engine:
@@ -68,7 +68,10 @@ def diff_staged(
             if kind == "ddl":
                 engine.execute(sql)
         # Both checks at once, as two Athena queries would run: each reads its own file.
-        checks = [(sides[0], old_plan[-1][2]), (sides[1], new_plan[checked][2])]
+        checks = [
+            (sides[0], old_plan[-1][2], old_version.schema.key),
+            (sides[1], new_plan[checked][2], new_version.schema.key),
+        ]
         with ThreadPoolExecutor(max_workers=2) as pool:
             old_rows, new_rows = pool.map(lambda pair: _check(engine, *pair), checks)
         counts: dict[str, int] = {}
@@ -100,14 +103,14 @@ def _plan(
     try:
         new_plan = version_statements(DATABASE, new_version, old_version, size_limits=False)
     except ContractError as exc:
-        raise CliError(f"OLD and NEW cannot be compared: {exc}") from None
+        raise CliError(f"OLD and NEW cannot be compared: {exc.words(diff_option)}") from None
     for side, plan, version in zip(
         sides, (old_plan, new_plan), (old_version, new_version), strict=True
     ):
         try:
             check_statement_sizes(plan, str(side), version.schema)
         except ContractError as exc:
-            raise CliError(str(exc)) from None
+            raise CliError(exc.words(diff_option)) from None
     return old_version, new_version, old_plan, new_plan
 
 
@@ -138,20 +141,24 @@ def _templates_cached(cache: Path | None) -> Iterator[None]:
         environment.bytecode_cache = previous
 
 
-def _resolver_for(stage: Path):
-    """Each side's location holds exactly its staged file (looked up when a query runs)."""
+def _resolver_for(stage: Path, sides: Sequence[Export]):
+    """Each side's location holds exactly its staged file (looked up when a query runs), known
+    by the user's path: what the engine says of a file (it cannot be read, a bad row is in it)
+    names the file the user gave, never the staged copy or its made-up S3 location."""
+    given = {side.staged.parent.name: str(side.path) for side in sides}
 
-    def resolve(location: str) -> list[str]:
+    def resolve(location: str) -> list[TableFile]:
         name = location.rstrip("/").rsplit("/", 1)[-1]
-        return [str(p) for p in sorted((stage / name).glob("*"))]
+        return [
+            TableFile(str(p), given.get(name, str(p))) for p in sorted((stage / name).glob("*"))
+        ]
 
     return resolve
 
 
 def _chunks(path: Path, size: int = READ_BYTES) -> Iterator[bytes]:
-    """The file's bytes, gunzipped if it is gzip, as they are read."""
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rb") as fh:
+    """The file's bytes as they are read."""
+    with path.open("rb") as fh:
         while chunk := fh.read(size):
             yield chunk
 
@@ -162,34 +169,40 @@ def _version(
     """The side's version as Plan resolves it: its header row read, the configuration applied."""
 
     def header_of(_: str) -> list[str]:
+        chunks = _chunks(side.staged, HEADER_READ_BYTES)
+        if side.staged.name.endswith(".gz"):  # inflated as Plan inflates an export's start
+            chunks = gunzipped(chunks, str(side.path))
         try:
-            chunks = _chunks(side.staged, HEADER_READ_BYTES)
-            return header_fields(chunks, config, side.path.name)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise CliError(f"cannot read {side}: {_reason(exc)}") from None
+            return header_fields(chunks, config, str(side.path))
+        except OSError as exc:
+            raise CliError(f"cannot read {side}: {exc.strerror or exc}") from None
 
     try:
         schema = version_schema(config, [str(side.path)], header_of, previous_key)
     except ContractError as exc:
-        raise CliError(f"{side}: {exc}") from None
+        raise CliError(f"{side}: {exc.words(diff_option)}") from None
     table = side.staged.parent.name
     return Version(table, schema, config, f"{BUCKET}/{table}/")
 
 
-def _check(engine: AthenaEngine, side: Export, sql: str) -> int:
+def _check(engine: AthenaEngine, side: Export, sql: str, key: tuple[str, ...]) -> int:
     """Run the check and judge it as Check judges the pipeline's; the file's row count."""
     try:
         result = engine.execute(sql)
-    except EngineError as exc:
-        raise CliError(f"cannot read {side}: {exc}") from None
+    except EngineError as exc:  # Athena's reason, naming the user's file (see _resolver_for)
+        raise CliError(f"{side}: {exc}") from None
     assert result.rows is not None
     # the records Athena's result file holds: values as text, NULL as None
     records = [list(result.columns)]
     records += [[None if v is None else str(v) for v in row] for row in result.rows]
     try:
         # a bad row's sample names the user's file, not the staged copy the engine read
-        return evaluate_records(records, str(side), file_name=lambda _: str(side.path))["row_count"]
-    except (ExportCheckFailed, ResultFormatError) as exc:
+        return evaluate_records(records, str(side), file_name=lambda _: str(side.path), key=key)[
+            "row_count"
+        ]
+    except ExportCheckFailed as exc:
+        raise CliError(f"{side}: {exc.words(diff_option)}") from None
+    except ResultFormatError as exc:
         raise CliError(f"{side}: {exc}") from None
 
 
@@ -242,9 +255,3 @@ def _write_plain_csv(
 
 def _sql_text(value: str) -> str:
     return value.replace("'", "''")
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, gzip.BadGzipFile | zlib.error | EOFError):
-        return f"not a readable gzip file ({exc or type(exc).__name__})"
-    return getattr(exc, "strerror", None) or str(exc)

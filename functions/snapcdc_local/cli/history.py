@@ -9,7 +9,7 @@ import re
 import sys
 from typing import Any
 
-from snapcdc_local.cli.aws_failures import aws_errors
+from snapcdc_local.cli.aws_errors import aws_command
 from snapcdc_local.cli.deployed import add_stack_argument, stack_outputs
 from snapcdc_local.cli.main import CliError, Command
 
@@ -72,13 +72,12 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("give KEY or --latest (one of them)")
     outputs = stack_outputs(args.stack, ("RegistryTableName", "StateMachineArn"))
     sfn = client("stepfunctions")
-    with aws_errors(args.stack):
-        if args.latest:
-            arn = latest_execution(sfn, outputs["StateMachineArn"], args.stack)
-        else:
-            arn = execution_of_key(args.key, outputs["RegistryTableName"], args.stack)
-        described = sfn.describe_execution(executionArn=arn)
-        rows = history_rows(execution_history(sfn, arn))
+    if args.latest:
+        arn = latest_execution(sfn, outputs["StateMachineArn"], args.stack)
+    else:
+        arn = execution_of_key(args.key, outputs["RegistryTableName"], args.stack)
+    described = sfn.describe_execution(executionArn=arn)
+    rows = history_rows(execution_history(sfn, arn))
     out = sys.stdout
     print(f"history of {arn.rsplit(':', 1)[-1]} ({described['status']})", file=out)
     print(f"  {'state':<28} {'type':<10} {'seconds':>8}  error", file=out)
@@ -91,6 +90,6 @@ COMMAND = Command(
     name="history",
     help="an execution's states, durations and errors (by export key, or the latest)",
     add_arguments=add_arguments,
-    run=run,
+    run=aws_command(run),
     description=DESCRIPTION,
 )

@@ -126,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _is_user_error(exc: BaseException) -> bool:
     from snapcdc.model.contract import ContractError
+    from snapcdc.model.settings import SettingsError  # a SNAPCDC_* variable set wrong
     from snapcdc_local.engine.engine import EngineError
 
-    return isinstance(exc, CliError | ContractError | EngineError | OSError)
+    return isinstance(exc, CliError | ContractError | EngineError | SettingsError | OSError)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from snapcdc_local.cli.aws_errors import aws_command
 from snapcdc_local.cli.main import Command
 from snapcdc_local.stack.targets import (
     Target,
@@ -85,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
 
 DESCRIPTION = """\
 Re-apply the ops the consumer gave up on, from the stack's failed-batches bucket, with the
-caller's usual AWS configuration (AWS_PROFILE, AWS_REGION).
+caller's usual AWS configuration (AWS_PROFILE, AWS_REGION). A configuration AWS cannot be
+asked with (no region or credentials, an unknown profile, an endpoint that does not answer)
+or a name that points at nothing is one line saying what to fix, exit status 1.
 
 Fix what made the consumer fail first: the redrive applies the ops exactly as the consumer
 would, and fails the same way while the cause lasts. Every failed-batch object is read, its
@@ -110,6 +113,6 @@ COMMAND = Command(
     name="redrive",
     help="re-apply the ops the consumer gave up on, from the failed-batches bucket",
     add_arguments=add_arguments,
-    run=run,
+    run=aws_command(run),
     description=DESCRIPTION,
 )

@@ -8,6 +8,7 @@ import argparse
 import time
 from typing import Any
 
+from snapcdc_local.cli.aws_errors import aws_command
 from snapcdc_local.cli.main import CliError, Command
 from snapcdc_local.stack.targets import Target, add_target_arguments, resolve_targets
 
@@ -44,8 +45,10 @@ def wait_for(sfn: Any, arn: str, timeout: float, poll: float) -> dict[str, Any]:
 def resume_command(action: str, args: argparse.Namespace) -> int:
     from snapcdc.aws.clients import client
     from snapcdc.aws.registry import find_upload
+    from snapcdc.model.contract import parse_export_key
     from snapcdc_local.stack.resume import ResumeError, held_upload, start_resume
 
+    parse_export_key(args.key)  # a key no upload can have is refused before asking AWS
     state_machine, registry = resolve_targets(args, TARGETS)
     sfn = client("stepfunctions")
     try:
@@ -79,7 +82,10 @@ as REJECTED and publishes nothing.
 It starts the resume execution, waits for it (--no-wait returns at once) and prints the
 version's outcome from the registry: approve ends SUCCEEDED (the held ops published) or SKIPPED
 (the table's head moved on since they were computed), reject ends REJECTED. The exit status is
-1 when the key has no HELD version or the execution failed.
+1 when the key has no HELD version or the execution failed. AWS_REGION is read as by the AWS
+CLI; a missing region or credentials, an unknown profile, an endpoint that does not answer, a
+stack or table that does not exist, a permission the caller lacks: each is one line saying
+what to fix, exit status 1.
 
 Permissions the caller needs: dynamodb:Query and dynamodb:GetItem on the registry table;
 states:StartExecution on the state machine and states:DescribeExecution on its executions;
@@ -96,7 +102,7 @@ def _command(action: str, summary: str) -> Command:
         name=action,
         help=summary,
         add_arguments=add_arguments,
-        run=lambda args: resume_command(action, args),
+        run=aws_command(lambda args: resume_command(action, args)),
         description=DESCRIPTION,
     )
 

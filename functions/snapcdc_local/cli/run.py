@@ -19,7 +19,13 @@ import sys
 from pathlib import Path
 
 from snapcdc_local.cli.main import CliError, Command
-from snapcdc_local.cli.run_driver import DEFAULT_TEMPLATE, RunOptions, run_pipeline
+from snapcdc_local.cli.outputs import check_writable
+from snapcdc_local.cli.run_driver import (
+    DEFAULT_TEMPLATE,
+    DUMP_FORMATS,
+    RunOptions,
+    run_pipeline,
+)
 from snapcdc_local.cli.run_output import ConsoleWriter, Printer, lambda_output, write_report
 from snapcdc_local.cli.run_progress import NoProgress, progress_display
 from snapcdc_local.cli.run_uploads import plan_uploads
@@ -60,7 +66,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--report", type=Path, metavar="FILE", help="write the outcome of every upload as JSON"
     )
     run.add_argument(
-        "--dump-target", type=Path, metavar="DIR", help="write DIR/{tenant}/{table}.csv"
+        "--dump-target",
+        type=Path,
+        metavar="DIR",
+        help="write every table's rows in the target to DIR/{tenant}/{table}.csv (or .jsonl)",
+    )
+    run.add_argument(
+        "--dump-format",
+        choices=DUMP_FORMATS,
+        default="csv",
+        help="csv (NULL written as an empty field) or jsonl (one JSON object a row: NULL is "
+        "null, apart from an empty string)",
     )
     run.add_argument(
         "--history",
@@ -106,6 +122,9 @@ def parse_parameters(items: list[str]) -> dict[str, str]:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    check_writable(args.report, "--report")
+    check_writable(args.lambda_log, "--lambda-log")
+    check_writable(args.dump_target, "--dump-target", directory=True)
     options = RunOptions(
         data_dir=args.data_dir,
         sequence=args.sequence,
@@ -132,6 +151,7 @@ def run_command(args: argparse.Namespace) -> int:
                     on_upload=printer.upload,
                     progress=progress,
                     dump_target=args.dump_target,
+                    dump_format=args.dump_format,
                 )
         except CliError:
             raise
@@ -166,14 +186,19 @@ embedded AWS emulation (moto in process, DuckDB doing Athena's work), then every
 DATA_DIR is uploaded to the import bucket like an export landing in S3.
 
 What is uploaded, in which order:
-  - _table.json files first, then every *.csv.gz and _manifest.json in key order (a
-    version's manifest after its parts: it completes the version);
+  - every {tenant}/{table}/_table.json first, then every other file in key order (a
+    version's manifest after its parts: it completes the version). A file the pipeline
+    starts nothing on (not *.csv.gz or _manifest.json: export.csv, export.CSV.GZ, notes.txt,
+    a _table.json elsewhere than {tenant}/{table}/) is uploaded all the same and reported
+    IGNORED, with why and what to do;
   - or the keys listed in --sequence FILE, in that order: one key relative to DATA_DIR per
     line, # starts a comment, a key may repeat (it is uploaded again); a line "approve KEY"
     or "reject KEY" resumes that key's HELD version at that point, as snapcdc approve /
     reject would; a line "verify TENANT/TABLE" or "repair TENANT/TABLE" verifies (and
     repairs) that table there, as snapcdc verify [--repair] would (with --concurrent, these
-    lines run once the uploads have settled);
+    lines run once the uploads have settled); an approve or reject the registry refuses
+    (nothing of KEY is HELD: it was rejected, say) is reported REFUSED, with why, and the run
+    goes on;
   - a part of a multi-part version (complete_on "manifest" in its table's _table.json) starts
     nothing by itself: the version's _manifest.json is the upload that is followed.
 
@@ -181,22 +206,28 @@ Each upload goes through the whole pipeline (S3 event, EventBridge, the state ma
 Kinesis, the consumer) and everything settles before the next upload starts; --concurrent
 uploads them all at once instead, and the table locks serialise the work.
 
-Per upload it prints the key, the status (SUCCEEDED, SKIPPED, FAILED, HELD or REJECTED), the
-inserts, updates and deletes, published (records Kinesis took), applied (ops the consumer wrote
-to the target) and seconds, and why a version is HELD, REJECTED or SKIPPED; at the end a
-summary per target table. While an upload runs, a terminal (stderr) shows its rows read,
-ops published and applied, polled from the registry; elsewhere nothing is shown.
---report FILE writes the same as JSON, with rows read and each version's seconds per stage
-(delta, publish, apply); --dump-target DIR writes
-DIR/{tenant}/{table}.csv for every table with a successful version, read back from the
-target; --history prints each execution's Step Functions history. --redrive re-applies, once
-every upload has settled, the batches the consumer gave up on (as snapcdc redrive does).
+Per upload it prints the key, the status (SUCCEEDED, SKIPPED, FAILED, HELD or REJECTED;
+IGNORED or REFUSED for a line that changed nothing), the inserts, updates and deletes,
+published (records Kinesis took), applied (ops the consumer wrote to the target) and seconds,
+and why a version FAILED, is HELD, REJECTED or SKIPPED; at the end a summary per target table,
+each version counted once by where it stands now (a HELD version approved later counts as
+SUCCEEDED). A key outside the export contract fails alone, with the contract's reason.
+While an upload runs, a terminal (stderr) shows its rows read, ops published and applied,
+polled from the registry; elsewhere (a log file, CI) a line per version and stage is printed
+on stderr. --report FILE writes the same as JSON, with rows read and each version's seconds
+per stage (delta, publish, apply); --dump-target DIR writes DIR/{tenant}/{table}.csv for every
+table with a successful version, read back from the target (--dump-format jsonl: one JSON
+object a row, which keeps NULL apart from an empty string); --history prints each
+execution's Step Functions history. --redrive re-applies, once every upload has settled, the
+batches the consumer gave up on (as snapcdc redrive does).
 
 The Lambda functions' log output goes to --lambda-log FILE (default: discarded), as it would
 go to CloudWatch Logs rather than to this terminal.
 
 Exit status 0 when every upload reached a terminal status (FAILED included); 1 with a one-line
-reason when the run itself broke (the stack did not deploy, the pipeline did not settle).
+reason when the run cannot start (a missing DATA_DIR, a wrong sequence line, an output path
+that cannot be written, a --parameter outside the template's bounds) or the run itself broke
+(the stack did not deploy, the pipeline did not settle).
 
 examples:
   snapcdc local run data --history last

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import importlib
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -13,15 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import snapcdc
+from snapcdc.model.contract import ContractError
 from snapcdc.model.events import parse_key_parts
 from snapcdc_local.cli.main import CliError
 from snapcdc_local.cli.run_progress import Figures, NoProgress, Watcher, stage_seconds
 from snapcdc_local.cli.run_uploads import (
     COUNTS,
     TERMINAL,
+    UNCHANGED,
     Upload,
+    ignored_reason,
     is_export,
     is_part,
+    is_table_config,
     plan_uploads,
     resume_line,
 )
@@ -94,27 +99,23 @@ class LocalRun:
         return is_part(self.data_dir, key)
 
     def put(self, key: str) -> Upload | None:
-        """Upload one file; exports and manifests become an :class:`Upload` to follow,
-        configs and the parts of multi-part versions None."""
+        """Upload one file. What the pipeline follows (an export, a manifest) becomes an
+        :class:`Upload`, as does a file no rule of the stack starts on (IGNORED, with why);
+        a table's configuration and the parts of multi-part versions give None."""
         s3 = self.aws.client("s3")
         bucket = self.outputs["ImportBucketName"]
         body = (self.data_dir / key).read_bytes()
-        if not is_export(key) or self.is_part(key):
+        if is_table_config(key) or (is_export(key) and self.is_part(key)):
             s3.put_object(Bucket=bucket, Key=key, Body=body)
             return None
         upload = Upload(key, *parse_key_parts(key)[:3], started=time.monotonic())
         seen = len(self.aws.events.deliveries)
         s3.put_object(Bucket=bucket, Key=key, Body=body)
-        deliveries = [
-            d
-            for d in self.aws.events.deliveries[seen:]
-            if d.event["detail"]["object"]["key"] == key
-        ]
+        # (the bus also delivers other events meanwhile: an execution ending, say)
+        deliveries = [d for d in self.aws.events.deliveries[seen:] if d.object_key == key]
         if not deliveries:
-            upload.status, upload.error = (
-                "FAILED",
-                "no EventBridge rule of the stack matched the upload",
-            )
+            upload.status = "IGNORED"
+            upload.reason = ignored_reason(key)
             return upload
         delivery = deliveries[0]
         upload.sequencer = delivery.event["detail"]["object"].get("sequencer")
@@ -128,7 +129,9 @@ class LocalRun:
         return upload
 
     def resume(self, action: str, key: str) -> Upload:
-        """Approve or reject the HELD version of ``key``: the code snapcdc approve runs."""
+        """Approve or reject the HELD version of ``key``: the code snapcdc approve runs. One
+        the registry refuses (nothing of ``key`` is HELD, say) is REFUSED, with why: the
+        refusal is an outcome of the sequence, and the run goes on."""
         resuming = importlib.import_module("snapcdc_local.stack.resume")
         if "StateMachineArn" not in self.outputs:
             raise CliError("the stack has no output StateMachineArn; approve / reject need it")
@@ -144,8 +147,9 @@ class LocalRun:
                 action,
                 key,
             )
-        except (resuming.ResumeError, ValueError) as exc:
-            raise CliError(f"{action} {key}: {exc}") from None
+        except (resuming.ResumeError, ContractError) as exc:
+            upload.status, upload.reason = "REFUSED", " ".join(str(exc).split())
+            return upload
         upload.executions.append(arn)
         return upload
 
@@ -177,7 +181,7 @@ class LocalRun:
                 upload.reason = record.get("reason") or None
             for name in COUNTS:
                 setattr(upload, name, int(record.get(name) or 0))
-        if upload.status not in TERMINAL:
+        if upload.status not in TERMINAL + UNCHANGED:
             upload.error = upload.error or execution_error(sfn, upload.executions)
             upload.status = "FAILED"
         return upload
@@ -256,6 +260,7 @@ def run_pipeline(
     progress: Any = None,
     dump_target: Path | None = None,
     emulator_hook: Any = None,
+    dump_format: str = "csv",
 ) -> RunResult:
     """Deploy, upload, follow every upload to its end; optionally dump the target tables.
 
@@ -300,7 +305,7 @@ def run_pipeline(
             run.read_counts(upload)
         progress.update(task, description="reading the target tables")
         if dump_target is not None:  # first: the summary then counts the rows it read
-            dump_tables(run, uploads, dump_target)
+            dump_tables(run, uploads, dump_target, dump_format)
         result = RunResult(uploads=uploads, tables=summarize(run, uploads), redriven=redriven)
         if options.history:
             result.histories = histories(aws, uploads)
@@ -348,22 +353,26 @@ def drive(
     """Upload ``keys`` one by one (each settled before the next) or all at once."""
     progress = progress or NoProgress()
     uploads: list[Upload] = []
-    exports = [k for k in keys if is_export(k) and not run.is_part(k)]
-    progress.update(task, description="uploading", total=len(exports), completed=0)
+    followed = [k for k in keys if not is_table_config(k) and not (is_export(k) and run.is_part(k))]
+    progress.update(task, description="uploading", total=len(followed), completed=0)
     with Watcher(run, progress) as watcher:
         if concurrent:
             for key in keys:
                 upload = None if resume_line(key) or verify_line(key) else run.put(key)
                 if upload:
                     uploads.append(upload)
-                    watcher.follow(upload)
-            progress.update(task, description=f"{len(exports)} uploads running concurrently")
+                    if upload.status not in UNCHANGED:
+                        watcher.follow(upload)
+            progress.update(task, description=f"{len(followed)} uploads running concurrently")
             run.settle(timeout)
             for upload in uploads:
-                run.resolve(upload)
-                run.time_stages(upload, watcher.done(upload))
-                stop = run.finished_at(upload)
-                upload.seconds = round(max(0.0, (stop or time.time()) - _wall(upload.started)), 2)
+                if upload.status not in UNCHANGED:
+                    run.resolve(upload)
+                    run.time_stages(upload, watcher.done(upload))
+                    stop = run.finished_at(upload)
+                    upload.seconds = round(
+                        max(0.0, (stop or time.time()) - _wall(upload.started)), 2
+                    )
                 progress.advance(task)
                 if on_upload:
                     on_upload(upload)
@@ -382,11 +391,12 @@ def drive(
             upload = run.resume(*resume) if resume else run.put(key)
             if upload is None:
                 continue
-            watcher.follow(upload)
-            run.settle(timeout)
-            run.resolve(upload)
-            upload.seconds = round(time.monotonic() - upload.started, 2)
-            run.time_stages(upload, watcher.done(upload))
+            if upload.status not in UNCHANGED:  # (nothing started: nothing to follow)
+                watcher.follow(upload)
+                run.settle(timeout)
+                run.resolve(upload)
+                upload.seconds = round(time.monotonic() - upload.started, 2)
+                run.time_stages(upload, watcher.done(upload))
             uploads.append(upload)
             progress.advance(task)
             if on_upload:
@@ -399,11 +409,18 @@ def _wall(monotonic_start: float) -> float:
 
 
 def summarize(run: LocalRun, uploads: list[Upload]) -> dict[str, dict[str, Any]]:
-    """Per target table: statuses of its uploads, last applied version, rows in the target."""
-    tables: dict[str, dict[str, Any]] = {}
+    """Per target table: how many of its uploads ended in each status, each counted once by
+    where it stands now (the last line about it: a HELD version approved later counts as
+    SUCCEEDED), the last applied version and the rows in the target. IGNORED and REFUSED lines
+    changed nothing and are not counted."""
+    current: dict[tuple[str, str, str | None], Upload] = {}
     for upload in uploads:
         if verify_line(upload.label):  # a verify / repair row is not a version's outcome
             continue
+        if upload.status not in UNCHANGED:
+            current[(upload.table_id, upload.key, upload.sequencer or upload.label)] = upload
+    tables: dict[str, dict[str, Any]] = {}
+    for upload in current.values():
         summary = tables.setdefault(
             upload.table_id, {"SUCCEEDED": 0, "SKIPPED": 0, "FAILED": 0, "version": None, "rows": 0}
         )
@@ -424,8 +441,18 @@ def histories(aws: Any, uploads: list[Upload]) -> dict[str, list[Any]]:
     return {arn: history_rows(execution_history(sfn, arn)) for u in uploads for arn in u.executions}
 
 
-def dump_tables(run: LocalRun, uploads: list[Upload], directory: Path) -> list[Path]:
-    """Write ``{tenant}/{table}.csv`` for every table with a SUCCEEDED version."""
+DUMP_FORMATS = ("csv", "jsonl")
+
+
+def dump_tables(
+    run: LocalRun, uploads: list[Upload], directory: Path, fmt: str = "csv"
+) -> list[Path]:
+    """Write ``{tenant}/{table}.csv`` (or ``.jsonl``) for every table with a SUCCEEDED version:
+    its rows in the target, sorted by key. CSV writes NULL as an empty field, as Athena's
+    OpenCSVSerDe reads one; JSON Lines (one object a row, the columns in order) keeps NULL
+    (``null``) apart from an empty string (``""``)."""
+    if fmt not in DUMP_FORMATS:
+        raise CliError(f"unknown dump format {fmt!r}: expected one of {', '.join(DUMP_FORMATS)}")
     written = []
     for table_id in sorted({u.table_id for u in uploads if u.status == "SUCCEEDED"}):
         head = run.registry.get_head(table_id, table_name=run.outputs["RegistryTableName"])
@@ -437,13 +464,18 @@ def dump_tables(run: LocalRun, uploads: list[Upload], directory: Path) -> list[P
         rows = sorted(
             run.target_rows(table_id), key=lambda row: tuple(row.get(k) or "" for k in key)
         )
-        path = directory / f"{table_id}.csv"
+        path = directory / f"{table_id}.{fmt}"
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(columns)
-            writer.writerows(
-                [["" if row.get(c) is None else row.get(c) for c in columns] for row in rows]
-            )
+            if fmt == "jsonl":
+                for row in rows:
+                    record = {c: row.get(c) for c in columns}
+                    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            else:
+                writer = csv.writer(handle, lineterminator="\n")
+                writer.writerow(columns)
+                writer.writerows(
+                    [["" if row.get(c) is None else row.get(c) for c in columns] for row in rows]
+                )
         written.append(path)
     return written

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from snapcdc_local.cli.run_driver import RunResult
-from snapcdc_local.cli.run_uploads import Upload
+from snapcdc_local.cli.run_uploads import UNCHANGED, Upload
 
 
 @dataclass
@@ -31,14 +31,17 @@ class Printer:
         self.line(f"{'key':<{self.key_width}}  {'status':<9}{numbers}")
 
     def upload(self, upload: Upload) -> None:
-        self.line(
-            f"{upload.label:<{self.key_width}}  {upload.status:<9} {upload.inserts:>9} "
-            f"{upload.updates:>9} {upload.deletes:>9} {upload.published:>9} "
-            f"{upload.applied:>9} {upload.seconds:>9.2f}"
-        )
+        if upload.status in UNCHANGED:  # nothing ran: no figures to show
+            self.line(f"{upload.label:<{self.key_width}}  {upload.status}")
+        else:
+            self.line(
+                f"{upload.label:<{self.key_width}}  {upload.status:<9} {upload.inserts:>9} "
+                f"{upload.updates:>9} {upload.deletes:>9} {upload.published:>9} "
+                f"{upload.applied:>9} {upload.seconds:>9.2f}"
+            )
         if upload.error:
             self.line(f"{'':<{self.key_width}}  error: {upload.error}")
-        if upload.reason:  # why it is HELD, REJECTED or SKIPPED
+        if upload.reason:  # why it is HELD, REJECTED, SKIPPED, IGNORED or REFUSED
             self.line(f"{'':<{self.key_width}}  reason: {upload.reason}")
 
     def summary(self, result: RunResult) -> None:

@@ -16,7 +16,8 @@ record with every op counted (applied or stale). The stage times of the report
 (:func:`stage_seconds`) take the other boundaries from the execution history.
 
 On a terminal (rich's ``Console.is_terminal`` on stderr) a live display shows one line per
-version being followed; elsewhere nothing is shown (the table on stdout says it all).
+version being followed; elsewhere (a log file, CI) a line is printed on stderr each time a
+version's stage changes (:class:`StageLines`).
 """
 
 from __future__ import annotations
@@ -75,6 +76,35 @@ class NoProgress:
 
     def remove_task(self, *args: Any, **kwargs: Any) -> None:
         pass
+
+
+class StageLines(NoProgress):
+    """Where no live display can be drawn (stderr is not a terminal: a log file, CI), a line
+    on ``out`` whenever a version's stage changes, so a long version shows it is moving long
+    before its row is printed. (Nothing else: a run that cannot start says only why.)"""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+        self._labels: dict[int, str] = {}
+        self._shown: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def add_task(self, description: str, *args: Any, **fields: Any) -> int:
+        with self._lock:
+            task = len(self._labels)
+            self._labels[task] = description
+        return task
+
+    def update(self, task: int, *args: Any, **fields: Any) -> None:
+        stage = fields.get("stage")
+        if not stage or stage == "waiting":  # (waiting: no record of it yet)
+            return
+        with self._lock:
+            if self._shown.get(task) == stage:
+                return
+            self._shown[task] = stage
+            figures = " ".join(str(fields.get("figures") or stage).split())
+            print(f"{self._labels.get(task, '')}: {figures}", file=self.out, flush=True)
 
 
 class Watcher:
@@ -138,7 +168,11 @@ class Watcher:
 
     def _show(self, task: Any, figures: Figures) -> None:
         self.progress.update(
-            task, total=figures.ops, completed=figures.applied, figures=figures.text()
+            task,
+            total=figures.ops,
+            completed=figures.applied,
+            figures=figures.text(),
+            stage=figures.stage,
         )
 
     def poll(self, upload: Any, figures: Figures) -> None:
@@ -251,7 +285,7 @@ def progress_display(enabled: bool = True) -> Iterator[Any]:
 
     console = Console(file=sys.__stderr__)
     if not console.is_terminal:
-        yield NoProgress()
+        yield StageLines(sys.stderr)
         return
     with Progress(
         SpinnerColumn(),

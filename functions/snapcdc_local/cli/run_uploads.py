@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,10 @@ from snapcdc.model.contract import EXPORT_SUFFIX, MANIFEST_FILE, TABLE_CONFIG_FI
 from snapcdc_local.cli.main import CliError
 
 TERMINAL = ("SUCCEEDED", "SKIPPED", "FAILED", "HELD", "REJECTED")
+# What became of a sequence line or file that changed nothing: an object no rule of the stack
+# starts on (IGNORED), an approve / reject the registry refused (REFUSED). Each is named with
+# its reason; neither counts in a table's summary.
+UNCHANGED = ("IGNORED", "REFUSED")
 # Sequence lines that resume a HELD version (stack.resume), as snapcdc approve / reject do.
 RESUME_ACTIONS = ("approve", "reject")
 # The fields of an Upload in --report, in this order
@@ -24,30 +29,78 @@ REPORTED = (
 
 
 def plan_uploads(data_dir: Path, sequence: Path | None = None) -> list[str]:
-    """The keys to upload, in order: every ``_table.json``, then the exports.
+    """The keys to upload, in order: every table's ``_table.json``, then every other file.
 
-    Exports are every ``*.csv.gz`` and ``_manifest.json`` in key order, each manifest after the
-    other files of its folder, or the keys listed in ``sequence``.
+    The other files go in key order, each manifest after the other files of its folder, or
+    as ``sequence`` lists them. Every file is uploaded, as a copy of the folder to the import
+    bucket would be: one that no rule of the stack starts on is reported IGNORED, with why
+    (:func:`ignored_reason`), never left out without a word.
     """
-    if not data_dir.is_dir():
+    if not data_dir.exists():
         raise CliError(f"data directory {data_dir} does not exist")
+    if not data_dir.is_dir():
+        raise CliError(f"data directory {data_dir} is not a directory")
     files = sorted(p.relative_to(data_dir).as_posix() for p in data_dir.rglob("*") if p.is_file())
-    configs = [k for k in files if k.rsplit("/", 1)[-1] == TABLE_CONFIG_FILE]
+    configs = [k for k in files if is_table_config(k)]
     if sequence is None:
-        exports = sorted(
-            (k for k in files if is_export(k)),
+        if not any(is_export(k) for k in files):
+            stray = [k for k in files if not is_table_config(k)]
+            said = f"; {stray[0]}: {ignored_reason(stray[0])}" if stray else " (it is empty)"
+            if files and not stray:
+                said = " (it holds table configurations only)"
+            raise CliError(f"no *{EXPORT_SUFFIX} export or {MANIFEST_FILE} in {data_dir}{said}")
+        others = sorted(
+            (k for k in files if not is_table_config(k)),
             key=lambda k: (k.rsplit("/", 1)[0], k.rsplit("/", 1)[-1] == MANIFEST_FILE, k),
         )
     else:
-        exports = read_sequence(sequence, data_dir)
-    if not exports:
-        raise CliError(f"no *{EXPORT_SUFFIX} exports found in {data_dir}")
-    return configs + exports
+        others = read_sequence(sequence, data_dir)
+        if not others:
+            raise CliError(f"sequence file {sequence} lists no key")
+    return configs + others
 
 
 def is_export(key: str) -> bool:
-    """An object the pipeline starts on: an export or part, or a version's manifest."""
-    return key.endswith(EXPORT_SUFFIX) or key.rsplit("/", 1)[-1] == MANIFEST_FILE
+    """An object the pipeline starts on: the stack's rule matches keys by these suffixes (an
+    export or part, or a version's manifest; cfn.yaml, ``ExportCreatedRule``)."""
+    return key.endswith((EXPORT_SUFFIX, MANIFEST_FILE))
+
+
+def is_table_config(key: str) -> bool:
+    """A table's configuration, where the pipeline reads it: ``{tenant}/{table}/_table.json``."""
+    return key.count("/") == 2 and key.rsplit("/", 1)[-1] == TABLE_CONFIG_FILE
+
+
+def ignored_reason(key: str) -> str:
+    """Why the pipeline starts nothing on ``key`` (a file that is no export), and what to do.
+
+    >>> ignored_reason("acme/t/V1/export.CSV.GZ")  # doctest: +ELLIPSIS
+    'not an export: ... rename it to acme/t/V1/export.csv.gz'
+    """
+    name = key.rsplit("/", 1)[-1]
+    lowered = name.lower()
+    starts = (
+        f"not an export: the pipeline starts only on keys ending in {EXPORT_SUFFIX} (gzip CSV) "
+        f"or {MANIFEST_FILE}, spelled in lowercase"
+    )
+    folder = key[: len(key) - len(name)]
+    if name == TABLE_CONFIG_FILE:
+        return (
+            f"a table's configuration is read only from {{tenant}}/{{table}}/{TABLE_CONFIG_FILE}; "
+            "move it there"
+        )
+    if lowered.endswith((EXPORT_SUFFIX, MANIFEST_FILE)):
+        fixed = name[: -len(EXPORT_SUFFIX)] + EXPORT_SUFFIX
+        if lowered.endswith(MANIFEST_FILE):
+            fixed = name[: -len(MANIFEST_FILE)] + MANIFEST_FILE
+        return f"{starts}; rename it to {folder}{fixed}"
+    if lowered.endswith((".csv", ".txt", ".tsv")):
+        return (
+            f"{starts}; compress it with gzip and name it {folder}{name.rsplit('.', 1)[0]}.csv.gz"
+        )
+    if lowered.endswith(".gz"):
+        return f"{starts}; if it is a gzip CSV, name it {folder}{name[:-3]}.csv.gz"
+    return f"{starts}; it is stored in the bucket and never read"
 
 
 def is_part(data_dir: Path, key: str) -> bool:
@@ -78,29 +131,58 @@ def read_sequence(sequence: Path, data_dir: Path) -> list[str]:
     """
     try:
         lines = sequence.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise CliError(f"sequence file {sequence} is not UTF-8 text") from None
     except OSError as exc:
         raise CliError(f"cannot read sequence file {sequence}: {exc.strerror}") from None
     keys = []
     for number, line in enumerate(lines, 1):
-        key = line.split("#", 1)[0].strip()
-        if not key:
+        text = line.split("#", 1)[0].strip()
+        if not text:
             continue
+        where = f"{sequence}:{number}"
         # verify TABLE / repair TABLE (snapcdc_local.cli.run_verify)
         from snapcdc_local.cli.run_verify import check_line
 
-        checked = check_line(key, f"{sequence}:{number}")
+        checked = check_line(text, where)
         if checked:
             keys.append(checked)
             continue
-        action, _, rest = key.partition(" ")
-        if action in RESUME_ACTIONS and rest.strip():
+        action, _, rest = text.partition(" ")
+        if action.lower() in RESUME_ACTIONS:
+            if action not in RESUME_ACTIONS or not rest.strip():
+                raise CliError(f"{where}: {text!r}: write approve KEY or reject KEY")
             key = rest.strip()
+        else:
+            action, key = "", text
         path = data_dir / key
-        if key.startswith("/") or ".." in Path(key).parts or not path.is_file():
-            raise CliError(f"{sequence}:{number}: {key!r} is not a file under {data_dir}")
+        if key.startswith("/") or ".." in Path(key).parts:
+            raise CliError(f"{where}: {key!r} is not a key relative to {data_dir}")
+        if not path.is_file():
+            near = _near(data_dir, key)
+            raise CliError(
+                f"{where}: {key!r} is not a file under {data_dir}" + (f"; {near}" if near else "")
+            )
         key = Path(key).as_posix()
-        keys.append(f"{action} {key}" if action in RESUME_ACTIONS and key != action else key)
+        keys.append(f"{action} {key}" if action else key)
     return keys
+
+
+def _near(data_dir: Path, key: str) -> str | None:
+    """A file of ``data_dir`` the key may have meant: the same name in another case, or the
+    key relative to DATA_DIR when it was written relative to the current folder."""
+    inside = Path(key)
+    with contextlib.suppress(ValueError, OSError):
+        inside = Path(key).resolve().relative_to(data_dir.resolve())
+        if (data_dir / inside).is_file():
+            return f"keys are relative to {data_dir}: did you mean {inside.as_posix()}?"
+    folded = key.lower()
+    with contextlib.suppress(OSError):
+        for path in data_dir.rglob("*"):
+            relative = path.relative_to(data_dir).as_posix()
+            if relative.lower() == folded and path.is_file():
+                return f"did you mean {relative}?"
+    return None
 
 
 # the registry record's counters the run reports per upload

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from snapcdc_local.cli.aws_failures import aws_errors
+from snapcdc_local.cli.aws_errors import aws_command
 from snapcdc_local.cli.deployed import add_stack_argument, stack_outputs
 from snapcdc_local.cli.main import CliError, Command
 
@@ -174,9 +174,8 @@ def run(args: argparse.Namespace) -> int:
     if args.table is not None and (args.table.count("/") != 1 or "" in args.table.split("/")):
         raise CliError(f"{args.table!r} is not TENANT/TABLE (e.g. tenant/orders)")
     registry = stack_outputs(args.stack, ("RegistryTableName",))["RegistryTableName"]
-    with aws_errors(args.stack):
-        ids = [args.table] if args.table else table_ids(registry)
-        tables = [table_records(registry, table_id, args.stack) for table_id in ids]
+    ids = [args.table] if args.table else table_ids(registry)
+    tables = [table_records(registry, table_id, args.stack) for table_id in ids]
     if args.table and not tables[0].records:
         raise CliError(
             f"table {args.table} has no records in the registry of stack {args.stack!r}: nothing "
@@ -199,6 +198,6 @@ COMMAND = Command(
     name="status",
     help="where each table of a deployed stack stands: head, last versions, held, diverged",
     add_arguments=add_arguments,
-    run=run,
+    run=aws_command(run),
     description=DESCRIPTION,
 )

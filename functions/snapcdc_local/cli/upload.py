@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from snapcdc_local.cli.aws_failures import aws_errors
+from snapcdc_local.cli.aws_errors import aws_command
 from snapcdc_local.cli.deployed import add_stack_argument, stack_outputs
 from snapcdc_local.cli.main import CliError, Command
 
@@ -73,35 +73,34 @@ def run(args: argparse.Namespace) -> int:
     printer = Printer(sys.stdout, max(len("key"), *(len(k) for k in keys)))
     printer.header()
     uploads: list[Upload] = []
-    with aws_errors(args.stack):
-        for key in keys:
-            body = (args.data_dir / key).read_bytes()
-            if not is_export(key) or is_part(args.data_dir, key):
-                s3.put_object(Bucket=bucket, Key=key, Body=body)
-                continue
-            upload = Upload(key, *parse_key_parts(key)[:3], started=time.monotonic())
-            before = registered(registry, upload.table_id, key)
-            put_at = time.time()
+    for key in keys:
+        body = (args.data_dir / key).read_bytes()
+        if not is_export(key) or is_part(args.data_dir, key):
             s3.put_object(Bucket=bucket, Key=key, Body=body)
-            try:
-                outcome = follow(
-                    sfn,
-                    registry,
-                    outputs["StateMachineArn"],
-                    upload.table_id,
-                    key,
-                    before,
-                    put_at,
-                    args.timeout,
-                    args.poll,
-                )
-            except FollowTimeout as exc:
-                raise CliError(f"{exc}; see snapcdc status --stack {args.stack}") from None
-            _record_outcome(upload, outcome, COUNTS)
-            upload.seconds = round(time.monotonic() - upload.started, 2)
-            uploads.append(upload)
-            printer.upload(upload)
-        tables = _tables(uploads, lambda table_id: get_head(table_id, table_name=registry))
+            continue
+        upload = Upload(key, *parse_key_parts(key)[:3], started=time.monotonic())
+        before = registered(registry, upload.table_id, key)
+        put_at = time.time()
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+        try:
+            outcome = follow(
+                sfn,
+                registry,
+                outputs["StateMachineArn"],
+                upload.table_id,
+                key,
+                before,
+                put_at,
+                args.timeout,
+                args.poll,
+            )
+        except FollowTimeout as exc:
+            raise CliError(f"{exc}; see snapcdc status --stack {args.stack}") from None
+        _record_outcome(upload, outcome, COUNTS)
+        upload.seconds = round(time.monotonic() - upload.started, 2)
+        uploads.append(upload)
+        printer.upload(upload)
+    tables = _tables(uploads, lambda table_id: get_head(table_id, table_name=registry))
     printer.summary(RunResult(uploads=uploads, tables=tables))
     return 0
 
@@ -138,6 +137,6 @@ COMMAND = Command(
     name="upload",
     help="upload exports to a deployed stack in sequence and follow each to its outcome",
     add_arguments=add_arguments,
-    run=run,
+    run=aws_command(run),
     description=DESCRIPTION,
 )

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,6 +173,10 @@ def deploy(
         raise DeployError(
             f"parameter(s) {unknown} not declared by the template (declared: {sorted(declared)})"
         )
+    for name, value in (parameters or {}).items():
+        refused = parameter_refused(declared[name], str(value))
+        if refused:
+            raise DeployError(f"parameter {name}={value!r} is not allowed: {refused}")
     try:
         cfn.create_stack(
             StackName=stack_name,
@@ -228,6 +233,49 @@ def live_stacks(account_id: str, region: str) -> list[tuple[str, dict[str, Any]]
         for s in list(backend.stacks.values())
         if s.status in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
     ]
+
+
+def parameter_refused(declaration: dict[str, Any], value: str) -> str | None:
+    """Why CloudFormation refuses ``value`` for a parameter so declared (None: it is taken):
+    its Type (Number), MinValue / MaxValue, AllowedValues, AllowedPattern, MinLength /
+    MaxLength, as CreateStack checks them before creating anything
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/parameters-section-structure.html).
+    moto's CloudFormation checks none of them, and a value out of bounds fails deep in a
+    resource (a stream of 0 shards) or not at all.
+
+    >>> parameter_refused({"Type": "Number", "MinValue": 1, "MaxValue": 500}, "0")
+    'must be at least 1'
+    >>> parameter_refused({"Type": "String", "AllowedValues": ["A", "B"]}, "C")
+    "must be one of ['A', 'B']"
+    """
+    why = _refusal(declaration, value)
+    if why and declaration.get("ConstraintDescription"):
+        why += f" ({declaration['ConstraintDescription']})"
+    return why
+
+
+def _refusal(declaration: dict[str, Any], value: str) -> str | None:
+    kind = declaration.get("Type", "String")
+    if kind == "Number":
+        try:
+            number = float(value)
+        except ValueError:
+            return "must be a number"
+        if "MinValue" in declaration and number < float(declaration["MinValue"]):
+            return f"must be at least {declaration['MinValue']}"
+        if "MaxValue" in declaration and number > float(declaration["MaxValue"]):
+            return f"must be at most {declaration['MaxValue']}"
+    allowed = declaration.get("AllowedValues")
+    if allowed is not None and value not in [str(a) for a in allowed]:
+        return f"must be one of {[str(a) for a in allowed]}"
+    pattern = declaration.get("AllowedPattern")
+    if pattern is not None and re.fullmatch(pattern, value) is None:
+        return f"must match the pattern {pattern}"
+    if "MinLength" in declaration and len(value) < int(declaration["MinLength"]):
+        return f"must be at least {declaration['MinLength']} characters"
+    if "MaxLength" in declaration and len(value) > int(declaration["MaxLength"]):
+        return f"must be at most {declaration['MaxLength']} characters"
+    return None
 
 
 def _conditional_off(template: dict[str, Any], stack: Stack) -> set[str]:

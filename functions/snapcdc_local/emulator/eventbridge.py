@@ -62,6 +62,14 @@ class Delivery:
     execution_arn: str | None = None
     error: str | None = None
 
+    @property
+    def object_key(self) -> str | None:
+        """The S3 object the event is about; None for any other event (a Step Functions
+        status change, say, which the same bus delivers)."""
+        if self.event.get("source") != "aws.s3":
+            return None
+        return ((self.event.get("detail") or {}).get("object") or {}).get("key")
+
 
 @dataclass
 class EventBridgeBridge:
@@ -91,7 +99,7 @@ class EventBridgeBridge:
 
     def deliveries_for(self, key: str) -> list[Delivery]:
         with self._lock:
-            return [d for d in self.deliveries if d.event["detail"]["object"]["key"] == key]
+            return [d for d in self.deliveries if d.object_key == key]
 
     # -- the event -----------------------------------------------------------------------
 

@@ -72,11 +72,13 @@ def table_file(location: str, found: TableFile | str | os.PathLike[str]) -> Tabl
     return TableFile(path, location.rstrip("/") + "/" + os.path.basename(path))
 
 
-def stat_file(path: str) -> tuple[int, int]:
+def stat_file(file: TableFile) -> tuple[int, int]:
     try:
-        st = os.stat(path)
-    except OSError as exc:
-        raise EngineError(f"HIVE_FILESYSTEM_ERROR: cannot read {path}: {exc.strerror}") from None
+        st = os.stat(file.path)
+    except OSError as exc:  # named by its URI: where the engine keeps it is its own affair
+        raise EngineError(
+            f"HIVE_FILESYSTEM_ERROR: cannot read {file.uri}: {exc.strerror}"
+        ) from None
     return st.st_size, st.st_mtime_ns
 
 

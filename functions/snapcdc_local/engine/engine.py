@@ -357,7 +357,7 @@ class AthenaEngine:
             lock = self._table_locks.setdefault(key, threading.Lock())
         with lock:
             files = list_files(self._resolve, table)
-            signature = tuple((f.path, *stat_file(f.path)) for f in files)
+            signature = tuple((f.path, *stat_file(f)) for f in files)
             with self._state:
                 loaded = self._loaded.get(key)
             if loaded is None or loaded.signature != signature or loaded.table is not table:
@@ -418,7 +418,7 @@ class AthenaEngine:
             con.execute(f"DROP TABLE IF EXISTS {storage}")
             with self._state:
                 self._loaded.pop(key, None)
-            raise EngineError(read_error(exc, table)) from None
+            raise EngineError(read_error(exc, table, files)) from None
 
     def _read_arrow(self, table: ExternalTable, files: list[str]) -> Any:
         """The fast path's rows, or None when the files need the general reader."""

@@ -5,10 +5,15 @@ translation of DuckDB's own errors into them.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from snapcdc_local.engine.definitions import ExternalTable
+
+if TYPE_CHECKING:  # (catalog raises these errors)
+    from snapcdc_local.engine.catalog import TableFile
 
 
 class EngineError(RuntimeError):
@@ -33,11 +38,13 @@ def duckdb_message(exc: duckdb.Error) -> str:
     return f"GENERIC_INTERNAL_ERROR: {first}"
 
 
-def read_error(exc: duckdb.Error, table: ExternalTable) -> str:
+def read_error(exc: duckdb.Error, table: ExternalTable, files: Sequence[TableFile] = ()) -> str:
+    """Athena's reason for a table whose files could not be read. A file is named by its URI
+    (its ``"$path"``), never by where the engine keeps it: a local path means nothing to the
+    reader of a reason, and is no part of what Athena would say."""
     text = str(exc)
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    where = f"table {table.database}.{table.table} at {table.location}"
-    file = next(
+    local = {f.path: f.uri for f in files}
+    named = next(
         (
             ln.split("=", 1)[1].strip()
             for ln in text.splitlines()
@@ -45,8 +52,16 @@ def read_error(exc: duckdb.Error, table: ExternalTable) -> str:
         ),
         None,
     )
-    if file:
-        where += f" (file {os.path.basename(file)})"
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    for path in local:
+        if path in first:
+            named = named or path
+            first = first.replace(f": {path}", "").replace(path, local[path])
+    first = first.removeprefix("IO Error: ").removeprefix("Invalid Input Error: ")
+    if named is None and len(files) == 1:
+        named = files[0].path
+    uri = local.get(named or "", named and os.path.basename(named))
+    where = uri or f"table {table.database}.{table.table} at {table.location}"
     lowered = text.lower()
     if "gzip" in lowered or "zlib" in lowered or "compress" in lowered:
         return f"HIVE_CURSOR_ERROR: cannot decompress {where}: {first}"

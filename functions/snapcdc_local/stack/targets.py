@@ -34,14 +34,10 @@ def add_target_arguments(parser: argparse.ArgumentParser, targets: Sequence[Targ
 
 def stack_outputs(stack: str) -> dict[str, str]:
     """The outputs of a deployed CloudFormation stack, by key."""
-    from botocore.exceptions import ClientError
-
     from snapcdc.aws.clients import client
 
-    try:
-        [description] = client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
-    except ClientError as exc:
-        raise CliError(f"cannot read stack {stack!r}: {exc}") from None
+    # a stack that does not exist is botocore's ClientError: the command's aws_errors says so
+    [description] = client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
     return {o["OutputKey"]: o["OutputValue"] for o in description.get("Outputs", [])}
 
 
