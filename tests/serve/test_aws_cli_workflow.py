@@ -47,7 +47,7 @@ STACK = "snapcdc"
 ARTIFACTS = "snapcdc-artifacts"
 PARAMETERS = [
     "QueryPollSeconds=1", "LockRetrySeconds=1", "ShardCount=8", "ConsumerWorkers=1",
-    "AlarmEmail=ops@example.com",
+    "VerifySettleSeconds=0", "AlarmEmail=ops@example.com",
 ]  # fmt: skip
 AWS = str(Path(sys.executable).parent / "aws")
 
@@ -344,7 +344,16 @@ def test_status_shows_each_table(snapcdc):
     assert "tenant/wide_table\n  head: 20210101_V0001, 40 rows" in text
     assert "tenant/other_table" not in text  # (uploaded by a later test)
     assert "held: none" in text and "unapplied: none" in text and "diverged: none" in text
+    assert f"last verify: never (snapcdc verify tenant/test_table --stack {STACK})" in text
     assert "_watch" not in text
+
+
+def test_verify_through_the_endpoint_and_status_shows_it(snapcdc):
+    status, text, err = snapcdc("verify", "tenant/test_table", "--stack", STACK)
+    assert status == 0, text + err  # the target equals export3's first rows: no drift
+    status, text, err = snapcdc("status", "--stack", STACK, "tenant/test_table")
+    assert status == 0, err
+    assert "last verify: CLEAN at " in text and ", version 20201231_V0001" in text
 
 
 def test_history_by_key_and_latest(snapcdc):

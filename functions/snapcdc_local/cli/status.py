@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from snapcdc.aws.registry import VERIFY_PREFIX
 from snapcdc_local.cli.aws_errors import aws_command
 from snapcdc_local.cli.deployed import add_stack_argument, stack_outputs
 from snapcdc_local.cli.main import CliError, Command
@@ -28,8 +29,9 @@ Show where each table of a deployed stack stands, from its registry table: the t
 versions HELD and waiting for snapcdc approve / reject; versions that diverged (publishing
 began, then they failed: the next version reconverges the table); SUCCEEDED versions whose ops
 the consumer has not all applied (yet, or past the stream's maximum record age, as AppliedCheck
-flags them). TENANT/TABLE shows one table. The stack is found where boto3's configuration says:
-AWS (AWS_PROFILE, AWS_REGION), or snapcdc local serve (AWS_ENDPOINT_URL).
+flags them); the last verify and what it found. TENANT/TABLE shows one table. The stack is
+found where boto3's configuration says: AWS (AWS_PROFILE, AWS_REGION), or snapcdc local serve
+(AWS_ENDPOINT_URL).
 
 Exit status 0; 1 with one line when the stack cannot be read or TENANT/TABLE has no records.
 
@@ -120,6 +122,25 @@ def unapplied(table: TableRecords) -> list[str]:
     return lines
 
 
+def last_verify(table: TableRecords) -> list[str]:
+    """The newest verify record (``snapcdc verify``, or the scheduled one): its result and
+    counts; records sort by their start (``verify#<started_at>#<run>#r<round>``)."""
+    verifies = [r for r in table.records if str(r.get("sk", "")).startswith(VERIFY_PREFIX)]
+    if not verifies:
+        return [f"last verify: never (snapcdc verify {table.table_id} --stack {table.stack})"]
+    last = max(verifies, key=lambda r: str(r["sk"]))
+    when = last.get("finished_at") or last.get("started_at") or "?"
+    line = f"last verify: {last.get('status')} at {when}, version {last.get('version') or '-'}"
+    if last.get("status") == "DRIFT":
+        counts = ", ".join(
+            f"{int(last.get(k) or 0)} {k}" for k in ("missing", "extra", "different")
+        )
+        line += f" ({counts}; snapcdc verify {table.table_id} --stack {table.stack} --repair)"
+    elif last.get("reason"):
+        line += f" ({' '.join(str(last['reason']).split())})"
+    return [line]
+
+
 # One block per table: each function gives its lines, in this order.
 SECTIONS: tuple[Callable[[TableRecords], list[str]], ...] = (
     head_line,
@@ -127,6 +148,7 @@ SECTIONS: tuple[Callable[[TableRecords], list[str]], ...] = (
     held,
     diverged,
     unapplied,
+    last_verify,
 )
 
 
