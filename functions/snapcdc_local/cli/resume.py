@@ -5,14 +5,13 @@ through ``snapcdc_local.stack.resume``; what a user sees is in :data:`DESCRIPTIO
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Any
 
 from snapcdc_local.cli.aws_errors import aws_command
 from snapcdc_local.cli.main import CliError, Command
+from snapcdc_local.stack.follow import wait_for_execution
 from snapcdc_local.stack.targets import Target, add_target_arguments, resolve_targets
 
-TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 TARGETS = (
     Target("--state-machine", "StateMachineArn", "the pipeline's state machine", "ARN"),
     Target("--registry", "RegistryTableName", "the registry table", "TABLE"),
@@ -32,14 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def wait_for(sfn: Any, arn: str, timeout: float, poll: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        described = sfn.describe_execution(executionArn=arn)
-        if described["status"] in TERMINAL:
-            return described
-        if time.monotonic() > deadline:
-            raise CliError(f"execution {arn} still {described['status']} after {timeout:.0f}s")
-        time.sleep(poll)
+    try:
+        return wait_for_execution(sfn, arn, timeout, poll)
+    except TimeoutError as exc:
+        raise CliError(f"execution {exc}") from None
 
 
 def resume_command(action: str, args: argparse.Namespace) -> int:

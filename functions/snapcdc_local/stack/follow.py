@@ -28,6 +28,19 @@ class FollowTimeout(TimeoutError):
     """The upload did not reach an outcome in time; the message says where it stands."""
 
 
+def wait_for_execution(sfn: Any, arn: str, timeout: float, poll: float) -> dict[str, Any]:
+    """DescribeExecution every ``poll`` seconds until the execution ended; ``TimeoutError``
+    ("ARN still STATUS after Ns") past ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        described = sfn.describe_execution(executionArn=arn)
+        if described["status"] in EXECUTION_TERMINAL:
+            return described
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{arn} still {described['status']} after {timeout:.0f}s")
+        time.sleep(poll)
+
+
 @dataclass
 class Outcome:
     record: dict[str, Any] | None

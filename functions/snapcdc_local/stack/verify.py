@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,8 +27,8 @@ from snapcdc.aws.result_files import iter_records
 from snapcdc.model.contract import TableSchema
 from snapcdc.model.names import parse_table_id
 from snapcdc.steps.drift import KINDS, Drift, parse_drift
+from snapcdc_local.stack.follow import wait_for_execution
 
-TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 MAX_EXECUTION_NAME = 80
 # exit statuses of snapcdc verify (and the status a verify line reports)
 EXIT = {"CLEAN": 0, "DRIFT": 1, "FAILED": 2, "BUSY": 3}
@@ -66,14 +65,10 @@ def check_table(table_id: str, registry_table: str) -> None:
 
 
 def wait(sfn: Any, arn: str, timeout: float, poll: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        described = sfn.describe_execution(executionArn=arn)
-        if described["status"] in TERMINAL:
-            return described
-        if time.monotonic() > deadline:
-            raise VerifyError(f"verify {arn} still {described['status']} after {timeout:.0f}s")
-        time.sleep(poll)
+    try:
+        return wait_for_execution(sfn, arn, timeout, poll)
+    except TimeoutError as exc:
+        raise VerifyError(f"verify {exc}") from None
 
 
 @dataclass
