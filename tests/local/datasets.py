@@ -6,7 +6,8 @@ import csv
 import gzip
 import io
 import json
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -86,3 +87,42 @@ def local_stack(data: Path, **parameters: str) -> Iterator[tuple[Any, Any]]:
     merged = {**LOCAL_PARAMETERS, **parameters}
     with Emulator(DEFAULT_TEMPLATE, parameters=merged, lambda_code=PACKAGE_DIR) as aws:
         yield aws, LocalRun(aws, data)
+
+
+class Held:
+    """Invocations of a stack function (``logical_id``) matching ``when(event)`` wait until the
+    test releases them (``released``; ``entered`` is set as one starts waiting), then run; with
+    ``lost``, they answer ``lost(event)`` instead, as a Lambda whose execution was stopped and
+    that nothing waits for. ``strict``: a hold not released within ``timeout`` fails the
+    invocation. Released, and removed, when the ``with`` block ends."""
+
+    def __init__(
+        self,
+        aws: Any,
+        logical_id: str,
+        when: Callable[[dict[str, Any]], bool],
+        *,
+        timeout: float = 60.0,
+        lost: Callable[[dict[str, Any]], Any] | None = None,
+        strict: bool = False,
+    ) -> None:
+        self.aws, self.when, self.timeout, self.lost, self.strict = aws, when, timeout, lost, strict
+        self.function = aws.stack.physical_id(logical_id)
+        self.entered, self.released = threading.Event(), threading.Event()
+
+    def __call__(self, event: dict[str, Any], context: Any, handler: Callable[..., Any]) -> Any:
+        if self.when(event):
+            self.entered.set()
+            released = self.released.wait(self.timeout)
+            assert released or not self.strict, f"held longer than {self.timeout}s"
+            if self.lost is not None:
+                return self.lost(event)
+        return handler(event, context)
+
+    def __enter__(self) -> Held:
+        self.aws.lambdas.overrides[self.function] = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.released.set()
+        del self.aws.lambdas.overrides[self.function]

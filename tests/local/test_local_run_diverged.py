@@ -11,10 +11,8 @@ would turn into 0 ops) and for a first load.
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from datasets import local_stack, write_config, write_export
+from datasets import Held, local_stack, write_config, write_export
 
 V1 = [[str(i), f"name {i}", str(i)] for i in range(1, 7)]
 V2 = [[str(i), f"renamed {i}", str(i * 10)] for i in range(1, 6)] + [
@@ -43,32 +41,17 @@ def two_ops_per_page(monkeypatch):
     monkeypatch.setenv("SNAPCDC_PUBLISH_MAX_RECORDS", "2")
 
 
-class SecondPageHeld:
+def second_page_held(aws, table_id, version):
     """Publish of one table's version runs its first page, then blocks on the second until
     released, and is then lost (as a Lambda whose execution was stopped: nothing waits for it)."""
 
-    def __init__(self, aws, table_id, version):
-        self.aws, self.table_id, self.version = aws, table_id, version
-        self.entered, self.released = threading.Event(), threading.Event()
-        self.function = aws.stack.physical_id("PublishFunction")
-
-    def __call__(self, event, context, handler):
+    def second_page(event):
         upload = event["upload"]
-        if (upload["table_id"], upload["version"]) == (self.table_id, self.version) and (
-            event.get("progress") or {}
-        ).get("calls"):
-            self.entered.set()
-            self.released.wait(60)
-            return event["progress"]
-        return handler(event, context)
+        return (upload["table_id"], upload["version"]) == (table_id, version) and bool(
+            (event.get("progress") or {}).get("calls")
+        )
 
-    def __enter__(self):
-        self.aws.lambdas.overrides[self.function] = self
-        return self
-
-    def __exit__(self, *exc):
-        self.released.set()
-        del self.aws.lambdas.overrides[self.function]
+    return Held(aws, "PublishFunction", second_page, lost=lambda event: event["progress"])
 
 
 def running_execution(aws, prefix):
@@ -99,7 +82,7 @@ def head_of(run, table_id):
 
 def stop_mid_publish(stack, table, version):
     aws, run = stack
-    with SecondPageHeld(aws, f"acme/{table}", version) as publish:
+    with second_page_held(aws, f"acme/{table}", version) as publish:
         upload = run.put(f"acme/{table}/{version}/a.csv.gz")
         assert publish.entered.wait(60)
         arn = running_execution(aws, f"acme-{table}-{version}-")

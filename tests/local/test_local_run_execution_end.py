@@ -14,11 +14,10 @@ A few rows per table: the point is the control flow.
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import pytest
-from datasets import local_stack, write_config, write_export
+from datasets import Held, local_stack, write_config, write_export
 
 V1 = [[str(i), f"name {i}", str(i)] for i in range(1, 5)]
 V2 = [[str(i), f"renamed {i}", str(i * 10)] for i in range(1, 5)]
@@ -36,27 +35,9 @@ def stack(tmp_path_factory):
         yield stack
 
 
-class HeldPublish:
+def held_publish(aws, table):
     """Publish of one table blocks until released (the Lambda keeps running, as in AWS)."""
-
-    def __init__(self, aws, table):
-        self.aws, self.table = aws, table
-        self.entered, self.released = threading.Event(), threading.Event()
-        self.function = aws.stack.physical_id("PublishFunction")
-
-    def __call__(self, event, context, handler):
-        if event["upload"]["table_id"] == f"acme/{self.table}":
-            self.entered.set()
-            self.released.wait(60)
-        return handler(event, context)
-
-    def __enter__(self):
-        self.aws.lambdas.overrides[self.function] = self
-        return self
-
-    def __exit__(self, *exc):
-        self.released.set()
-        del self.aws.lambdas.overrides[self.function]
+    return Held(aws, "PublishFunction", lambda e: e["upload"]["table_id"] == f"acme/{table}")
 
 
 def running_execution(aws, table):
@@ -105,7 +86,7 @@ def then_the_next_version_runs(stack, table):
 
 def test_an_execution_aborted_mid_publish_is_failed_and_frees_its_table(stack):
     aws, _ = stack
-    with HeldPublish(aws, "aborted") as publish:
+    with held_publish(aws, "aborted") as publish:
         upload = start(stack, "aborted", "V1")
         assert publish.entered.wait(60)
         arn = running_execution(aws, "aborted")
@@ -140,7 +121,7 @@ def test_an_execution_timed_out_mid_publish_is_failed_and_frees_its_table(stack)
     short["TimeoutSeconds"] = 8
     sfn.update_state_machine(stateMachineArn=machine, definition=json.dumps(short))
     try:
-        with HeldPublish(aws, "timedout") as publish:
+        with held_publish(aws, "timedout") as publish:
             upload = start(stack, "timedout", "V1")
             assert publish.entered.wait(60)
             arn = running_execution(aws, "timedout")
@@ -202,7 +183,7 @@ def test_execution_ended_needs_its_registry_grant(stack):
     role.policies[name] = json.dumps(reduced)
     aws.iam.decisions.clear()
     try:
-        with HeldPublish(aws, "unpermitted") as publish:
+        with held_publish(aws, "unpermitted") as publish:
             upload = start(stack, "unpermitted", "V1")
             assert publish.entered.wait(60)
             arn = running_execution(aws, "unpermitted")

@@ -13,7 +13,7 @@ import threading
 import time
 
 import pytest
-from datasets import local_stack, write_config, write_export
+from datasets import Held, local_stack, write_config, write_export
 
 from snapcdc_local.cli.main import main
 
@@ -230,28 +230,8 @@ def test_what_cannot_be_verified_is_one_line_and_status_2(stack, capsys):
 
 # -- a version in flight is never drift -------------------------------------------------------
 
-
-class Held:
-    """A function of the stack whose invocations matching ``when`` wait until released."""
-
-    def __init__(self, aws, logical_id, when):
-        self.aws, self.when = aws, when
-        self.function = aws.stack.physical_id(logical_id)
-        self.entered, self.released = threading.Event(), threading.Event()
-
-    def __call__(self, event, context, handler):
-        if self.when(event):
-            self.entered.set()
-            assert self.released.wait(120)
-        return handler(event, context)
-
-    def __enter__(self):
-        self.aws.lambdas.overrides[self.function] = self
-        return self
-
-    def __exit__(self, *exc):
-        self.released.set()
-        del self.aws.lambdas.overrides[self.function]
+# A hold the test does not release within two minutes fails the held invocation.
+STRICT = {"timeout": 120.0, "strict": True}
 
 
 def until(condition, what, seconds=60):
@@ -263,7 +243,9 @@ def until(condition, what, seconds=60):
 
 def test_a_table_whose_version_is_being_applied_is_busy_not_drifted(stack, capsys):
     aws, run = stack
-    publishing = Held(aws, "PublishFunction", lambda e: e["upload"]["table_id"] == "acme/flight")
+    publishing = Held(
+        aws, "PublishFunction", lambda e: e["upload"]["table_id"] == "acme/flight", **STRICT
+    )
     with publishing:
         run.put("acme/flight/V2/a.csv.gz")
         assert publishing.entered.wait(60)
@@ -276,7 +258,7 @@ def test_a_table_whose_version_is_being_applied_is_busy_not_drifted(stack, capsy
 
 def test_ops_published_but_not_yet_applied_make_the_table_busy(stack, capsys):
     aws, run = stack
-    consumer = Held(aws, "ConsumerFunction", lambda event: True)
+    consumer = Held(aws, "ConsumerFunction", lambda event: True, **STRICT)
     with consumer:
         started = run.put("acme/flight/V3/a.csv.gz")
         assert consumer.entered.wait(60)
@@ -305,6 +287,7 @@ def test_a_version_arriving_during_a_verify_waits_and_is_not_mistaken_for_drift(
             e.get("action") == "export"
             and [t["table_id"] for t in e["run"]["tables"]] == ["acme/flight"]
         ),
+        **STRICT,
     )
     result = {}
     before = last_verify(run, "acme/flight")

@@ -52,6 +52,23 @@ def schema_of(files: list[Path], config: TableConfig) -> TableSchema:
     return version_schema(config, [str(visible[0])], header_of)
 
 
+def case_versions(name: str, where) -> tuple[dict, dict[str, Version]]:
+    """A fixture case's ``case.json`` and its versions (old, new: those it has), each read with
+    the case's ``_table.json`` and located by ``where(case, side)``."""
+    case = FIXTURES / name
+    spec = json.loads((case / "case.json").read_text())
+    config_file = case / "_table.json"
+    config = (
+        TableConfig.from_json(config_file.read_text()) if config_file.exists() else TableConfig()
+    )
+    versions: dict[str, Version] = {}
+    for side in ("old", "new"):
+        if files := objects(case, side):
+            schema = schema_of(files, config)
+            versions[side] = Version(f"{name}__{side}", schema, config, where(name, side))
+    return spec, versions
+
+
 @pytest.fixture(scope="module", params=["sql-split", "native-read", "arrow-read"])
 def engine(request):
     """Every case three times: lines split in SQL; quoted lines re-read by DuckDB's CSV reader
@@ -71,17 +88,7 @@ def engine(request):
 @pytest.mark.parametrize("name", CASES)
 def test_case(engine: AthenaEngine, name: str, tmp_path: Path):
     case = FIXTURES / name
-    spec = json.loads((case / "case.json").read_text())
-    config_file = case / "_table.json"
-    config = (
-        TableConfig.from_json(config_file.read_text()) if config_file.exists() else TableConfig()
-    )
-
-    versions: dict[str, Version] = {}
-    for side in ("old", "new"):
-        if files := objects(case, side):
-            schema = schema_of(files, config)
-            versions[side] = Version(f"{name}__{side}", schema, config, location(name, side))
+    spec, versions = case_versions(name, location)
     # Plan's statements: the old side as a first load, the new one as a delta against it
     plans = {side: version_statements(DB, v) for side, v in versions.items() if side == "old"}
     plans["new"] = version_statements(DB, versions["new"], versions.get("old"))

@@ -15,15 +15,13 @@ the two runs: setting the variables is the opt-in.
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from pathlib import Path
 
 import pytest
-from test_fixture_cases import CASES, FIXTURES, objects, schema_of
+from test_fixture_cases import CASES, FIXTURES, case_versions, objects
 
-from snapcdc.model.contract import TableConfig
 from snapcdc.sql import queries
 from snapcdc.steps.plan import Version, version_statements
 from snapcdc_local.engine.engine import read_athena_csv
@@ -106,17 +104,7 @@ def as_text(values) -> list[str | None]:
 @pytest.mark.parametrize("name", CASES)
 def test_case(cursor, target, name: str):
     case = FIXTURES / name
-    spec = json.loads((case / "case.json").read_text())
-    config_file = case / "_table.json"
-    config = (
-        TableConfig.from_json(config_file.read_text()) if config_file.exists() else TableConfig()
-    )
-    versions: dict[str, Version] = {}
-    for side in ("old", "new"):
-        if files := objects(case, side):
-            versions[side] = Version(
-                f"{name}__{side}", schema_of(files, config), config, target.location(name, side)
-            )
+    spec, versions = case_versions(name, target.location)
     plans = {
         side: version_statements(target.database, v)
         for side, v in versions.items()
