@@ -113,13 +113,21 @@ def split_round(fast: Any, batch: list[dict[str, Any]]) -> dict[str, float]:
     from snapcdc.steps.consumer import apply_op
 
     clock = WallClock()
-    with (
-        mock.patch.object(fast, "_dispatch", clock.wrap("dispatch", fast._dispatch)),
-        mock.patch.object(fast, "_parse", clock.wrap("parse", fast._parse)),
-        mock.patch.object(
-            DynamoDBBackend, "put_item", clock.wrap("backend", DynamoDBBackend.put_item)
-        ),
-    ):
+    with ExitStack() as stack:
+        stack.enter_context(
+            mock.patch.object(fast, "_dispatch", clock.wrap("dispatch", fast._dispatch))
+        )
+        stack.enter_context(mock.patch.object(fast, "_parse", clock.wrap("parse", fast._parse)))
+        stack.enter_context(
+            mock.patch.object(
+                DynamoDBBackend, "put_item", clock.wrap("backend", DynamoDBBackend.put_item)
+            )
+        )
+        if fast.direct is not None:
+            answer = fast.direct.answer
+            stack.enter_context(
+                mock.patch.object(fast.direct, "answer", clock.wrap("direct", answer))
+            )
         started = time.perf_counter()
         for op in batch:
             apply_op(TARGET_TABLE, op)
@@ -279,11 +287,17 @@ def main() -> int:
             f"  {rows:>9,} ops: at least {rows * best_floor / 1e6:6.1f} s in botocore alone, "
             f"{rows * best_emulated / 1e6:6.1f} s emulated"
         )
-    print(
-        f"one more emulated round, wall us per op: {split['op']:.0f}, of which the dispatch to "
-        f"moto {split['dispatch']:.0f} (moto's backend put_item {split['backend']:.0f}), "
-        f"the parse of its answer {split['parse']:.0f}"
-    )
+    if split.get("direct"):
+        print(
+            f"one more emulated round, wall us per op: {split['op']:.0f}, of which the direct "
+            f"PutItem {split['direct']:.0f} (moto's backend put_item {split['backend']:.0f})"
+        )
+    else:
+        print(
+            f"one more emulated round, wall us per op: {split['op']:.0f}, of which the dispatch "
+            f"to moto {split.get('dispatch', 0):.0f} (moto's backend put_item "
+            f"{split['backend']:.0f}), the parse of its answer {split.get('parse', 0):.0f}"
+        )
     if in_worker is not None:
         print(
             f"applied from a worker process ({args.threads} thread{'s' * (args.threads != 1)}), "

@@ -81,6 +81,15 @@ CONTENT_TYPE = "application/x-amz-json-1.0"
 PARSE_CACHE_SIZE = 4096
 
 
+# The lock of the innermost installed() block: the direct PutItem (.dynamodb_direct) takes it too.
+_request_locks: list[Any] = []
+
+
+def request_lock() -> Any:
+    """The lock every DynamoDB request runs under while :func:`installed` is active, or ``None``."""
+    return _request_locks[-1] if _request_locks else None
+
+
 def drop_none(result: dict[str, Any]) -> dict[str, Any]:
     """Top-level members without a value are left out, as the generic serializer does."""
     return {k: v for k, v in result.items() if v is not None}
@@ -116,7 +125,11 @@ def installed() -> Iterator[None]:
         optional("condition-cache", PARSE_CACHE_NEEDS, _parse_cache()),
         optional("scan-pages", SCAN_PAGES_NEED, _fast_scan_pages(counter)),
     ):
-        yield
+        _request_locks.append(lock)
+        try:
+            yield
+        finally:
+            _request_locks.remove(lock)
 
 
 # What each fast path relies on (.fast_paths): moto's methods it replaces or calls, as they are.
@@ -234,6 +247,10 @@ def _fast_scan_pages(writes: list[int]) -> Iterator[None]:
         yield
 
 
+# One encoder for every cache key: json.dumps(..., sort_keys=True) builds a new one per call.
+_key_text = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+
+
 @contextmanager
 def _parse_cache(size: int = PARSE_CACHE_SIZE) -> Iterator[dict[Any, Any]]:
     """While the block runs, moto's condition parser answers a parse it made before from a
@@ -248,8 +265,8 @@ def _parse_cache(size: int = PARSE_CACHE_SIZE) -> Iterator[dict[Any, Any]]:
         try:
             key = (
                 self.condition_expression,
-                json.dumps(self.expression_attribute_names, sort_keys=True),
-                json.dumps(self.expression_attribute_values, sort_keys=True),
+                _key_text(self.expression_attribute_names),
+                _key_text(self.expression_attribute_values),
             )
         except (TypeError, ValueError):  # not JSON (not from a request): parse as moto does
             return parse(self)

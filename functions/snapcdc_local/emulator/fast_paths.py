@@ -42,6 +42,7 @@ NAMES = (
     "condition-cache",  # .dynamodb: a condition expression parsed once
     "scan-pages",  # .dynamodb: Scan pages from a sorted copy, found by bisection
     "asl-cache",  # .asl_cache: a state machine definition parsed once
+    "dynamodb-put",  # .dynamodb_direct: a plain PutItem answered by moto's backend directly
 )
 
 _lock = threading.Lock()

@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from typing import Any
 from unittest import mock
 
-from snapcdc_local.emulator import fast_paths, prepared_requests
+from snapcdc_local.emulator import dynamodb_direct, fast_paths, prepared_requests
 
 HOOK_ID = "snapcdc-emulated-fast-path"
 FAST_SERVICES = frozenset({"dynamodb", "kinesis", "lambda"})
@@ -81,6 +81,7 @@ class FastPath:
         # Each part steps aside on its own (.fast_paths): set by installed() after its probe.
         self.use_prepared = False
         self.use_plain_json = False
+        self.direct: dynamodb_direct.DirectPut | None = None  # a plain PutItem to moto's backend
 
     def _parser(self, protocol: str) -> Any:
         # botocore makes a parser per response; a parser keeps nothing of a parse (only its
@@ -98,6 +99,11 @@ class FastPath:
         service = model.service_model.service_name
         if service not in FAST_SERVICES or (service, model.name) in SLOW_OPERATIONS:
             return None
+        if self.direct is not None and service == "dynamodb":
+            answer = self.direct.answer(model, params)
+            if answer is not None:
+                self.calls += 1
+                return answer
         routes = self._routes.get(service)
         if routes is None:
             routes = self._routes[service] = _Routes(service)
@@ -227,6 +233,14 @@ def installed(session: Any) -> Iterator[FastPath]:
                         "json-parse", lambda: _agrees(session, fast, "calls")
                     )
                     fast._protocol_parsers.clear()
+                if fast_paths.usable("dynamodb-put", *dynamodb_direct.NEEDS):
+                    changed = dynamodb_direct.changed_source()
+                    if changed is not None:
+                        fast_paths.step_aside("dynamodb-put", changed)
+                    else:
+                        fast.direct = dynamodb_direct.DirectPut(fast._parse)
+                        if not fast_paths.probe("dynamodb-put", lambda: _put_agrees(session, fast)):
+                            fast.direct = None
             else:
                 session.events.unregister("before-call", unique_id=fast.hook_id)
             yield fast
@@ -291,6 +305,32 @@ def _agrees(session: Any, fast: FastPath, counter: str) -> str | None:
             return (
                 f"{service}:{operation} answered {fast_answer!r}, moto's own path {slow_answer!r}"
             )
+    return None
+
+
+def _put_agrees(session: Any, fast: FastPath) -> str | None:
+    """``None`` if a PutItem to a table that is not there fails alike through the direct path
+    and through moto's stubber (it writes nothing either way)."""
+    from botocore.exceptions import ClientError
+
+    direct = fast.direct
+    assert direct is not None
+    params = {"TableName": "snapcdc-fast-path-probe", "Item": {"pk": {"S": "probe"}}}
+    answers = []
+    for client in (
+        session.client("dynamodb", region_name="us-east-1"),
+        on_slow_path(session.client("dynamodb", region_name="us-east-1")),
+    ):
+        before = direct.calls
+        try:
+            client.put_item(**params)
+            answers.append("no error")
+        except ClientError as exc:
+            answers.append(exc.response.get("Error"))
+        if not answers[1:] and direct.calls == before:
+            return "dynamodb:put_item did not take the direct path"
+    if answers[0] != answers[1]:
+        return f"dynamodb:put_item answered {answers[0]!r}, moto's own path {answers[1]!r}"
     return None
 
 

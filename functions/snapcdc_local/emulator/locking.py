@@ -16,6 +16,7 @@ patches methods of a moto class so that they run one at a time, under one lock.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -32,6 +33,7 @@ def serialized(
     lock = lock if lock is not None else threading.RLock()
 
     def under_lock(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)  # the method stays visible (inspect.unwrap, its source checked)
         def call(*args: Any, **kwargs: Any) -> Any:
             with lock:
                 return method(*args, **kwargs)
