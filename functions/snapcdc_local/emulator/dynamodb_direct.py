@@ -29,8 +29,6 @@ errors, stored items, on random items and conditions.
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 import json
 import os
 import random
@@ -76,30 +74,6 @@ NEEDS = (
 )
 EMPTY_BODY = b"{}"
 JSON_CONTENT_TYPE = "application/x-amz-json-1.0"
-
-
-def source_digest(dotted: str) -> str:
-    """The first 16 hex digits of the sha256 of ``module:Class.function``'s source."""
-    import importlib
-
-    module_name, _, path = dotted.partition(":")
-    obj: Any = importlib.import_module(module_name)
-    for part in path.split("."):
-        obj = getattr(obj, part)
-    obj = inspect.unwrap(obj)
-    return hashlib.sha256(inspect.getsource(obj).encode()).hexdigest()[:16]
-
-
-def changed_source() -> str | None:
-    """``None`` if every function in :data:`PROVEN_SOURCES` is as proven, else which is not."""
-    for dotted, digests in PROVEN_SOURCES.items():
-        try:
-            found = source_digest(dotted)
-        except (AttributeError, ImportError, OSError, TypeError) as exc:
-            return f"{dotted}: {type(exc).__name__}"
-        if found not in digests:
-            return f"{dotted} is not the code this fast path was proven on (sha256 {found}...)"
-    return None
 
 
 class _Clock:

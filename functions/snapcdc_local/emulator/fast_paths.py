@@ -23,6 +23,7 @@ answers: an upgrade of moto may make the emulation slower, never wrong.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import inspect
 import logging
@@ -43,6 +44,7 @@ NAMES = (
     "scan-pages",  # .dynamodb: Scan pages from a sorted copy, found by bisection
     "asl-cache",  # .asl_cache: a state machine definition parsed once
     "dynamodb-put",  # .dynamodb_direct: a plain PutItem answered by moto's backend directly
+    "dynamodb-to-dict",  # .dynamodb: moto's items made plain dicts by type, not by probing
 )
 
 _lock = threading.Lock()
@@ -121,5 +123,41 @@ def probe(name: str, check: Callable[[], str | None]) -> bool:
         reason = f"{type(exc).__name__}: {exc}"
     if reason is not None:
         step_aside(name, reason)
+        return False
+    return True
+
+
+def source_digest(dotted: str) -> str:
+    """The first 16 hex digits of the sha256 of ``module:attr.attr``'s source (unwrapped)."""
+    module_name, _, path = dotted.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return hashlib.sha256(inspect.getsource(inspect.unwrap(obj)).encode()).hexdigest()[:16]
+
+
+def changed_source(proven: dict[str, set[str]]) -> str | None:
+    """``None`` if each ``module:attr`` of ``proven`` has one of its digests
+    (:func:`source_digest`), else which does not. A fast path that stands in for what a moto
+    function does (not only for what it is called) is proven on that code, and on no other:
+    any change to it, a new check included, steps the fast path aside."""
+    for dotted, digests in proven.items():
+        try:
+            found = source_digest(dotted)
+        except (AttributeError, ImportError, OSError, TypeError) as exc:
+            return f"{dotted}: {type(exc).__name__}"
+        if found not in digests:
+            return f"{dotted} is not the code this fast path was proven on (sha256 {found}...)"
+    return None
+
+
+def proven(name: str, sources: dict[str, set[str]]) -> bool:
+    """Whether fast path ``name`` is usable and the moto code it stands in for is the code it
+    was proven on (:func:`changed_source`); else it steps aside."""
+    if not usable(name):
+        return False
+    changed = changed_source(sources)
+    if changed is not None:
+        step_aside(name, changed)
         return False
     return True

@@ -233,14 +233,12 @@ def installed(session: Any) -> Iterator[FastPath]:
                         "json-parse", lambda: _agrees(session, fast, "calls")
                     )
                     fast._protocol_parsers.clear()
-                if fast_paths.usable("dynamodb-put", *dynamodb_direct.NEEDS):
-                    changed = dynamodb_direct.changed_source()
-                    if changed is not None:
-                        fast_paths.step_aside("dynamodb-put", changed)
-                    else:
-                        fast.direct = dynamodb_direct.DirectPut(fast._parse)
-                        if not fast_paths.probe("dynamodb-put", lambda: _put_agrees(session, fast)):
-                            fast.direct = None
+                if fast_paths.usable("dynamodb-put", *dynamodb_direct.NEEDS) and fast_paths.proven(
+                    "dynamodb-put", dynamodb_direct.PROVEN_SOURCES
+                ):
+                    fast.direct = dynamodb_direct.DirectPut(fast._parse)
+                    if not fast_paths.probe("dynamodb-put", lambda: _put_agrees(session, fast)):
+                        fast.direct = None
             else:
                 session.events.unregister("before-call", unique_id=fast.hook_id)
             yield fast
