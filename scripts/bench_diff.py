@@ -9,7 +9,7 @@ The pair is scripts/bench_delta.py's: ``--rows`` rows of 12 columns, the new exp
 rounds interleave the tools so that other load on the machine falls on all of them alike:
 
 - ``zcat OLD.gz & zcat NEW.gz`` (two parallel processes): the time the gzip files take to read;
-- ``snapcdc diff OLD.gz NEW.gz --key id --out ops.csv`` (issue 12's budget: at most 1.5 s);
+- ``snapcdc diff OLD.gz NEW.gz --key id --out ops.csv`` (budget: at most 1.5 s);
 - ``snapcdc diff OLD.csv NEW.csv --key id --out ops.csv`` on the plain pair;
 - ``snapcdc diff`` on the gzip pair with an empty cache of compiled SQL (its first run for a
   table's shape: the other runs share ``--workdir``/cache, warmed by one untimed run, as a
