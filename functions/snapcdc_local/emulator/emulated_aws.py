@@ -28,7 +28,8 @@ no Kinesis write limits     :mod:`.kinesis`: PutRecords' request limits, 1 MiB/s
 slow item reads             :mod:`.dynamodb`: Scan/Query/GetItem answered with ``json``
 exports without manifests   :mod:`.dynamodb_exports`: a table export as AWS writes it
 slow dispatch               :mod:`.fastpath`: DynamoDB, Kinesis and Lambda calls handed to
-                            moto's methods without signing, URL scan and HTTP
+                            moto's methods without signing, URL scan and HTTP; a plain PutItem
+                            to moto's backend (:mod:`.dynamodb_direct`)
 no IAM enforcement          :mod:`.iam`: every call of a Lambda, the state machine, an
                             EventBridge target, an event source mapping or Athena is
                             authorised against its role's deployed policies
