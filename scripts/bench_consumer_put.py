@@ -139,6 +139,45 @@ def split_round(fast: Any, batch: list[dict[str, Any]]) -> dict[str, float]:
     return {name: seconds / len(batch) * 1e6 for name, seconds in clock.seconds.items()}
 
 
+# Where an emulated write's CPU goes: (label, the function whose cumulative time it is). Nested
+# parts are listed after the part they are in and subtracted from it.
+PARTS = (
+    ("botocore: validation", "botocore/validate.py", "validate"),
+    ("botocore: serialisation", "botocore/serialize.py", "serialize_to_request"),
+    ("botocore: endpoint resolution", "botocore/client.py", "_resolve_endpoint_ruleset"),
+    ("the emulation's answer", "emulator/fastpath.py", "before_call"),
+    ("  of which moto's backend put_item", "moto/dynamodb/models/__init__.py", "put_item"),
+    ("the op's own Python (item, values)", "snapcdc/model/target_items.py", "target_item"),
+)
+
+
+def profile_round(batch: list[dict[str, Any]]) -> list[tuple[str, float]]:
+    """One emulated round under cProfile: each part of :data:`PARTS` as a share of the op
+    (cProfile slows every call alike, roughly: the shares, not the times, are what it tells)."""
+    import cProfile
+    import pstats
+
+    from snapcdc.steps.consumer import apply_op
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for op in batch:
+        apply_op(TARGET_TABLE, op)
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+
+    def cumulative(path: str, name: str) -> float:
+        return sum(
+            row[3] for (file, _, func), row in stats.items() if file.endswith(path) and func == name
+        )
+
+    whole = cumulative("snapcdc/steps/consumer.py", "apply_op")
+    shares = [(label, cumulative(path, name) / whole) for label, path, name in PARTS]
+    rest = 1.0 - sum(share for label, share in shares if not label.startswith("  "))
+    shares.append(("the rest of botocore's call (events, context, user agent)", rest))
+    return shares
+
+
 def worker(conn: Any, count: int, round_no: int, threads: int) -> None:
     """The worker process: apply ``count`` ops, every call answered through ``conn`` (the
     credentials are main's: a spawned process inherits its environment)."""
@@ -242,6 +281,11 @@ def main() -> int:
     parser.add_argument(
         "--threads", type=int, default=2, help="the worker process's threads (default 2)"
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also split one emulated round's CPU by part, under cProfile",
+    )
     args = parser.parse_args()
     for name, value in CREDENTIALS.items():
         os.environ.setdefault(name, value)
@@ -272,13 +316,14 @@ def main() -> int:
             finally:
                 events.unregister("before-call.dynamodb.PutItem", unique_id="bench")
         split = split_round(fast, ops(args.ops, args.rounds))
+        profile = profile_round(ops(args.ops, args.rounds + 2)) if args.profile else None
         in_worker = (
             worker_round(fast, args.ops, args.rounds + 1, args.threads)
             if args.worker_process
             else None
         )
         written = stored_items()
-    expected = args.ops * (args.rounds + 1 + (in_worker is not None))
+    expected = args.ops * (args.rounds + 1 + (in_worker is not None) + (profile is not None))
     if written != expected:  # every emulated op (split and worker rounds included) written once
         print(f"error: {written:,} items in {TARGET_TABLE}, expected {expected:,}", file=sys.stderr)
         return 1
@@ -304,6 +349,10 @@ def main() -> int:
             f"to moto {split.get('dispatch', 0):.0f} (moto's backend put_item "
             f"{split['backend']:.0f}), the parse of its answer {split.get('parse', 0):.0f}"
         )
+    if profile is not None:
+        print(f"where an emulated write's {best_emulated:.0f} us CPU go (cProfile shares):")
+        for label, share in profile:
+            print(f"  {label:<60} {share * 100:5.1f}%  ~{share * best_emulated:4.0f} us")
     if in_worker is not None:
         print(
             f"applied from a worker process ({args.threads} thread{'s' * (args.threads != 1)}), "

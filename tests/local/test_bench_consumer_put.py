@@ -26,11 +26,13 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_both_ways_write_every_op_through_the_emulation():
-    result = run("--ops", "40", "--rounds", "1", "--worker-process", "--threads", "2")
+    result = run("--ops", "40", "--rounds", "1", "--worker-process", "--threads", "2", "--profile")
     assert result.returncode == 0, result.stderr
     assert "40 conditional PutItems per round" in result.stdout
+    assert "of which the direct PutItem" in result.stdout  # the consumer's write, answered directly
     assert "moto's backend put_item" in result.stdout
     assert "applied from a worker process (2 threads)" in result.stdout
+    assert "botocore: validation" in result.stdout  # --profile's split
 
 
 # The benchmark's functions, loaded as a module, with the table's count one short.
