@@ -11,6 +11,7 @@ session is given the one :data:`LOADER`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import boto3
@@ -35,8 +36,9 @@ from snapcdc_local.emulator.athena import AthenaBridge
 from snapcdc_local.emulator.dynamodb import installed as atomic_dynamodb_writes
 from snapcdc_local.emulator.emulated_aws import MOTO_CONFIG
 
-# botocore's data loader: it keeps what it read, so sessions sharing it parse each model once.
-LOADER = botocore.loaders.create_loader()
+# botocore's data loader as a session makes it (AWS_DATA_PATH's models first); it keeps what it
+# read, so sessions sharing it parse each model once.
+LOADER = botocore.loaders.create_loader(os.environ.get("AWS_DATA_PATH"))
 
 
 @pytest.fixture
