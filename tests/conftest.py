@@ -10,6 +10,11 @@ collection.
 folder): a test run gets a folder of its own, so it neither writes into the home directory nor
 depends on what an earlier run left there.
 
+Longest modules first: with ``-n`` (``--dist loadfile --no-loadscope-reorder``, pyproject)
+files go out to the workers in collection order, so the modules that take longest
+(:data:`LONGEST_FIRST`, measured with ``--durations=0``) are collected first and the short
+ones fill in behind them: no worker is left running one long module while the other idles.
+
 ``served``: ``snapcdc local serve`` started in a process of its own for one test module (see
 :class:`Served`), for the tests that drive it as a user does (the AWS CLI, boto3, pyathena).
 """
@@ -42,6 +47,36 @@ def pytest_collect_file(file_path, parent):
     if file_path.name != "conftest.py":
         return collectors
     return [c for c in collectors if not isinstance(c, DoctestModule)]
+
+
+# The longest modules, longest first (worker seconds with -n 2, `pytest --durations=0` summed per
+# file); every other file keeps its place behind them.
+LONGEST_FIRST = (
+    "tests/serve/test_aws_cli_workflow.py",
+    "tests/local/test_local_run_iam.py",
+    "tests/local/test_property_sequences.py",
+    "tests/sql/test_fixture_cases_pyathena.py",
+    "tests/local/test_local_run_tables.py",
+    "tests/local/test_emulator_fast_paths_off.py",
+    "tests/local/test_verify.py",
+    "tests/local/test_local_run_execution_end.py",
+    "tests/serve/test_endpoint.py",
+    "tests/stack/test_oldest_boto3.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    root = config.rootpath
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+
+    def place(item):
+        try:
+            name = item.path.relative_to(root).as_posix()
+        except ValueError:
+            name = str(item.path)
+        return rank.get(name, len(rank))
+
+    items.sort(key=place)  # stable: within a module, and among the rest, the order stays
 
 
 # -- a served endpoint ------------------------------------------------------------------------

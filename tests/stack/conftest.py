@@ -3,13 +3,20 @@
 Every AWS call a handler makes during a test is recorded through botocore's
 ``before-parameter-build`` hook and checked against that handler's role in cfn.yaml when the
 test ends, so a missing IAM permission fails the test that needed it.
+
+Each test gets a boto3 session of its own (its hooks, its clients); the service models they are
+built from (botocore's JSON files, the same for every test) are read once per process: every
+session is given the one :data:`LOADER`.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import boto3
+import botocore.loaders
+import botocore.session
 import pytest
 from harness import (
     ACCOUNT,
@@ -28,6 +35,10 @@ from snapcdc.aws import clients as snapcdc_aws
 from snapcdc_local.emulator.athena import AthenaBridge
 from snapcdc_local.emulator.dynamodb import installed as atomic_dynamodb_writes
 from snapcdc_local.emulator.emulated_aws import MOTO_CONFIG
+
+# botocore's data loader as a session makes it (AWS_DATA_PATH's models first); it keeps what it
+# read, so sessions sharing it parse each model once.
+LOADER = botocore.loaders.create_loader(os.environ.get("AWS_DATA_PATH"))
 
 
 @pytest.fixture
@@ -52,7 +63,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
         mock_aws(config=MOTO_CONFIG),
         atomic_dynamodb_writes(),
     ):
-        boto3.setup_default_session(region_name=REGION)
+        session = botocore.session.get_session()
+        session.register_component("data_loader", LOADER)
+        boto3.setup_default_session(botocore_session=session, region_name=REGION)
         snapcdc_aws.reset_clients()
         recorder = CallRecorder(boto3.DEFAULT_SESSION, "snapcdc")
         bridge = AthenaBridge(
