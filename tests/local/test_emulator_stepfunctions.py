@@ -227,3 +227,39 @@ def test_a_definition_is_parsed_once_and_every_execution_gets_its_own_program():
             with pytest.raises(ASLParserException):
                 AmazonStateLanguageParser.parse('{"StartAt": ')
         assert parsed.cache_info().currsize == 1
+
+
+WAIT_THEN_FAIL = {
+    "StartAt": "Wait",
+    "States": {
+        "Wait": {"Type": "Wait", "Seconds": 1, "Next": "Pass"},
+        "Pass": {"Type": "Pass", "Result": {"x": [1, "two", None]}, "Next": "Fail"},
+        "Fail": {"Type": "Fail", "Error": "Boom", "Cause": "on purpose"},
+    },
+}
+
+
+def test_a_finished_history_is_written_once_and_read_as_moto_writes_it(sfn):
+    """history_cache: a running execution's history is written at every read (it grows); once
+    the execution ended, the answer is written once and every later read gets what moto's own
+    serializer writes (compared with the cache off)."""
+    from unittest import mock
+
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    machine = sfn.create_state_machine(
+        name="cached", definition=json.dumps(WAIT_THEN_FAIL), roleArn=sfn.role
+    )["stateMachineArn"]
+    arn = sfn.start_execution(stateMachineArn=machine)["executionArn"]
+    serialized = StepFunctionResponse.serialized
+    counts = serialized.counts
+    running = history(sfn, arn)
+    assert running[-1]["type"] != "ExecutionFailed"  # still running: written, not kept
+    assert counts["writes"] == 0
+    assert wait(sfn, arn)["status"] == "FAILED"
+    first, second = history(sfn, arn), history(sfn, arn)
+    assert counts == {"writes": 1, "hits": 1}
+    assert len(first) > len(running) and first[-1]["type"] == "ExecutionFailed"
+    with mock.patch.object(StepFunctionResponse, "serialized", serialized.__wrapped__):
+        uncached = history(sfn, arn)
+    assert first == second == uncached

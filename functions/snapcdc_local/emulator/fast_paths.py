@@ -45,6 +45,7 @@ NAMES = (
     "asl-cache",  # .asl_cache: a state machine definition parsed once
     "dynamodb-put",  # .dynamodb_direct: a plain PutItem answered by moto's backend directly
     "dynamodb-to-dict",  # .dynamodb: moto's items made plain dicts by type, not by probing
+    "history-cache",  # .history_cache: a finished execution's history written once
 )
 
 _lock = threading.Lock()

@@ -38,7 +38,7 @@ from typing import Any
 from unittest import mock
 
 from snapcdc.steps.mark_failed import readable_cause
-from snapcdc_local.emulator import asl_cache, iam, stepfunctions_limits
+from snapcdc_local.emulator import asl_cache, history_cache, iam, stepfunctions_limits
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 STATUS_CHANGE = "Step Functions Execution Status Change"
@@ -231,6 +231,7 @@ def installed(
         mock.patch.object(communication, "_reflect_execution_status", reflected),
         stepfunctions_limits.installed(history_quota),
         asl_cache.installed(),
+        history_cache.installed(),
     ):
         yield
 
