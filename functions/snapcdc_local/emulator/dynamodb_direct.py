@@ -101,7 +101,7 @@ class DirectPut:
         self.parse_error = parse_error
         self.calls = 0
         self._clock = _Clock()
-        self._accounts: dict[tuple[str, str], str] = {}
+        self._accounts: dict[str, str] = {}  # access key -> account
         self._visited: set[tuple[str, str, str]] = set()
         self._visited_lock = threading.Lock()
 
@@ -156,10 +156,9 @@ class DirectPut:
                 access_key = found.group(1)
         account = os.environ.get("MOTO_ACCOUNT_ID") or headers.get("x-moto-account-id")
         if account is None:
-            account = self._accounts.get((access_key, region))
+            account = self._accounts.get(access_key)
             if account is None:
-                account = get_account_id_from(access_key)
-                self._accounts[(access_key, region)] = account
+                account = self._accounts[access_key] = get_account_id_from(access_key)
         key = (account, access_key, region)
         if key not in self._visited:
             with self._visited_lock:

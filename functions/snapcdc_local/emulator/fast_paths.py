@@ -63,6 +63,19 @@ def wanted(name: str, setting: str | None = None) -> bool:
     return f"-{name}" not in {part.strip() for part in value.split(",")}
 
 
+def resolve(dotted: str) -> Any:
+    """What ``module:attr.attr`` names (``ImportError`` or ``AttributeError`` if nothing).
+
+    >>> resolve("json:JSONDecoder.decode").__qualname__
+    'JSONDecoder.decode'
+    """
+    module_name, _, path = dotted.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in path.split(".") if path else ():
+        obj = getattr(obj, part)
+    return obj
+
+
 def missing(dotted: str) -> str | None:
     """``None`` if ``module:attr.attr`` resolves (and, written ``module:Class.method(a, b)``,
     takes exactly those parameters), else what does not.
@@ -73,13 +86,11 @@ def missing(dotted: str) -> str | None:
     module_name, _, rest = dotted.partition(":")
     path, _, params = rest.partition("(")
     try:
-        obj: Any = importlib.import_module(module_name)
+        obj = resolve(f"{module_name}:{path}")
     except ImportError:
         return module_name
-    for part in path.split(".") if path else ():
-        if not hasattr(obj, part):
-            return f"{module_name}:{path}"
-        obj = getattr(obj, part)
+    except AttributeError:
+        return f"{module_name}:{path}"
     if params:
         expected = [p.strip() for p in params.rstrip(")").split(",") if p.strip()]
         try:
@@ -130,11 +141,8 @@ def probe(name: str, check: Callable[[], str | None]) -> bool:
 
 def source_digest(dotted: str) -> str:
     """The first 16 hex digits of the sha256 of ``module:attr.attr``'s source (unwrapped)."""
-    module_name, _, path = dotted.partition(":")
-    obj: Any = importlib.import_module(module_name)
-    for part in path.split("."):
-        obj = getattr(obj, part)
-    return hashlib.sha256(inspect.getsource(inspect.unwrap(obj)).encode()).hexdigest()[:16]
+    source = inspect.getsource(inspect.unwrap(resolve(dotted)))
+    return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
 def changed_source(proven: dict[str, set[str]]) -> str | None:
@@ -152,10 +160,11 @@ def changed_source(proven: dict[str, set[str]]) -> str | None:
     return None
 
 
-def proven(name: str, sources: dict[str, set[str]]) -> bool:
-    """Whether fast path ``name`` is usable and the moto code it stands in for is the code it
-    was proven on (:func:`changed_source`); else it steps aside."""
-    if not usable(name):
+def proven(name: str, sources: dict[str, set[str]], *requires: str) -> bool:
+    """Whether fast path ``name`` is usable (``requires`` as for :func:`usable`) and the moto
+    code it stands in for is the code it was proven on (:func:`changed_source`); else it steps
+    aside."""
+    if not usable(name, *requires):
         return False
     changed = changed_source(sources)
     if changed is not None:

@@ -233,11 +233,14 @@ def installed(session: Any) -> Iterator[FastPath]:
                         "json-parse", lambda: _agrees(session, fast, "calls")
                     )
                     fast._protocol_parsers.clear()
-                if fast_paths.usable("dynamodb-put", *dynamodb_direct.NEEDS) and fast_paths.proven(
-                    "dynamodb-put", dynamodb_direct.PROVEN_SOURCES
+                if fast_paths.proven(
+                    "dynamodb-put", dynamodb_direct.PROVEN_SOURCES, *dynamodb_direct.NEEDS
                 ):
                     fast.direct = dynamodb_direct.DirectPut(fast._parse)
-                    if not fast_paths.probe("dynamodb-put", lambda: _put_agrees(session, fast)):
+                    direct = fast.direct
+                    if not fast_paths.probe(
+                        "dynamodb-put", lambda: _agrees(session, direct, "calls", PUT_PROBE_CALLS)
+                    ):
                         fast.direct = None
             else:
                 session.events.unregister("before-call", unique_id=fast.hook_id)
@@ -276,10 +279,18 @@ PROBE_CALLS = (
 )
 
 
-def _agrees(session: Any, fast: FastPath, counter: str) -> str | None:
-    """``None`` if the probe calls answer alike through ``fast`` and through moto's stubber
-    (``counter``, an attribute of ``fast``, must count the fast answers: the part probed took
-    them)."""
+# A PutItem to a table that is not there: it fails, and writes nothing, either way.
+PUT_PROBE_CALLS = (
+    ("dynamodb", "put_item", {"TableName": "snapcdc-fast-path-probe", "Item": {"pk": {"S": "p"}}}),
+)
+
+
+def _agrees(
+    session: Any, counted: Any, counter: str, calls: tuple[Any, ...] = PROBE_CALLS
+) -> str | None:
+    """``None`` if the probe ``calls`` answer alike through the fast path and through moto's
+    stubber (``counter``, an attribute of ``counted``, must count the fast answers: the part
+    probed took them)."""
     from botocore.exceptions import ClientError
 
     def outcome(client: Any, operation: str, params: dict[str, Any]) -> Any:
@@ -290,11 +301,11 @@ def _agrees(session: Any, fast: FastPath, counter: str) -> str | None:
         answer.pop("ResponseMetadata", None)
         return answer
 
-    for service, operation, params in PROBE_CALLS:
+    for service, operation, params in calls:
         client = session.client(service, region_name="us-east-1")
-        before = fast.calls
+        before = getattr(counted, counter)
         fast_answer = outcome(client, operation, params)
-        if fast.calls == before:
+        if getattr(counted, counter) == before:
             return f"{service}:{operation} did not take the fast path"
         slow_answer = outcome(
             on_slow_path(session.client(service, region_name="us-east-1")), operation, params
@@ -303,32 +314,6 @@ def _agrees(session: Any, fast: FastPath, counter: str) -> str | None:
             return (
                 f"{service}:{operation} answered {fast_answer!r}, moto's own path {slow_answer!r}"
             )
-    return None
-
-
-def _put_agrees(session: Any, fast: FastPath) -> str | None:
-    """``None`` if a PutItem to a table that is not there fails alike through the direct path
-    and through moto's stubber (it writes nothing either way)."""
-    from botocore.exceptions import ClientError
-
-    direct = fast.direct
-    assert direct is not None
-    params = {"TableName": "snapcdc-fast-path-probe", "Item": {"pk": {"S": "probe"}}}
-    answers = []
-    for client in (
-        session.client("dynamodb", region_name="us-east-1"),
-        on_slow_path(session.client("dynamodb", region_name="us-east-1")),
-    ):
-        before = direct.calls
-        try:
-            client.put_item(**params)
-            answers.append("no error")
-        except ClientError as exc:
-            answers.append(exc.response.get("Error"))
-        if not answers[1:] and direct.calls == before:
-            return "dynamodb:put_item did not take the direct path"
-    if answers[0] != answers[1]:
-        return f"dynamodb:put_item answered {answers[0]!r}, moto's own path {answers[1]!r}"
     return None
 
 

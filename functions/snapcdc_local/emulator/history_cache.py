@@ -44,9 +44,7 @@ def installed(size: int = CACHE_SIZE) -> Iterator[dict[str, int] | None]:
     """While the block runs, finished histories are written once; yields the counts
     (``{"hits": n, "writes": n}``, also on the patched method as ``counts``, tests look), or
     ``None`` where the cache steps aside."""
-    if not fast_paths.usable("history-cache", *NEEDS) or not fast_paths.proven(
-        "history-cache", PROVEN_SOURCES
-    ):
+    if not fast_paths.proven("history-cache", PROVEN_SOURCES, *NEEDS):
         yield None
         return
     from moto.stepfunctions.responses import StepFunctionResponse
