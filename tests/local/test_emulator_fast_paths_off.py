@@ -63,6 +63,15 @@ def test_the_pipeline_is_the_same_with_a_fast_path_off(data, tmp_path, capsys, m
     assert rows == EXPECTED
 
 
+def test_a_name_that_is_no_fast_path_is_named_not_skipped(data, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv(fast_paths.ENV, "-scan-pages,-scna-pages,prepared")
+    versions, rows, err = run(data, tmp_path, capsys)
+    assert [v["status"] for v in versions] == ["SUCCEEDED", "SUCCEEDED"] and rows == EXPECTED
+    for name in ("scna-pages", "prepared"):  # a misspelt name; a name without its "-"
+        assert f"note: {fast_paths.ENV}: {name!r} turns no fast path off, ignored" in err
+    assert "'scan-pages'" not in err  # the known one is taken, not named
+
+
 def test_a_fast_path_steps_aside_when_moto_changed_under_it(data, tmp_path, capsys, monkeypatch):
     """moto 5.2.6 finds a request's action from the werkzeug request it keeps
     (``normalized_request``), which the prepared handler leaves out: its probe sees the break,

@@ -324,6 +324,9 @@ def _note_fast_paths_off() -> None:
     for name, why in sorted(fast_paths.stepped_aside.items()):
         print(f"note: the emulation's fast path {name} is off ({why}); slower, same results",
               file=sys.stderr)  # fmt: skip
+    for name in fast_paths.unknown():
+        print(f"note: {fast_paths.ENV}: {name!r} turns no fast path off, ignored (write -NAME, "
+              f"NAME one of {', '.join(fast_paths.NAMES)}; or off)", file=sys.stderr)  # fmt: skip
 
 
 def redrive_failed_batches(aws: Any) -> list[Any]:

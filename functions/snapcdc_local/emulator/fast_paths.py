@@ -63,6 +63,24 @@ def wanted(name: str, setting: str | None = None) -> bool:
     return f"-{name}" not in {part.strip() for part in value.split(",")}
 
 
+def unknown(setting: str | None = None) -> list[str]:
+    """What ``SNAPCDC_FAST_PATHS`` (or ``setting``) says that turns no fast path off: a
+    ``-name`` that is no fast path's, or a part without its ``-``.
+
+    >>> unknown("-scan-pages,-scna-pages,prepared"), unknown("off"), unknown("")
+    (['scna-pages', 'prepared'], [], [])
+    """
+    value = (os.environ.get(ENV, "") if setting is None else setting).strip().lower()
+    if value in ("off", "none", "0", "false"):
+        return []
+    parts = (part.strip() for part in value.split(","))
+    return [
+        part[1:] if part.startswith("-") else part
+        for part in parts
+        if part and not (part.startswith("-") and part[1:] in NAMES)
+    ]
+
+
 def resolve(dotted: str) -> Any:
     """What ``module:attr.attr`` names (``ImportError`` or ``AttributeError`` if nothing).
 
